@@ -1,0 +1,1 @@
+"""Networks, geometry, losses, trainer and evaluation; reads only the stores."""
