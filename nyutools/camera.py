@@ -1,4 +1,4 @@
-"""NYU Depth V2 Kinect camera constants (the toolbox's ``camera_params.m``, spec nyuv2.md section 3).
+"""NYU Depth V2 Kinect camera constants (toolbox ``camera_params.m``, spec nyuv2.md section 3).
 
 Pixel units for focal lengths and principal points; metres for the translation. Distortion
 vectors are in Bouguet/OpenCV order ``[k1, k2, p1, p2, k3]``.

@@ -16,3 +16,23 @@ def testvectors() -> Path:
     if not TESTVECTORS.is_dir():
         pytest.skip(f"reference test vectors not found at {TESTVECTORS}")
     return TESTVECTORS
+
+
+@pytest.fixture(scope="session")
+def nyu_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small synthetic NYU world: ``raw/`` scenes (with truth.npz) + labeled .mat + splits.mat."""
+    from pipelines.synth import write_nyu_labeled
+
+    out = tmp_path_factory.mktemp("nyu_world")
+    write_nyu_labeled(out, frames=6, seed=3)
+    return out
+
+
+@pytest.fixture(scope="session")
+def kitti_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small synthetic KITTI raw world (two dates, three drives, splits, truth.npz)."""
+    from pipelines.synth import write_kitti
+
+    out = tmp_path_factory.mktemp("kitti_world")
+    write_kitti(out, frames=5, seed=3)
+    return out

@@ -1,0 +1,79 @@
+"""Fast solver for the colorization system of :mod:`nyutools.fill`.
+
+``(A + G) x = b`` has 9 non-zeros per row; a sparse direct solve of the whole 640x480 grid takes
+seconds (SuperLU fill-in ~30 M). The system splits naturally:
+
+* known pixels K: diagonal 2 (1 + alpha), off-diagonal row sum -1, so the K-block is strongly
+  diagonally dominant and Jacobi handles it;
+* unknown pixels U: rows ``x_p = sum w x_n`` (harmonic-like, badly conditioned in big holes), but
+  the holes are thin (mostly the border band outside the projection window), so a direct LU of
+  the U-block alone is cheap.
+
+The block lower-triangular preconditioner (Jacobi on K, then exact LU on U) makes BiCGSTAB
+converge in a handful of iterations. Falls back to a direct solve if anything fails.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+
+RTOL = 1e-10
+MAX_ITER = 200
+
+
+def solve_colorization(matrix: sp.spmatrix, rhs: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """Solve ``matrix @ x = rhs``.
+
+    Args:
+        matrix: (N, N) sparse system ``A + G`` (CSR or CSC).
+        rhs: float64 (N,).
+        known: bool (N,), True where the pixel's depth is known (same pixel order as ``matrix``).
+
+    Returns:
+        float64 (N,) solution (relative residual <= 1e-10, or exact direct solve on fallback).
+    """
+    csr = sp.csr_matrix(matrix)
+    try:
+        precond = _block_preconditioner(csr, known)
+        x, info = spla.bicgstab(csr, rhs, M=precond, rtol=RTOL, atol=0.0, maxiter=MAX_ITER)
+        if info == 0 and np.all(np.isfinite(x)):
+            return x
+    except RuntimeError:  # singular unknown block
+        pass
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", spla.MatrixRankWarning)
+        return spla.spsolve(csr.tocsc(), rhs)
+
+
+def _block_preconditioner(csr: sp.csr_matrix, known: np.ndarray) -> spla.LinearOperator:
+    """Block Gauss-Seidel: ``x_K = D_K^-1 r_K``, then ``x_U = A_UU^-1 (r_U - A_UK x_K)``."""
+    k_idx = np.flatnonzero(known)
+    u_idx = np.flatnonzero(~known)
+    inv_diag_k = 1.0 / csr.diagonal()[k_idx]
+    rows_u = csr[u_idx]
+    a_uk = rows_u[:, k_idx].tocsr()
+    lu = None
+    if u_idx.size:
+        a_uu = rows_u[:, u_idx].tocsc()
+        # Structurally symmetric and diagonally dominant: symmetric ordering, no pivoting.
+        lu = spla.splu(
+            a_uu,
+            permc_spec="MMD_AT_PLUS_A",
+            diag_pivot_thresh=0.0,
+            options={"SymmetricMode": True},
+        )
+
+    def apply(r: np.ndarray) -> np.ndarray:
+        r = np.asarray(r).ravel()
+        x = np.empty_like(r)
+        x_k = inv_diag_k * r[k_idx]
+        x[k_idx] = x_k
+        if lu is not None:
+            x[u_idx] = lu.solve(r[u_idx] - a_uk @ x_k)
+        return x
+
+    return spla.LinearOperator(csr.shape, matvec=apply, dtype=np.float64)

@@ -1,0 +1,152 @@
+"""Per-block pixel work of ``prepare-kitti``: read, check and resize images; ground-truth maps.
+
+:class:`KittiBlocks` is the block function handed to :func:`pipelines.runner.run_conversion`:
+``blocks(block, rows)`` returns the per-frame arrays of frame rows ``rows``. Everything that does
+not need pixels (intrinsics, baselines, timestamps) is precomputed by the caller, so a block is a
+pure function of the raw files: re-running it gives the same bytes.
+
+Resizing: ``cv2.INTER_AREA`` when shrinking (pixel-area averaging, the high-quality choice for
+downscaling), ``cv2.INTER_CUBIC`` when enlarging. Both map pixel centres onto pixel centres,
+which is what :func:`resized_intrinsics` assumes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+import kitti
+
+
+def resized_intrinsics(
+    K: np.ndarray, native: tuple[int, int], size: tuple[int, int]
+) -> np.ndarray:
+    """Pixel intrinsics after resizing an image from ``native`` to ``size`` (both (H, W)).
+
+    Pixel centres sit at integer coordinates (KITTI's convention) and the resize maps pixel
+    centres onto pixel centres, so ``fx' = fx * sx`` and ``cx' = (cx + 0.5) * sx - 0.5`` with
+    ``sx = W / W_native`` (rows likewise with ``sy``).
+
+    Args:
+        K: (3, 3) pixel intrinsics at the native size.
+
+    Returns:
+        float64 (3, 3) intrinsics at ``size``.
+    """
+    sy, sx = size[0] / native[0], size[1] / native[1]
+    out = np.array(K, dtype=np.float64, copy=True)
+    out[0, :2] *= sx
+    out[1, 1] *= sy
+    out[0, 2] = (out[0, 2] + 0.5) * sx - 0.5
+    out[1, 2] = (out[1, 2] + 0.5) * sy - 0.5
+    return out
+
+
+def read_resized(path: Path, size: tuple[int, int], native: tuple[int, int]) -> np.ndarray:
+    """Read a colour PNG, check it is ``native`` (H, W), resize to ``size`` (H, W).
+
+    Returns:
+        uint8 (H, W, 3) RGB.
+
+    Raises:
+        ValueError: naming the file, when it cannot be decoded or has another size.
+    """
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ValueError(f"{path}: cannot read image (missing, truncated or not a PNG)")
+    if bgr.shape[:2] != tuple(native):
+        raise ValueError(
+            f"{path}: image is {bgr.shape[1]}x{bgr.shape[0]} (WxH), the calibration's "
+            f"S_rect says {native[1]}x{native[0]}"
+        )
+    if bgr.shape[:2] != tuple(size):
+        shrink = size[0] <= native[0] and size[1] <= native[1]
+        interp = cv2.INTER_AREA if shrink else cv2.INTER_CUBIC
+        bgr = cv2.resize(bgr, (size[1], size[0]), interpolation=interp)
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def ground_truth(root: Path, folder: str, frame: int, kind: str) -> np.ndarray:
+    """Native-resolution test ground truth of camera 02: float32 (H, W) metres, 0 = none.
+
+    ``velodyne``: ``kitti.velodyne_depth(calib, scan, cam=2, vel_depth=True)`` as monodepth2's
+    ``export_gt_depth.py`` does for the Eigen split; ``improved``: the annotated-depth PNG.
+    """
+    if kind == "velodyne":
+        calib = kitti.calib_dir(root, folder)
+        scan = kitti.velodyne_path(root, folder, frame)
+        return kitti.velodyne_depth(calib, scan, cam=2, vel_depth=True).astype(np.float32)
+    if kind == "improved":
+        return kitti.read_improved_gt(kitti.improved_gt_path(root, folder, frame))
+    raise ValueError(f"unknown ground truth kind {kind!r}")
+
+
+@dataclass(frozen=True, eq=False)
+class KittiBlocks:
+    """Block function of one KITTI store (picklable, for dask.distributed workers).
+
+    Attributes:
+        root: KITTI raw root.
+        sequences: drive folders; ``sequence`` int32 (N,) indexes them, ``frame`` int32 (N,).
+        sides: split sides stored as views: ``("l", "r")`` for training, ``("l",)`` for test.
+        size: stored image size (H, W).
+        native: int (S, V, 2) native (H, W) per sequence and view (calibration ``S_rect``).
+        intrinsics: float32 (N, V, 3, 3); ``baseline`` float32 (N,); ``timestamp`` float64 (N,).
+        gt: None (training) or ``velodyne`` / ``improved``; ``gt_shape`` the padded (Hg, Wg).
+    """
+
+    root: Path
+    sequences: tuple[str, ...]
+    sequence: np.ndarray
+    frame: np.ndarray
+    sides: tuple[str, ...]
+    size: tuple[int, int]
+    native: np.ndarray
+    intrinsics: np.ndarray
+    baseline: np.ndarray
+    timestamp: np.ndarray
+    gt: str | None = None
+    gt_shape: tuple[int, int] | None = None
+
+    def __call__(self, block: int, rows: slice) -> dict[str, np.ndarray]:
+        """Arrays of frame rows ``rows``: image, intrinsics, baseline, sequence, frame,
+        timestamp, and for a test store gt_depth (zero padded) and gt_size."""
+        n = rows.stop - rows.start
+        h, w = self.size
+        image = np.empty((n, len(self.sides), h, w, 3), dtype=np.uint8)
+        gt_depth = gt_size = None
+        if self.gt is not None:
+            assert self.gt_shape is not None
+            gt_depth = np.zeros((n, *self.gt_shape), dtype=np.float32)
+            gt_size = np.zeros((n, 2), dtype=np.int32)
+        for i, row in enumerate(range(rows.start, rows.stop)):
+            seq = int(self.sequence[row])
+            folder, frame = self.sequences[seq], int(self.frame[row])
+            for v, side in enumerate(self.sides):
+                path = kitti.image_path(self.root, folder, frame, side)
+                native = (int(self.native[seq, v, 0]), int(self.native[seq, v, 1]))
+                image[i, v] = read_resized(path, self.size, native)
+            if gt_depth is not None and gt_size is not None:
+                depth = ground_truth(self.root, folder, frame, str(self.gt))
+                expected = (int(self.native[seq, 0, 0]), int(self.native[seq, 0, 1]))
+                if depth.shape != expected:
+                    raise ValueError(
+                        f"{kitti.improved_gt_path(self.root, folder, frame)}: ground truth is "
+                        f"{depth.shape[1]}x{depth.shape[0]}, camera 02 is {expected[1]}x{expected[0]}"
+                    )
+                gt_depth[i, : depth.shape[0], : depth.shape[1]] = depth
+                gt_size[i] = depth.shape
+        out = {
+            "image": image,
+            "intrinsics": self.intrinsics[rows],
+            "baseline": self.baseline[rows],
+            "sequence": self.sequence[rows],
+            "frame": self.frame[rows],
+            "timestamp": self.timestamp[rows],
+        }
+        if gt_depth is not None and gt_size is not None:
+            out["gt_depth"], out["gt_size"] = gt_depth, gt_size
+        return out

@@ -1,0 +1,226 @@
+"""Depth evaluation protocols as plain numpy functions (no torch at import).
+
+KITTI: monodepth2 ``evaluate_depth.py`` (spec kitti.md section 10): Eigen split with the Garg crop,
+or the improved ground truth of ``eigen_benchmark``. NYU Depth V2: the self-supervised protocol of
+P2Net / StructDepth (spec nyuv2.md sections 7.2 and 7.5). Depths are metres; disparities are the
+network's "scaled" sigmoid disparities.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import cv2
+import numpy as np
+
+# Printing order: all metrics we compute, and the order KITTI tables use.
+METRIC_NAMES = ("abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "a1", "a2", "a3")
+EIGEN_METRIC_NAMES = ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3")
+
+KITTI_MIN_DEPTH = 1e-3
+KITTI_MAX_DEPTH = 80.0
+STEREO_SCALE_FACTOR = 5.4  # 0.54 m real baseline / 0.1 training baseline (monodepth2)
+KITTI_PROTOCOLS = ("eigen", "eigen_benchmark")
+
+NYU_CROP = (44, 471, 40, 601)  # rows [44, 471), cols [40, 601) on 480x640
+NYU_MIN_DEPTH = 0.1
+NYU_MAX_DEPTH = 10.0
+
+
+def compute_errors(gt: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    """Depth errors over matching 1-D (or any equal-shape) arrays of positive depths.
+
+    ``abs_rel = mean(|gt-pred|/gt)``, ``sq_rel = mean((gt-pred)^2/gt)``,
+    ``rmse = sqrt(mean((gt-pred)^2))``, ``rmse_log = sqrt(mean((ln gt - ln pred)^2))``,
+    ``log10 = mean(|log10 gt - log10 pred|)``, ``a_k = mean(max(gt/pred, pred/gt) < 1.25^k)``.
+    Computed in the inputs' dtype (float32 for KITTI, as the reference does).
+
+    Returns:
+        the metrics keyed by :data:`METRIC_NAMES`, as Python floats.
+    """
+    if gt.shape != pred.shape:
+        raise ValueError(f"gt and pred shapes differ: {gt.shape} vs {pred.shape}")
+    if gt.size == 0:
+        raise ValueError("no valid pixels to evaluate")
+    thresh = np.maximum(gt / pred, pred / gt)
+    diff = gt - pred
+    return {
+        "abs_rel": float(np.mean(np.abs(diff) / gt)),
+        "sq_rel": float(np.mean(diff**2 / gt)),
+        "rmse": float(np.sqrt(np.mean(diff**2))),
+        "rmse_log": float(np.sqrt(np.mean((np.log(gt) - np.log(pred)) ** 2))),
+        "log10": float(np.mean(np.abs(np.log10(gt) - np.log10(pred)))),
+        "a1": float(np.mean(thresh < 1.25)),
+        "a2": float(np.mean(thresh < 1.25**2)),
+        "a3": float(np.mean(thresh < 1.25**3)),
+    }
+
+
+def mean_metrics(per_image: Sequence[Mapping[str, float]]) -> dict[str, float]:
+    """Unweighted mean over images of each metric (keys of the first image)."""
+    if not per_image:
+        raise ValueError("no images to average")
+    return {name: float(np.mean([m[name] for m in per_image])) for name in per_image[0]}
+
+
+def garg_crop_mask(h: int, w: int) -> np.ndarray:
+    """Bool (h, w) mask of the Garg crop: rows ``[int(0.40810811 h), int(0.99189189 h))``,
+    cols ``[int(0.03594771 w), int(0.96405229 w))`` (rows 153..370, cols 44..1196 at 375x1242)."""
+    top, bottom, left, right = np.array(
+        [0.40810811 * h, 0.99189189 * h, 0.03594771 * w, 0.96405229 * w]
+    ).astype(np.int32)
+    mask = np.zeros((h, w), dtype=bool)
+    mask[top:bottom, left:right] = True
+    return mask
+
+
+def post_process_disparity(disp: np.ndarray, disp_flipped_back: np.ndarray) -> np.ndarray:
+    """monodepth2 flip post-processing of (..., h, w) disparities.
+
+    ``disp_flipped_back`` is the prediction on the mirrored image, mirrored back. With
+    ``l = linspace(0, 1, w)``, ``m_l = 1 - clip(20 (l - 0.05), 0, 1)`` and ``m_r`` = ``m_l``
+    mirrored, returns ``m_r * disp + m_l * flipped + (1 - m_l - m_r) * (disp + flipped) / 2``
+    (float64 masks, as the reference; the borders come from the view that saw them).
+    """
+    if disp.shape != disp_flipped_back.shape:
+        raise ValueError(f"shapes differ: {disp.shape} vs {disp_flipped_back.shape}")
+    ramp = np.linspace(0, 1, disp.shape[-1])
+    left_mask = 1.0 - np.clip(20 * (ramp - 0.05), 0, 1)
+    right_mask = left_mask[::-1]
+    mean = 0.5 * (disp + disp_flipped_back)
+    return right_mask * disp + left_mask * disp_flipped_back + (1.0 - left_mask - right_mask) * mean
+
+
+def _ratio_stats(ratios: list[float]) -> dict[str, float]:
+    """monodepth2's printout: median of the scaling ratios and std of ratio / median."""
+    if not ratios:
+        return {}
+    values = np.asarray(ratios, dtype=np.float64)
+    median = float(np.median(values))
+    return {"ratio_median": median, "ratio_std": float(np.std(values / median))}
+
+
+def eigen_metrics(
+    gt_depths: Sequence[np.ndarray],
+    pred_disps: np.ndarray | Sequence[np.ndarray],
+    stereo: bool,
+    protocol: str = "eigen",
+    stereo_scale: float = STEREO_SCALE_FACTOR,
+) -> dict[str, float]:
+    """KITTI depth metrics of network disparities (monodepth2 ``evaluate_depth.py``).
+
+    Per image: ``cv2.resize`` (bilinear) the disparity to the GT's (W, H), depth = 1 / disp; mask
+    ``1e-3 < gt < 80`` inside the Garg crop (``protocol="eigen"``) or ``gt > 0`` only
+    (``"eigen_benchmark"``); stereo: depth x ``stereo_scale``, mono: per-image median scaling
+    ``median(gt) / median(pred)``; clamp to [1e-3, 80]; metrics; unweighted mean over images.
+
+    Args:
+        gt_depths: N float32 (H_i, W_i) ground-truth maps, metres, 0 = no measurement.
+        pred_disps: (N, h, w) disparities at network resolution (float32 mirrors the reference).
+        stereo: scale by ``stereo_scale`` instead of median scaling.
+        protocol: ``"eigen"`` or ``"eigen_benchmark"``.
+        stereo_scale: 5.4 for monodepth2, 36 for FeatDepth.
+
+    Returns:
+        the mean of each of :data:`METRIC_NAMES`, plus ``ratio_median`` and ``ratio_std`` (std of
+        ratio / median) when median scaling was used.
+    """
+    if protocol not in KITTI_PROTOCOLS:
+        raise ValueError(f"protocol must be one of {KITTI_PROTOCOLS}, got {protocol!r}")
+    if len(gt_depths) != len(pred_disps):
+        raise ValueError(f"{len(gt_depths)} ground-truth maps but {len(pred_disps)} predictions")
+    per_image: list[dict[str, float]] = []
+    ratios: list[float] = []
+    for index, (gt_depth, pred_disp) in enumerate(zip(gt_depths, pred_disps, strict=True)):
+        gt_height, gt_width = gt_depth.shape[:2]
+        pred_depth = 1 / cv2.resize(np.asarray(pred_disp), (gt_width, gt_height))
+        if protocol == "eigen":
+            mask = (gt_depth > KITTI_MIN_DEPTH) & (gt_depth < KITTI_MAX_DEPTH)
+            mask &= garg_crop_mask(gt_height, gt_width)
+        else:
+            mask = gt_depth > 0
+        gt = gt_depth[mask]
+        pred = pred_depth[mask]
+        if gt.size == 0:
+            raise ValueError(f"image {index}: no valid ground-truth pixels under {protocol!r}")
+        if stereo:
+            pred *= stereo_scale
+        else:
+            ratio = np.median(gt) / np.median(pred)
+            ratios.append(float(ratio))
+            pred *= ratio
+        np.clip(pred, KITTI_MIN_DEPTH, KITTI_MAX_DEPTH, out=pred)
+        per_image.append(compute_errors(gt, pred))
+    return mean_metrics(per_image) | _ratio_stats(ratios)
+
+
+def _stack(images: np.ndarray | Sequence[np.ndarray], what: str) -> np.ndarray:
+    array = np.asarray(images)
+    if array.ndim == 2:
+        array = array[None]
+    if array.ndim != 3:
+        raise ValueError(f"{what} must be (N, H, W) or (H, W), got shape {array.shape}")
+    return array
+
+
+def nyu_metrics(
+    gt_depths: np.ndarray | Sequence[np.ndarray],
+    pred_depths: np.ndarray | Sequence[np.ndarray],
+    median_scaling: bool,
+    crop: tuple[int, int, int, int] | None = NYU_CROP,
+    min_depth: float = NYU_MIN_DEPTH,
+    max_depth: float = NYU_MAX_DEPTH,
+) -> dict[str, float]:
+    """NYU Depth V2 metrics, P2Net / StructDepth protocol (spec nyuv2.md 7.5), in float64.
+
+    Per image: crop ``[top:bottom, left:right]`` (default 44:471, 40:601), valid = ``gt > 0``,
+    optional median scaling ``median(gt) / median(pred)`` over valid pixels, clip the prediction
+    to ``[min_depth, max_depth]``, metrics; unweighted mean over images.
+
+    Args:
+        gt_depths: (N, 480, 640) ground-truth depth, metres, 0 = invalid.
+        pred_depths: (N, 480, 640) predicted depth in metres (cropped here like the GT), or
+            already crop-sized (N, bottom - top, right - left).
+        median_scaling: apply per-image median scaling.
+        crop: ``(top, bottom, left, right)`` half-open, or None for the whole image.
+
+    Returns:
+        the mean of each of :data:`METRIC_NAMES`, plus ``ratio_median`` / ``ratio_std`` when
+        median scaling was used.
+    """
+    gt_all = _stack(gt_depths, "gt_depths").astype(np.float64, copy=False)
+    pred_all = _stack(pred_depths, "pred_depths").astype(np.float64, copy=False)
+    if len(gt_all) != len(pred_all):
+        raise ValueError(f"{len(gt_all)} ground-truth maps but {len(pred_all)} predictions")
+    if crop is not None:
+        top, bottom, left, right = crop
+        if pred_all.shape[1:] == gt_all.shape[1:]:
+            pred_all = pred_all[:, top:bottom, left:right]
+        gt_all = gt_all[:, top:bottom, left:right]
+    if pred_all.shape[1:] != gt_all.shape[1:]:
+        raise ValueError(
+            f"prediction size {pred_all.shape[1:]} matches neither the ground truth nor its crop "
+            f"{gt_all.shape[1:]}"
+        )
+    per_image: list[dict[str, float]] = []
+    ratios: list[float] = []
+    for index, (gt_map, pred_map) in enumerate(zip(gt_all, pred_all, strict=True)):
+        mask = gt_map > 0
+        gt = gt_map[mask]
+        pred = pred_map[mask]
+        if gt.size == 0:
+            raise ValueError(f"image {index}: no valid ground-truth pixels")
+        if median_scaling:
+            ratio = np.median(gt) / np.median(pred)
+            ratios.append(float(ratio))
+            pred = pred * ratio
+        pred = np.clip(pred, min_depth, max_depth)
+        per_image.append(compute_errors(gt, pred))
+    return mean_metrics(per_image) | _ratio_stats(ratios)
+
+
+def format_metrics(metrics: Mapping[str, float], names: Sequence[str] = EIGEN_METRIC_NAMES) -> str:
+    """Two-line table (names, then values with 3 decimals) in the given metric order."""
+    header = " | ".join(f"{name:>8}" for name in names)
+    values = " | ".join(f"{metrics[name]:8.3f}" for name in names)
+    return f"{header}\n{values}"
