@@ -73,25 +73,29 @@ def neighbour_weights(gray: np.ndarray) -> np.ndarray:
     return weights
 
 
-def colorization_matrix(gray: np.ndarray, known: np.ndarray, alpha: float) -> sp.csc_matrix:
-    """``A + G`` of spec 5 step 5 as a CSC (N, N) matrix, N = H*W, column-major pixel order."""
+def colorization_matrix(gray: np.ndarray, known: np.ndarray, alpha: float) -> sp.csr_matrix:
+    """``A + G`` of spec 5 step 5 as a CSR (N, N) matrix, N = H*W, column-major pixel order.
+
+    Built directly in CSR: every row has up to 9 slots (8 neighbours and the diagonal) whose
+    column offsets ``di + dj*H`` ascend, so the indices come out sorted. Zero weights (outside
+    the image, or underflowed) are dropped like MATLAB's ``sparse`` does.
+    """
     h, w = gray.shape
-    weights = neighbour_weights(gray)
     n = h * w
-    offsets = [0]
-    data = [1.0 + alpha * known.T.ravel()]
-    for k, (di, dj) in enumerate(_OFFSETS):
-        off = di + dj * h
-        # DIA stores A[p, p + off] at data[k, p + off]: shift the row-indexed weights by off.
-        row_vals = -weights[k].T.ravel()
-        col_vals = np.zeros(n)
-        if off >= 0:
-            col_vals[off:] = row_vals[: n - off]
-        else:
-            col_vals[:off] = row_vals[-off:]
-        offsets.append(off)
-        data.append(col_vals)
-    return sp.dia_matrix((np.array(data), np.array(offsets)), shape=(n, n)).tocsc()
+    weights = neighbour_weights(gray)
+    offsets = [di + dj * h for di, dj in _OFFSETS]
+    # Slots in ascending offset order: the 4 "before" neighbours, the diagonal, the 4 "after".
+    vals = np.empty((n, 9))
+    vals[:, :4] = -weights[:4].transpose(0, 2, 1).reshape(4, n).T
+    vals[:, 4] = 1.0 + alpha * known.T.ravel()
+    vals[:, 5:] = -weights[4:].transpose(0, 2, 1).reshape(4, n).T
+    cols = np.arange(n)[:, None] + np.array(offsets[:4] + [0] + offsets[4:])[None, :]
+    keep = vals != 0
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(keep.sum(axis=1), out=indptr[1:])
+    matrix = sp.csr_matrix((vals[keep], cols[keep], indptr), shape=(n, n))
+    matrix.has_sorted_indices = True
+    return matrix
 
 
 def fill_depth(rgb: np.ndarray, depth_m: np.ndarray, alpha: float = 1.0) -> np.ndarray:

@@ -55,10 +55,10 @@ def _block_preconditioner(csr: sp.csr_matrix, known: np.ndarray) -> spla.LinearO
     u_idx = np.flatnonzero(~known)
     inv_diag_k = 1.0 / csr.diagonal()[k_idx]
     rows_u = csr[u_idx]
-    a_uk = rows_u[:, k_idx].tocsr()
+    a_uk = _select_columns(rows_u, known)
     lu = None
     if u_idx.size:
-        a_uu = rows_u[:, u_idx].tocsc()
+        a_uu = _select_columns(rows_u, ~known).tocsc()
         # Structurally symmetric and diagonally dominant: symmetric ordering, no pivoting.
         lu = spla.splu(
             a_uu,
@@ -77,3 +77,18 @@ def _block_preconditioner(csr: sp.csr_matrix, known: np.ndarray) -> spla.LinearO
         return x
 
     return spla.LinearOperator(csr.shape, matvec=apply, dtype=np.float64)
+
+
+def _select_columns(csr: sp.csr_matrix, columns: np.ndarray) -> sp.csr_matrix:
+    """``csr[:, columns]`` for a boolean column mask, renumbering the kept columns (fast path)."""
+    new_index = np.cumsum(columns) - 1
+    keep = columns[csr.indices]
+    counts = np.add.reduceat(keep, csr.indptr[:-1]) if csr.nnz else np.zeros(csr.shape[0], int)
+    # reduceat repeats the next value for empty rows; such rows have no entries to count.
+    counts = np.where(np.diff(csr.indptr) > 0, counts, 0)
+    indptr = np.zeros(csr.shape[0] + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    return sp.csr_matrix(
+        (csr.data[keep], new_index[csr.indices[keep]], indptr),
+        shape=(csr.shape[0], int(columns.sum())),
+    )

@@ -21,9 +21,7 @@ import numpy as np
 import kitti
 
 
-def resized_intrinsics(
-    K: np.ndarray, native: tuple[int, int], size: tuple[int, int]
-) -> np.ndarray:
+def resized_intrinsics(K: np.ndarray, native: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
     """Pixel intrinsics after resizing an image from ``native`` to ``size`` (both (H, W)).
 
     Pixel centres sit at integer coordinates (KITTI's convention) and the resize maps pixel

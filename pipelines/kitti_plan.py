@@ -164,7 +164,9 @@ def choose_gt(root: Path, lines: Sequence[SplitLine], gt: str) -> str:
     if gt != "auto":
         return gt
     exists = _Exists()
-    have = all(exists(kitti.improved_gt_path(root, ln.entry.folder, ln.entry.frame)) for ln in lines)
+    have = all(
+        exists(kitti.improved_gt_path(root, ln.entry.folder, ln.entry.frame)) for ln in lines
+    )
     return "improved" if lines and have else "velodyne"
 
 

@@ -227,7 +227,14 @@ def _attrs(
 def _command_line(root: Path, split_dir: Path, opts: KittiPrepareOptions) -> str:
     """Canonical command line of the options that shape the content (not workers/scheduler)."""
     parts = ["prepare-kitti", str(root), str(split_dir), "OUT_DIR"]
-    parts += ["--size", f"{opts.size[0]}x{opts.size[1]}", "--gt", opts.gt, "--chunk", str(opts.chunk)]
+    parts += [
+        "--size",
+        f"{opts.size[0]}x{opts.size[1]}",
+        "--gt",
+        opts.gt,
+        "--chunk",
+        str(opts.chunk),
+    ]
     parts += ["--masks", opts.masks]
     if opts.masks != "none":
         parts += ["--seg-arch", opts.seg_arch]

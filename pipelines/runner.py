@@ -127,8 +127,7 @@ def run_conversion(
     shared_fn = dask.delayed(make_block, name=f"block-fn-{token}", traverse=False)
     task = dask.delayed(_write_one, pure=False)
     tasks = [
-        task(shared_writer, shared_fn, b, dask_key_name=f"write-block-{token}-{b}")
-        for b in pending
+        task(shared_writer, shared_fn, b, dask_key_name=f"write-block-{token}-{b}") for b in pending
     ]
     t0 = time.perf_counter()
     with _Bar(progress, label or writer.url, total=n_frames, done=n_frames - todo) as bar:

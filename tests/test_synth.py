@@ -1,8 +1,9 @@
-"""Synthetic worlds: every file read back with independent standard readers, plus geometry checks."""
+"""Synthetic worlds: files read back with independent standard readers, and geometry checks."""
 
 from __future__ import annotations
 
 import hashlib
+import io
 import re
 import struct
 import zipfile
@@ -39,13 +40,13 @@ def test_nyu_raw_formats(nyu_world: Path) -> None:
         data = files[name]
         assert len(data) == 614_417 and data[:17] == b"P5 640 480 65535\n"
         little = np.frombuffer(data, "<u2", offset=17).reshape(480, 640)
-        big = np.asarray(Image.open(__import__("io").BytesIO(data)), dtype=np.uint16)
+        big = np.asarray(Image.open(io.BytesIO(data)), dtype=np.uint16)
         np.testing.assert_array_equal(big.byteswap(), little)  # PGM readers see big-endian
         assert little.max() == 2047 and 600 <= little[little < 2047].min()
     for name in ppm:
         data = files[name]
         assert len(data) == 921_615 and data[:15] == b"P6 640 480 255\n"
-        rgb = np.asarray(Image.open(__import__("io").BytesIO(data)))
+        rgb = np.asarray(Image.open(io.BytesIO(data)))
         assert rgb.shape == (480, 640, 3)
     for name in dump:
         assert len(files[name]) == 12
@@ -220,3 +221,24 @@ def test_velodyne_lands_on_rendered_depth(kitti_world: Path) -> None:
         rel = np.abs(q[ok, 2] - rendered) / np.maximum(rendered, 1e-6)
         assert ok.sum() > 5000
         assert np.median(rel) < 0.01
+
+
+def test_nyu_raw_depth_projects_onto_rgb_truth(nyu_world: Path) -> None:
+    """The toolbox's projection of raw depth lands on the rendered RGB-frame depth.
+
+    Residuals come from Kinect quantisation (one raw unit = z^2 / 351.3 m), the few ms between
+    a depth frame and its synced RGB frame, and the toolbox's 1-based pixel conventions.
+    """
+    import nyutools
+
+    truth = np.load(nyu_world / "raw" / "truth.npz")
+    scene = nyutools.open_scene(nyu_world / "raw" / RAW_SCENE)
+    names = list(truth[f"{RAW_SCENE}/rgb_names"])
+    for frame in nyutools.sync_frames(scene)[:2]:
+        depth, _ = nyutools.project_depth(scene.read_depth(frame.depth), scene.read_rgb(frame.rgb))
+        gt = truth[f"{RAW_SCENE}/depth"][names.index(frame.rgb)]
+        valid = (depth > 0) & (gt > 0)
+        assert valid.mean() > 0.7
+        step = gt[valid] ** 2 / 351.3
+        err = np.abs(depth[valid] - gt[valid])
+        assert np.median(err / step) < 1.0  # within one Kinect quantisation step

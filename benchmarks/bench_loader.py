@@ -1,0 +1,241 @@
+"""Loader throughput: the streaming store loader vs a monodepth2-style PNG loader.
+
+Workload: mono+stereo samples (target, previous, next and stereo frames) at 192 x 640, batch 12,
+2 DataLoader workers. Both loaders see the same synthetic frames: random smooth images at KITTI's
+full resolution 1242 x 375, written as PNGs for the baseline and, resized once (INTER_AREA) to
+640 x 192, into a schema v1 store for ours.
+
+* ours: :func:`pipelines.dataset.make_loader` (uint8 batches, whole-chunk reads); the on-device
+  augmentation (:class:`pipelines.augment.Augment`, on this machine's CPU) is timed separately.
+* baseline: what monodepth2's ``KITTIDataset`` does per sample: PIL open of each full-resolution
+  PNG, random flip, LANCZOS resize to 640 x 192 and the chained pyramid to scale 3, one
+  ``ColorJitter.get_params`` draw applied to every frame and scale, ``ToTensor`` of plain and
+  jittered images, intrinsics per scale, ``stereo_T``; default collate.
+
+MB/s counts the uint8 pixels delivered at 192 x 640 (4 frames x 368,640 bytes per sample) for
+both, so the two figures compare like with like.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+from torchvision.transforms import ColorJitter
+from torchvision.transforms import functional as TF
+
+from pipelines.augment import Augment, AugmentConfig
+from pipelines.dataset import make_loader
+from pipelines.writer import StoreWriter, make_fingerprint, write_blocks
+
+FULL_W, FULL_H = 1242, 375
+W, H = 640, 192
+SEQUENCES, FRAMES_PER_SEQUENCE = 2, 50
+BATCH, WORKERS = 12, 2
+SAMPLE_BYTES = 4 * H * W * 3
+
+
+def smooth_frame(rng: np.random.Generator) -> np.ndarray:
+    """uint8 (375, 1242, 3): upsampled low-resolution noise plus a little pixel noise."""
+    low = rng.integers(0, 256, (12, 40, 3), dtype=np.uint8)
+    full = cv2.resize(low, (FULL_W, FULL_H), interpolation=cv2.INTER_CUBIC).astype(np.int16)
+    full += rng.integers(-3, 4, full.shape, dtype=np.int16)
+    return np.clip(full, 0, 255).astype(np.uint8)
+
+
+def samples_table() -> np.ndarray:
+    """(center, previous, next, view) for every view of every frame with both neighbours."""
+    rows = []
+    for seq in range(SEQUENCES):
+        for pos in range(1, FRAMES_PER_SEQUENCE - 1):
+            r = seq * FRAMES_PER_SEQUENCE + pos
+            rows += [(r, r - 1, r + 1, v) for v in range(2)]
+    return np.array(rows, np.int32)
+
+
+def write_inputs(root: Path) -> tuple[Path, Path]:
+    """PNGs under ``root/png/<seq>/image_0{2,3}/`` and the same frames in ``root/store.zarr``."""
+    rng = np.random.default_rng(0)
+    n = SEQUENCES * FRAMES_PER_SEQUENCE
+    small = np.zeros((n, 2, H, W, 3), np.uint8)
+    for row in range(n):
+        for view in range(2):
+            full = smooth_frame(rng)
+            folder = root / "png" / f"seq{row // FRAMES_PER_SEQUENCE}" / f"image_0{2 + view}"
+            folder.mkdir(parents=True, exist_ok=True)
+            name = f"{row % FRAMES_PER_SEQUENCE:010d}.png"
+            cv2.imwrite(str(folder / name), full[:, :, ::-1])
+            small[row, view] = cv2.resize(full, (W, H), interpolation=cv2.INTER_AREA)
+    k = np.array([[0.58 * W, 0, W / 2], [0, 1.92 * H, H / 2], [0, 0, 1]], np.float32)
+    samples = samples_table()
+    writer = StoreWriter.create(
+        root / "store.zarr",
+        dataset="kitti-raw",
+        split="bench",
+        n_frames=n,
+        n_samples=len(samples),
+        image_size=(H, W),
+        views=2,
+        arrays=["image", "intrinsics", "baseline", "sequence", "frame", "timestamp"],
+        attrs={"sequences": [f"seq{i}" for i in range(SEQUENCES)]},
+        fingerprint=make_fingerprint("bench_loader"),
+    )
+
+    def block(_b: int, rows: slice) -> dict[str, np.ndarray]:
+        r = np.arange(rows.start, rows.stop)
+        return {
+            "image": small[rows],
+            "intrinsics": np.broadcast_to(k, (len(r), 2, 3, 3)).copy(),
+            "baseline": np.full(len(r), 0.54, np.float32),
+            "sequence": (r // FRAMES_PER_SEQUENCE).astype(np.int32),
+            "frame": (r % FRAMES_PER_SEQUENCE).astype(np.int32),
+            "timestamp": r * 0.1,
+        }
+
+    write_blocks(writer, block)
+    writer.write_samples(samples)
+    writer.finish()
+    return root / "png", root / "store.zarr"
+
+
+class Monodepth2StyleDataset(Dataset):
+    """The baseline: monodepth2's per-sample CPU pipeline over full-resolution PNGs."""
+
+    def __init__(self, png_root: Path, samples: np.ndarray, scales: int = 4) -> None:
+        self.root = png_root
+        self.samples = samples
+        self.scales = scales
+        self.K = np.array([[0.58, 0, 0.5, 0], [0, 1.92, 0.5, 0], [0, 0, 1, 0], [0, 0, 0, 1]])
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def _path(self, row: int, view: int) -> Path:
+        seq, pos = divmod(int(row), FRAMES_PER_SEQUENCE)
+        return self.root / f"seq{seq}" / f"image_0{2 + view}" / f"{pos:010d}.png"
+
+    def __getitem__(self, i: int) -> dict:
+        centre, prev, nxt, view = (int(x) for x in self.samples[i])
+        do_aug, do_flip = np.random.rand() > 0.5, np.random.rand() > 0.5
+        paths = {0: (centre, view), -1: (prev, view), 1: (nxt, view), "s": (centre, 1 - view)}
+        out: dict = {}
+        jitter = ColorJitter.get_params((0.8, 1.2), (0.8, 1.2), (0.8, 1.2), (-0.1, 0.1))
+        for f, (row, v) in paths.items():
+            with Image.open(self._path(row, v)) as im:
+                img = im.convert("RGB")
+            if do_flip:
+                img = img.transpose(Image.FLIP_LEFT_RIGHT)
+            scaled = img
+            for s in range(self.scales):
+                size = (H // 2**s, W // 2**s)
+                scaled = TF.resize(scaled, list(size), interpolation=TF.InterpolationMode.LANCZOS)
+                out[("color", f, s)] = TF.to_tensor(scaled)
+                out[("color_aug", f, s)] = TF.to_tensor(
+                    _jitter(scaled, jitter) if do_aug else scaled
+                )
+        for s in range(self.scales):
+            K = self.K.copy()
+            K[0] *= W // 2**s
+            K[1] *= H // 2**s
+            out[("K", s)] = torch.from_numpy(K).float()
+            out[("inv_K", s)] = torch.from_numpy(np.linalg.pinv(K)).float()
+        T = np.eye(4, dtype=np.float32)
+        T[0, 3] = (-1 if view == 0 else 1) * (-1 if do_flip else 1) * 0.1
+        out["stereo_T"] = torch.from_numpy(T)
+        return out
+
+
+def _jitter(img: Image.Image, params: tuple) -> Image.Image:
+    order, b, c, s, h = params
+    for op in order.tolist():
+        if op == 0:
+            img = TF.adjust_brightness(img, b)
+        elif op == 1:
+            img = TF.adjust_contrast(img, c)
+        elif op == 2:
+            img = TF.adjust_saturation(img, s)
+        else:
+            img = TF.adjust_hue(img, h)
+    return img
+
+
+def time_loader(loader: DataLoader, min_samples: int, epochs: bool) -> tuple[float, int]:
+    """Seconds and samples for at least ``min_samples`` after one warm-up batch."""
+    it = iter(loader)
+    next(it)
+    count, epoch = 0, 0
+    start = time.perf_counter()
+    while count < min_samples:
+        for batch in it:
+            count += len(batch) if hasattr(batch, "index") else len(batch["stereo_T"])
+            if count >= min_samples:
+                break
+        else:
+            if not epochs:
+                break
+            epoch += 1
+            loader.dataset.set_epoch(epoch)
+            it = iter(loader)
+    return time.perf_counter() - start, count
+
+
+def main() -> None:
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory(prefix="bench_loader_") as tmp:
+        t0 = time.perf_counter()
+        png_root, store_path = write_inputs(Path(tmp))
+        samples = samples_table()
+        print(
+            f"inputs: {len(samples)} samples, {SEQUENCES * FRAMES_PER_SEQUENCE * 2} frames "
+            f"({FULL_W}x{FULL_H} PNG + {W}x{H} store) written in {time.perf_counter() - t0:.1f} s"
+        )
+
+        loader = make_loader(
+            store_path, BATCH, workers=WORKERS, seed=0, frames=("prev", "next", "stereo"), extras=()
+        )
+        secs, count = time_loader(loader, min_samples=3000, epochs=True)
+        ours = count / secs
+        del loader
+
+        base = DataLoader(
+            Monodepth2StyleDataset(png_root, samples),
+            batch_size=BATCH,
+            shuffle=True,
+            num_workers=WORKERS,
+            drop_last=True,
+        )
+        secs_b, count_b = time_loader(base, min_samples=4 * BATCH, epochs=False)
+        baseline = count_b / secs_b
+
+        batch = next(
+            iter(
+                make_loader(
+                    store_path, BATCH, workers=0, frames=("prev", "next", "stereo"), extras=()
+                )
+            )
+        )
+        augment = Augment(AugmentConfig(height=H, width=W, scales=4))
+        gen = torch.Generator().manual_seed(0)
+        augment(batch, gen)
+        reps = 3
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            augment(batch, gen)
+        aug_rate = reps * BATCH / (time.perf_counter() - t0)
+
+    mb = SAMPLE_BYTES / 1e6
+    print(f"ours     {ours:9.1f} samples/s  {ours * mb:8.1f} MB/s  ({count} samples, {secs:.2f} s)")
+    print(
+        f"baseline {baseline:9.1f} samples/s  {baseline * mb:8.1f} MB/s  ({count_b} samples, {secs_b:.2f} s)"
+    )
+    print(f"ratio    {ours / baseline:9.1f} x  (targets: >= 1000 samples/s, >= 50 x)")
+    print(
+        f"on-device augmentation (this machine's CPU, 1 thread): {aug_rate:.1f} samples/s "
+        f"({1000 * BATCH / aug_rate:.0f} ms per batch of {BATCH}, 4 frames, 4 scales)"
+    )

@@ -1,0 +1,177 @@
+"""Batched colour jitter with one draw per sample (monodepth2 style, spec kitti.md section 8).
+
+torchvision's ``adjust_*`` functions take one factor per call; here every image of a batch has its
+own factors and its own order of the four operations, all in vectorised tensor math on whatever
+device the images are on. The operations follow torchvision's definitions on float images in
+[0, 1] (results clamped to [0, 1] after each step):
+
+* brightness ``b``: ``x * b``;
+* contrast ``c``: blend with the mean of the image's greyscale, ``c * x + (1 - c) * mean``;
+* saturation ``s``: blend with the greyscale image, ``s * x + (1 - s) * grey``;
+* hue ``h``: RGB -> HSV, ``hue = (hue + h) mod 1``, HSV -> RGB.
+
+Greyscale is ``0.2989 R + 0.587 G + 0.114 B``. monodepth2 jitters uint8 PIL images (rounding after
+every step); this float version differs from it by those roundings only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+GREY_WEIGHTS = (0.2989, 0.587, 0.114)
+BRIGHTNESS, CONTRAST, SATURATION, HUE = range(4)
+
+
+@dataclass
+class JitterParams:
+    """One colour-jitter draw per sample.
+
+    Attributes:
+        apply: bool ``(B,)``, False leaves the sample unchanged.
+        order: int64 ``(B, 4)``, a permutation of (brightness, contrast, saturation, hue) = 0..3.
+        brightness, contrast, saturation: float32 ``(B,)`` multiplicative factors.
+        hue: float32 ``(B,)`` hue shift in turns (-0.5..0.5).
+    """
+
+    apply: Tensor
+    order: Tensor
+    brightness: Tensor
+    contrast: Tensor
+    saturation: Tensor
+    hue: Tensor
+
+    @staticmethod
+    def draw(
+        n: int,
+        *,
+        prob: float = 0.5,
+        brightness: float = 0.2,
+        contrast: float = 0.2,
+        saturation: float = 0.2,
+        hue: float = 0.1,
+        generator: torch.Generator | None = None,
+    ) -> JitterParams:
+        """Draw ``n`` samples' parameters on the CPU: factors ``U(1 - x, 1 + x)``, hue ``U(-h, h)``,
+        a random order, applied with probability ``prob``."""
+
+        def uniform(lo: float, hi: float) -> Tensor:
+            return lo + (hi - lo) * torch.rand(n, generator=generator)
+
+        return JitterParams(
+            apply=torch.rand(n, generator=generator) < prob,
+            order=torch.argsort(torch.rand(n, 4, generator=generator), dim=1),
+            brightness=uniform(1 - brightness, 1 + brightness),
+            contrast=uniform(1 - contrast, 1 + contrast),
+            saturation=uniform(1 - saturation, 1 + saturation),
+            hue=uniform(-hue, hue),
+        )
+
+    def to(self, device: torch.device | str) -> JitterParams:
+        return JitterParams(**{k: v.to(device) for k, v in self.__dict__.items()})
+
+    def repeat(self, times: int) -> JitterParams:
+        """The parameters for ``times`` stacked copies of the batch (frames share a draw)."""
+        return JitterParams(
+            **{k: v.repeat(times, *[1] * (v.dim() - 1)) for k, v in self.__dict__.items()}
+        )
+
+
+def grey(images: Tensor) -> Tensor:
+    """``(..., 3, H, W)`` RGB -> ``(..., 1, H, W)`` luma."""
+    r, g, b = images.unbind(-3)
+    return (GREY_WEIGHTS[0] * r + GREY_WEIGHTS[1] * g + GREY_WEIGHTS[2] * b).unsqueeze(-3)
+
+
+def adjust_brightness(images: Tensor, factor: Tensor) -> Tensor:
+    """``(B, 3, H, W)`` in [0, 1] times per-image ``factor`` ``(B,)``, clamped."""
+    return (images * factor.view(-1, 1, 1, 1)).clamp_(0, 1)
+
+
+def adjust_contrast(images: Tensor, factor: Tensor) -> Tensor:
+    """Blend each image with its mean grey level by ``factor`` ``(B,)``, clamped."""
+    mean = grey(images).mean(dim=(-3, -2, -1), keepdim=True)
+    return _blend(images, mean, factor)
+
+
+def adjust_saturation(images: Tensor, factor: Tensor) -> Tensor:
+    """Blend each image with its greyscale version by ``factor`` ``(B,)``, clamped."""
+    return _blend(images, grey(images), factor)
+
+
+def adjust_hue(images: Tensor, shift: Tensor) -> Tensor:
+    """Rotate the hue of each image by ``shift`` ``(B,)`` turns (RGB -> HSV -> RGB)."""
+    h, s, v = rgb_to_hsv(images).unbind(-3)
+    h = torch.remainder(h + shift.view(-1, 1, 1), 1.0)
+    return hsv_to_rgb(torch.stack((h, s, v), dim=-3))
+
+
+def rgb_to_hsv(images: Tensor) -> Tensor:
+    """``(..., 3, H, W)`` RGB in [0, 1] -> HSV: hue in [0, 1) turns, saturation, value in [0, 1]."""
+    r, g, b = images.unbind(-3)
+    maxc = images.amax(dim=-3)
+    minc = images.amin(dim=-3)
+    delta = maxc - minc
+    grey_pixel = delta == 0
+    sat = delta / torch.where(maxc == 0, torch.ones_like(maxc), maxc)
+    safe = torch.where(grey_pixel, torch.ones_like(delta), delta)
+    rc, gc, bc = (maxc - r) / safe, (maxc - g) / safe, (maxc - b) / safe
+    is_r = maxc == r
+    is_g = (maxc == g) & ~is_r
+    hue = torch.where(is_r, bc - gc, torch.where(is_g, 2.0 + rc - bc, 4.0 + gc - rc))
+    hue = torch.remainder(hue / 6.0, 1.0)
+    hue = torch.where(grey_pixel, torch.zeros_like(hue), hue)
+    return torch.stack((hue, sat, maxc), dim=-3)
+
+
+def hsv_to_rgb(images: Tensor) -> Tensor:
+    """Inverse of :func:`rgb_to_hsv`: ``(..., 3, H, W)`` HSV -> RGB in [0, 1]."""
+    h, s, v = images.unbind(-3)
+    h6 = h * 6.0
+    sector = torch.floor(h6)
+    f = h6 - sector
+    sector = torch.remainder(sector, 6).to(torch.int64)
+    p = v * (1.0 - s)
+    q = v * (1.0 - s * f)
+    t = v * (1.0 - s * (1.0 - f))
+    # For sectors 0..5, (r, g, b) = (v,t,p), (q,v,p), (p,v,t), (p,q,v), (t,p,v), (v,p,q).
+    table = torch.stack((v, q, p, p, t, v, t, v, v, q, p, p, p, p, t, v, v, q), dim=-3)
+    table = table.unflatten(-3, (3, 6))  # (..., 3 channels, 6 sectors, H, W)
+    index = sector.unsqueeze(-3).unsqueeze(-3).expand(*table.shape[:-3], 1, *sector.shape[-2:])
+    return table.gather(-3, index).squeeze(-3)
+
+
+_OPS = {
+    BRIGHTNESS: ("brightness", adjust_brightness),
+    CONTRAST: ("contrast", adjust_contrast),
+    SATURATION: ("saturation", adjust_saturation),
+    HUE: ("hue", adjust_hue),
+}
+
+
+def color_jitter(images: Tensor, params: JitterParams) -> Tensor:
+    """Jitter ``(B, 3, H, W)`` float images in [0, 1] with per-image ``params`` (B draws).
+
+    Images whose ``params.apply`` is False are returned unchanged. Returns a new tensor.
+    """
+    out = images.clone()
+    chosen = params.apply.nonzero().squeeze(1)
+    if chosen.numel() == 0:
+        return out
+    x = images[chosen]
+    order = params.order[chosen]
+    for step in range(4):
+        for op, (name, fn) in _OPS.items():
+            rows = (order[:, step] == op).nonzero().squeeze(1)
+            if rows.numel():
+                factor = getattr(params, name)[chosen][rows]
+                x[rows] = fn(x[rows], factor)
+    out[chosen] = x
+    return out
+
+
+def _blend(images: Tensor, other: Tensor, factor: Tensor) -> Tensor:
+    f = factor.view(-1, 1, 1, 1)
+    return (f * images + (1 - f) * other).clamp_(0, 1)
