@@ -118,7 +118,9 @@ def prepare_kitti(
     ),
     out_dir: Path = typer.Argument(..., help="Output folder: train.zarr, val.zarr, test.zarr."),
     size: str = typer.Option(
-        "192x640", "--size", help="Stored image size HxW (cv2.INTER_AREA when shrinking)."
+        "192x640",
+        "--size",
+        help="Stored image size HxW (cv2.INTER_AREA shrinking, INTER_CUBIC enlarging).",
     ),
     gt: KittiGT = typer.Option(
         KittiGT.auto,

@@ -33,7 +33,7 @@ from nyutools.readers import (
     read_rgb_ppm,
 )
 from nyutools.scenes import Scene, list_scenes, open_scene, scene_type, zip_scene_names
-from nyutools.sync import SyncedFrame, sync_frames
+from nyutools.sync import SyncedFrame, greedy_match, sync_frames
 from nyutools.undistort import DEPTH_CAMERA, RGB_CAMERA, CameraModel, undistort, undistort_rgb
 
 __all__ = [
@@ -55,6 +55,7 @@ __all__ = [
     "crop_image",
     "fill_depth",
     "frame_time",
+    "greedy_match",
     "list_scenes",
     "open_scene",
     "parse_frame_name",

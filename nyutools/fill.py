@@ -5,7 +5,7 @@ and known pixels are additionally pulled towards their measured value with weigh
 ``(A + G) x = alpha * known * d`` with ``A = I - W`` (W row-stochastic). Pixels are numbered in
 column-major order like MATLAB's. Known pixels are NOT copied back (toolbox behaviour).
 
-The system is built with shifted arrays (no per-pixel loop) as a banded (DIA) matrix and solved
+The system is built with shifted arrays (no per-pixel loop) directly in CSR form and solved
 with a preconditioned iterative method (:mod:`nyutools.fill_solver`).
 """
 

@@ -9,8 +9,9 @@ seconds (SuperLU fill-in ~30 M). The system splits naturally:
   the holes are thin (mostly the border band outside the projection window), so a direct LU of
   the U-block alone is cheap.
 
-The block lower-triangular preconditioner (Jacobi on K, then exact LU on U) makes BiCGSTAB
-converge in a handful of iterations. Falls back to a direct solve if anything fails.
+A symmetric block Gauss-Seidel preconditioner (Jacobi on K, exact LU on U, Jacobi on K again)
+makes BiCGSTAB converge in a handful of iterations (6 on the reference frame, to 1e-10). Falls
+back to a direct solve (with a RuntimeWarning) if anything fails.
 """
 
 from __future__ import annotations
@@ -44,17 +45,27 @@ def solve_colorization(matrix: sp.spmatrix, rhs: np.ndarray, known: np.ndarray) 
             return x
     except RuntimeError:  # singular unknown block
         pass
+    warnings.warn(
+        "colorization: preconditioned BiCGSTAB failed, falling back to a direct solve (slow)",
+        RuntimeWarning,
+        stacklevel=3,
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", spla.MatrixRankWarning)
         return spla.spsolve(csr.tocsc(), rhs)
 
 
 def _block_preconditioner(csr: sp.csr_matrix, known: np.ndarray) -> spla.LinearOperator:
-    """Block Gauss-Seidel: ``x_K = D_K^-1 r_K``, then ``x_U = A_UU^-1 (r_U - A_UK x_K)``."""
+    """One block Gauss-Seidel sweep K -> U -> K, with Jacobi on K and an exact LU on U.
+
+    ``x_K = D_K^-1 r_K``; ``x_U = A_UU^-1 (r_U - A_UK x_K)``;
+    ``x_K += D_K^-1 (r_K - A_KK x_K - A_KU x_U)``.
+    """
     k_idx = np.flatnonzero(known)
     u_idx = np.flatnonzero(~known)
     inv_diag_k = 1.0 / csr.diagonal()[k_idx]
-    rows_u = csr[u_idx]
+    rows_k, rows_u = csr[k_idx], csr[u_idx]
+    a_kk, a_ku = _select_columns(rows_k, known), _select_columns(rows_k, ~known)
     a_uk = _select_columns(rows_u, known)
     lu = None
     if u_idx.size:
@@ -69,11 +80,14 @@ def _block_preconditioner(csr: sp.csr_matrix, known: np.ndarray) -> spla.LinearO
 
     def apply(r: np.ndarray) -> np.ndarray:
         r = np.asarray(r).ravel()
+        r_k = r[k_idx]
+        x_k = inv_diag_k * r_k
         x = np.empty_like(r)
-        x_k = inv_diag_k * r[k_idx]
-        x[k_idx] = x_k
         if lu is not None:
-            x[u_idx] = lu.solve(r[u_idx] - a_uk @ x_k)
+            x_u = lu.solve(r[u_idx] - a_uk @ x_k)
+            x_k = x_k + inv_diag_k * (r_k - a_kk @ x_k - a_ku @ x_u)
+            x[u_idx] = x_u
+        x[k_idx] = x_k
         return x
 
     return spla.LinearOperator(csr.shape, matvec=apply, dtype=np.float64)
@@ -83,9 +97,8 @@ def _select_columns(csr: sp.csr_matrix, columns: np.ndarray) -> sp.csr_matrix:
     """``csr[:, columns]`` for a boolean column mask, renumbering the kept columns (fast path)."""
     new_index = np.cumsum(columns) - 1
     keep = columns[csr.indices]
-    counts = np.add.reduceat(keep, csr.indptr[:-1]) if csr.nnz else np.zeros(csr.shape[0], int)
-    # reduceat repeats the next value for empty rows; such rows have no entries to count.
-    counts = np.where(np.diff(csr.indptr) > 0, counts, 0)
+    rows = np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr))
+    counts = np.bincount(rows[keep], minlength=csr.shape[0])
     indptr = np.zeros(csr.shape[0] + 1, dtype=np.int64)
     np.cumsum(counts, out=indptr[1:])
     return sp.csr_matrix(

@@ -74,8 +74,8 @@ def undistort_depth(raw_depth: np.ndarray, noise: np.ndarray) -> np.ndarray:
 def zbuffer_depth(target: np.ndarray, z: np.ndarray, n_targets: int) -> np.ndarray:
     """float64 (n_targets,): nearest z landing on each target, 0 where nothing landed (spec 4.9).
 
-    Equal to writing the winners of :func:`zbuffer` (the written value is z itself, so the tie
-    rule cannot change it).
+    Equal to writing the winners of :func:`zbuffer_winners`: the written value is z itself, so
+    the tie rule cannot change it.
     """
     out = np.full(n_targets, np.inf)
     np.minimum.at(out, target, z)
@@ -199,13 +199,18 @@ def project_depth(raw_depth: np.ndarray, rgb: np.ndarray) -> tuple[np.ndarray, n
             column 639 are always 0.
         rgb_undistorted: uint8 (480, 640, 3), 255 outside the undistortion's valid area.
     """
-    raw_depth = np.asarray(raw_depth)
+    raw_depth, rgb = np.asarray(raw_depth), np.asarray(rgb)
+    if raw_depth.shape != (H, W) or rgb.shape != (H, W, 3):
+        raise ValueError(
+            f"project_depth: expected raw depth ({H}, {W}) and RGB ({H}, {W}, 3), "
+            f"got {raw_depth.shape} and {rgb.shape}"
+        )
     height, width = raw_depth.shape
-    rgb_undistorted = undistort_rgb(np.asarray(rgb))
+    rgb_undistorted = undistort_rgb(rgb)
     noise = noise_mask(raw_depth)
     depth2 = raw_to_depth(undistort_depth(raw_depth, noise), noise)
     _, target, z = project_points(depth2)
-    out = zbuffer_depth(target, z, height * width).reshape(width, height).T
+    out = np.ascontiguousarray(zbuffer_depth(target, z, height * width).reshape(width, height).T)
     out[out > camera.MAX_DEPTH] = camera.MAX_DEPTH
     out[out < 0] = 0.0
     out[np.isnan(out)] = 0.0

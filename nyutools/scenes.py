@@ -90,6 +90,10 @@ class Scene:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def __getstate__(self) -> dict[str, object]:
+        # Open archives do not pickle; the copy reopens on demand (e.g. in a dask worker).
+        return {**self.__dict__, "_zip": None}
+
     def _archive(self) -> zipfile.ZipFile:
         if self._zip is None:
             self._zip = _open_zip(self.path)

@@ -139,13 +139,6 @@ def matlab_round(values: np.ndarray) -> np.ndarray:
     return np.sign(values) * np.floor(np.abs(values) + 0.5)
 
 
-def to_uint8(values: np.ndarray) -> np.ndarray:
-    """MATLAB ``uint8(x)``: round half away from zero, saturate to 0..255 (NaN -> 0)."""
-    out = np.floor(np.asarray(values, dtype=np.float64) + 0.5)
-    out = np.nan_to_num(out, nan=0.0)
-    return np.clip(out, 0, 255).astype(np.uint8)
-
-
 def undistort_rgb(rgb: np.ndarray) -> np.ndarray:
     """Undistort a uint8 (H, W, 3) NYU RGB frame (spec 4.2) -> uint8 (H, W, 3), 255 border."""
     # A convex blend of uint8 values (or the 255 fill) is in [0, 255]: rounding half away from

@@ -133,7 +133,8 @@ class KittiBlocks:
                 if depth.shape != expected:
                     raise ValueError(
                         f"{kitti.improved_gt_path(self.root, folder, frame)}: ground truth is "
-                        f"{depth.shape[1]}x{depth.shape[0]}, camera 02 is {expected[1]}x{expected[0]}"
+                        f"{depth.shape[1]}x{depth.shape[0]}, camera 02 is "
+                        f"{expected[1]}x{expected[0]}"
                     )
                 gt_depth[i, : depth.shape[0], : depth.shape[1]] = depth
                 gt_size[i] = depth.shape

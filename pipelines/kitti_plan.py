@@ -18,6 +18,7 @@ the lines that need them are dropped and listed as :class:`~pipelines.runner.Ski
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -41,12 +42,12 @@ class MissingFilesError(ValueError):
     def __init__(self, missing: Sequence[Path], lines: int) -> None:
         self.missing = tuple(missing)
         self.lines = lines
-        shown = "\n  ".join(str(p) for p in self.missing[:SHOWN_MISSING])
+        shown = ", ".join(str(p) for p in self.missing[:SHOWN_MISSING])
         more = len(self.missing) - SHOWN_MISSING
         super().__init__(
             f"{len(self.missing)} file(s) needed by {lines} split line(s) are missing "
-            f"(pass --skip-missing to drop those lines):\n  {shown}"
-            + (f"\n  ... and {more} more" if more > 0 else "")
+            f"(pass --skip-missing to drop those lines): {shown}"
+            + (f", ... and {more} more" if more > 0 else "")
         )
 
 
@@ -211,6 +212,11 @@ def plan_stores(
                 kept[split].append(line)
     if missing and not skip_missing:
         raise MissingFilesError(list(missing), bad_lines)
+    if missing:
+        logging.getLogger(__name__).warning(
+            "warning: dropping %d split line(s) whose %d file(s) are missing, e.g. %s",
+            bad_lines, len(missing), next(iter(missing)),
+        )  # fmt: skip
 
     plans = []
     for split, (lines, sha) in parsed.items():
@@ -259,7 +265,7 @@ def _training_table(
 def _test_table(
     entries: Sequence[SplitEntry],
 ) -> tuple[tuple[str, ...], np.ndarray, np.ndarray, np.ndarray]:
-    """Frames of the test lines (sorted, stored once) and (row, -1, -1, 0) samples in split order."""
+    """Test frames (sorted, stored once) and (row, -1, -1, 0) samples in split order."""
     sequences, sequence, frame, row = _frame_rows({(e.folder, e.frame) for e in entries})
     samples = np.array([(row[e.folder, e.frame], -1, -1, 0) for e in entries], dtype=np.int32)
     return sequences, sequence, frame, samples.reshape(-1, 4)

@@ -1,4 +1,4 @@
-"""``prepare-kitti``: KITTI raw + monodepth2 split files -> ``train.zarr``, ``val.zarr``, ``test.zarr``.
+"""``prepare-kitti``: KITTI raw + monodepth2 split files -> ``{train,val,test}.zarr`` stores.
 
 Steps (:func:`prepare_kitti`):
 

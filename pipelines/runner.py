@@ -1,4 +1,4 @@
-"""Generic conversion driver: a dask graph over a writer's pending blocks, a progress bar, a summary.
+"""Generic conversion driver: dask over a writer's pending blocks, progress bar, summary.
 
 Dataset pipelines (``prepare-kitti``, ``prepare-nyu``) plan their frames, create a
 :class:`~pipelines.writer.StoreWriter`, write the samples table, and hand this module a *block
@@ -136,7 +136,7 @@ def run_conversion(
         elif scheduler:
             _run_distributed(scheduler, tasks, bar.advance)
         else:
-            _run_threads(tasks, workers, bar.advance)
+            _run_threads(tasks, f"write-block-{token}-", workers, bar.advance)
     seconds = time.perf_counter() - t0
     if finish:
         writer.finish()
@@ -164,14 +164,16 @@ def _write_one(writer: StoreWriter, make_block: BlockFn, block: int) -> int:
     return rows.stop - rows.start
 
 
-def _run_threads(tasks: Sequence[Any], workers: int | None, advance: Callable[[int], None]) -> None:
+def _run_threads(
+    tasks: Sequence[Any], prefix: str, workers: int | None, advance: Callable[[int], None]
+) -> None:
     import os
 
     import dask
     from dask.callbacks import Callback
 
     def posttask(key: Any, result: Any, dsk: Any, state: Any, worker_id: Any) -> None:
-        if isinstance(key, str) and key.startswith("write-block-"):
+        if isinstance(key, str) and key.startswith(prefix):
             advance(int(result))
 
     n = workers if workers and workers > 0 else (os.cpu_count() or 1)

@@ -161,3 +161,8 @@ def test_projection_mask_and_crop() -> None:
     rows, cols = np.nonzero(mask)
     assert (rows.min(), rows.max(), cols.min(), cols.max()) == (44, 470, 40, 600)
     assert crop_image(np.zeros((480, 640, 3))).shape == (427, 561, 3)
+
+
+def test_rejects_wrong_shapes() -> None:
+    with pytest.raises(ValueError, match="project_depth"):
+        project_depth(np.zeros((240, 320), np.uint16), BLACK)

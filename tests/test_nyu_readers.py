@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import pickle
 import struct
 import zipfile
 from pathlib import Path
@@ -139,6 +140,10 @@ def test_folder_and_zip_scenes(tmp_path: Path, scene_files: dict[str, bytes]) ->
 
     cafe = open_scene(root / "cafes.zip", "cafe_0001b/")
     assert cafe.name == "cafe_0001b" and cafe.scene_type == "cafe"
+    cafe.files()  # opens the archive
+    clone = pickle.loads(pickle.dumps(cafe))
+    assert clone == cafe and clone.read_accel("a-0.990000-10.dump").tolist() == [1, 2, 3, 4]
+    clone.close()
     with pytest.raises(NyuFormatError, match="cafes.zip:cafe_0001b/nope.pgm"):
         cafe.read_bytes("nope.pgm")
     with pytest.raises(NyuFormatError, match="2 scenes"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import logging
 import shutil
 from pathlib import Path
 
@@ -155,18 +156,22 @@ def _split_dir(tmp_path: Path, lines: list[str], name: str = "train_files.txt") 
     return d
 
 
-def test_missing_files_are_listed_then_skipped(kitti_world: Path, tmp_path: Path) -> None:
+def test_missing_files_are_listed_then_skipped(
+    kitti_world: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     lines = [f"{TRAIN_DRIVE} 2 l", f"{TRAIN_DRIVE} 9 l", f"{TRAIN_DRIVE} 0 r"]
     split = _split_dir(tmp_path, lines)
     with pytest.raises(MissingFilesError) as err:
         prepare_kitti(kitti_world, split, tmp_path / "out", OPTS)
     text = str(err.value)
-    assert "2 split line(s)" in text and "--skip-missing" in text
+    assert "2 split line(s)" in text and "--skip-missing" in text and "\n" not in text
     assert "0000000009.png" in text and len(err.value.missing) == 8  # 8..10 x l/r, -1 x l/r
     assert not (tmp_path / "out").exists()  # nothing converted
 
     opts = KittiPrepareOptions(size=SIZE, chunk=4, workers=1, progress=False, skip_missing=True)
-    report = prepare_kitti(kitti_world, split, tmp_path / "out", opts)
+    with caplog.at_level(logging.WARNING):
+        report = prepare_kitti(kitti_world, split, tmp_path / "out", opts)
+    assert "dropping 2 split line(s)" in caplog.text
     (summary,) = report.stores
     assert len(summary.skipped) == 2 and "line 2" in str(summary.skipped[0])
     assert "2 item(s) skipped" in str(report)

@@ -1,0 +1,107 @@
+"""``prepare-kitti`` end to end vs the bare PNG decode rate of the same files.
+
+A synthetic KITTI world (12 frames per drive) is rendered once into a temporary folder; each
+training drive is then linked under 7 more drive names so the conversion has a few hundred
+frames to chew on without rendering them. The conversion (train + val + velodyne test stores,
+192x640, no masks, 2 workers) is timed from the call to the finished stores; the baseline is
+``cv2.imread`` of every PNG the conversion reads (two per training frame, one per test frame),
+single-threaded and with 2 threads. Both are reported as frames/s (a frame = all PNGs of one
+stored row); target: conversion >= 60 % of the 2-thread decode rate. Best of 2 runs each.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import cv2
+
+import kitti
+from pipelines.kitti_prepare import KittiPrepareOptions, prepare_kitti
+from pipelines.store import open_store
+from pipelines.synth import write_kitti
+
+FRAMES = 12
+COPIES = 7  # extra names per training drive
+WORKERS = 2
+
+
+def _make_world(root: Path) -> Path:
+    """Render the world, link more training drives, write a split folder covering them all."""
+    drives = write_kitti(root, frames=FRAMES, seed=1)
+    lines = []
+    for d in drives:
+        date, name = d.folder.split("/")
+        if name.endswith("0002_sync"):
+            continue  # the test drive
+        for k in range(COPIES + 1):
+            folder = d.folder if k == 0 else f"{date}/{date}_drive_{90 + k:04d}_sync"
+            if k:
+                os.symlink(root / d.folder, root / folder, target_is_directory=True)
+            lines += [f"{folder} {i} {s}" for i in range(1, FRAMES - 1) for s in "lr"]
+    split = root / "splits" / "bench"
+    split.mkdir(parents=True)
+    train = [ln for k, ln in enumerate(lines) if k % 5]
+    (split / "train_files.txt").write_text("".join(ln + "\n" for ln in train))
+    (split / "val_files.txt").write_text("".join(ln + "\n" for ln in lines[::5]))
+    test = (root / "splits" / "eigen" / "test_files.txt").read_text()
+    (split / "test_files.txt").write_text(test)
+    return split
+
+
+def _pngs(stores: list[Path], root: Path) -> tuple[list[Path], int]:
+    """Every PNG the conversion read, and the number of stored frames."""
+    paths, frames = [], 0
+    for path in stores:
+        store = open_store(path)
+        seq, frame = store["sequence"][...], store["frame"][...]
+        sides = "l" if store.split == "test" else "lr"
+        for s, f in zip(seq.tolist(), frame.tolist(), strict=True):
+            paths += [kitti.image_path(root, store.sequences[s], f, side) for side in sides]
+        frames += store.n_frames
+    return paths, frames
+
+
+def _decode(paths: list[Path], threads: int) -> float:
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        for img in pool.map(lambda p: cv2.imread(str(p), cv2.IMREAD_COLOR), paths):
+            assert img is not None
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "kitti"
+        t0 = time.perf_counter()
+        split = _make_world(root)
+        print(f"world rendered in {time.perf_counter() - t0:.1f} s")
+        opts = KittiPrepareOptions(workers=WORKERS, progress=False, gt="velodyne")
+        times = []
+        for run in range(2):
+            out = Path(tmp) / f"out{run}"
+            t0 = time.perf_counter()
+            prepare_kitti(root, split, out, opts)
+            times.append(time.perf_counter() - t0)
+        stores = [out / f"{s}.zarr" for s in ("train", "val", "test")]
+        paths, frames = _pngs(stores, root)
+        single = min(_decode(paths, 1) for _ in range(2))
+        double = min(_decode(paths, WORKERS) for _ in range(2))
+    convert = frames / min(times)
+    print(f"{frames} frames, {len(paths)} PNGs (1242x375 / 1224x370) -> 192x640 stores")
+    print(f"prepare-kitti ({WORKERS} workers): {convert:8.1f} frames/s  ({min(times):.2f} s)")
+    print(f"cv2.imread, 1 thread:           {frames / single:8.1f} frames/s  ({single:.2f} s)")
+    print(
+        f"cv2.imread, {WORKERS} threads:          {frames / double:8.1f} frames/s  ({double:.2f} s)"
+    )
+    print(
+        f"ratio vs {WORKERS}-thread decode: {convert / (frames / double):.2f} "
+        f"(target >= 0.60); vs 1-thread decode: {convert / (frames / single):.2f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
