@@ -111,7 +111,7 @@ class MaskKind(str, Enum):
 
 
 @app.command("prepare-kitti")
-def prepare_kitti(
+def prepare_kitti_command(
     kitti_root: Path = typer.Argument(..., help="KITTI raw root (holds the date folders)."),
     split_dir: Path = typer.Argument(
         ..., help="monodepth2 split folder: train_files.txt, val_files.txt and/or test_files.txt."
@@ -166,6 +166,208 @@ def prepare_kitti(
         chunk=chunk,
     )
     typer.echo(str(prepare_kitti(kitti_root, split_dir, out_dir, options)))
+
+
+# ------------------------------------------------------------------------------- train / eval
+@app.command()
+def train(
+    preset: str = typer.Option(
+        None,
+        "--preset",
+        help="monodepth2-m, monodepth2-s, monodepth2-ms or monodepth2-nyu-m (optional with "
+        "--resume).",
+    ),
+    train_store: str = typer.Option(..., "--train", help="Training store (train.zarr)."),
+    val_store: str = typer.Option(None, "--val", help="Validation store, checked every epoch."),
+    out: Path = typer.Option(..., "--out", help="Run folder: checkpoints, logs, config.json."),
+    set_: list[str] = typer.Option(
+        [], "--set", help="Override any config field: --set key=value (repeatable)."
+    ),
+    epochs: int = typer.Option(None, "--epochs", help="Epochs."),
+    max_steps: int = typer.Option(None, "--max-steps", help="Stop after this many steps."),
+    batch_size: int = typer.Option(None, "--batch-size", help="Samples per step."),
+    height: int = typer.Option(None, "--height", help="Network input height (multiple of 32)."),
+    width: int = typer.Option(None, "--width", help="Network input width (multiple of 32)."),
+    lr: float = typer.Option(None, "--lr", help="Learning rate."),
+    workers: int = typer.Option(None, "--workers", help="Loader worker processes."),
+    pretrained: bool = typer.Option(
+        None, "--pretrained/--no-pretrained", help="ImageNet encoders (local torch cache)."
+    ),
+    device: str = typer.Option(None, "--device", help="cuda, cuda:1 or cpu (default: cuda)."),
+    amp: bool = typer.Option(None, "--amp/--no-amp", help="bf16 autocast where supported."),
+    compile_: bool = typer.Option(None, "--compile/--no-compile", help="torch.compile."),
+    resume: bool = typer.Option(False, "--resume", help="Continue OUT/checkpoints/last.pt."),
+) -> None:
+    """Train Monodepth2 (mono, stereo, mono+stereo) from stores; resumable with --resume."""
+    from train.trainer import run_config
+    from train.trainer import train as run_training
+
+    flags = {
+        "epochs": epochs,
+        "max_steps": max_steps,
+        "batch_size": batch_size,
+        "height": height,
+        "width": width,
+        "lr": lr,
+        "workers": workers,
+        "pretrained": pretrained,
+        "device": device,
+        "amp": amp,
+        "compile": compile_,
+    }
+    overrides = [*set_, *(f"{k}={v}" for k, v in flags.items() if v is not None)]
+    config = run_config(preset, overrides, out, resume)
+    typer.echo(str(run_training(config, train_store, out, val_store, resume=resume)))
+
+
+class Scaling(str, Enum):
+    auto = "auto"
+    median = "median"
+    stereo = "stereo"
+
+
+@app.command("eval")
+def eval_(
+    checkpoint: Path = typer.Argument(..., help="Checkpoint (.pt) written by `train`."),
+    store: str = typer.Argument(..., help="Test store with ground truth (test.zarr)."),
+    post_process: bool = typer.Option(False, "--post-process", help="Flip post-processing."),
+    json_path: Path = typer.Option(None, "--json", help="Write the metrics as JSON here."),
+    save_images: Path = typer.Option(
+        None, "--save-images", help="Folder for PNGs: image / prediction / ground truth."
+    ),
+    scaling: Scaling = typer.Option(
+        Scaling.auto,
+        "--scaling",
+        help="auto: x5.4 for stereo-trained models, per-image median otherwise.",
+    ),
+    batch_size: int = typer.Option(16, "--batch-size", help="Images per forward pass."),
+    device: str = typer.Option(None, "--device", help="cuda, cuda:1 or cpu (default: cuda)."),
+) -> None:
+    """Score a checkpoint on a test store (KITTI eigen / eigen_benchmark, NYU), print a table."""
+    from train.evaluator import evaluate_checkpoint
+
+    report = evaluate_checkpoint(
+        checkpoint,
+        store,
+        batch_size=batch_size,
+        device=device,
+        post_process=post_process,
+        scaling=scaling.value,
+        save_images=save_images,
+        json_path=json_path,
+    )
+    typer.echo(str(report))
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("demo_out"), "--out", help="Folder for worlds, stores, run."),
+    steps: int = typer.Option(None, "--steps", help="Training steps (default: the demo's)."),
+    frames: int = typer.Option(None, "--frames", help="Frames per synthetic drive."),
+    height: int = typer.Option(None, "--height", help="Network input height."),
+    width: int = typer.Option(None, "--width", help="Network input width."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the world and of the training."),
+) -> None:
+    """End to end on the CPU: synthesise a KITTI-style world, prepare, evaluate, train, evaluate."""
+    import time
+
+    from pipelines.kitti_prepare import KittiPrepareOptions, prepare_kitti
+    from pipelines.synth import write_kitti
+    from train.demo import DemoOptions, run_demo
+
+    options = DemoOptions.with_overrides(
+        steps=steps, frames=frames, height=height, width=width, seed=seed
+    )
+    world, stores = out / "kitti_world", out / "kitti_stores"
+    start = time.perf_counter()
+    typer.echo(f"[1/4] synthesising a KITTI-style world ({options.frames} frames x 3 drives)")
+    write_kitti(world, frames=options.frames, seed=seed)
+    typer.echo(f"      {time.perf_counter() - start:.1f} s")
+    typer.echo("[2/4] prepare-kitti: eigen_zhou train/val and eigen test stores")
+    t = time.perf_counter()
+    size = (options.store_height, options.store_width)
+    for split in ("eigen_zhou", "eigen"):
+        prepare_kitti(
+            world,
+            world / "splits" / split,
+            stores,
+            KittiPrepareOptions(size=size, gt="velodyne", workers=1, progress=False),
+        )
+    typer.echo(f"      {time.perf_counter() - t:.1f} s")
+    run_demo(stores, out, options, echo=typer.echo, started=start)
+
+
+# ------------------------------------------------------------------------------- prepare-nyu
+@app.command("prepare-nyu")
+def prepare_nyu(
+    raw_root: Path = typer.Argument(..., help="NYU raw root: scene folders and/or .zip files."),
+    out_dir: Path = typer.Argument(
+        ..., help="Output folder: raw_train.zarr, raw_val.zarr, labeled_train/test.zarr."
+    ),
+    labeled: Path = typer.Option(
+        None, "--labeled", help="nyu_depth_v2_labeled.mat: labeled stores, test scenes excluded."
+    ),
+    splits: Path = typer.Option(None, "--splits", help="splits.mat (with --labeled)."),
+    glob: str = typer.Option(None, "--glob", help="Only scenes whose name matches, e.g. 'bed*'."),
+    size: str = typer.Option(
+        "288x384",
+        "--size",
+        help="Raw store image size HxW (image INTER_AREA, depth nearest neighbour).",
+    ),
+    stride: int = typer.Option(1, "--stride", help="Keep every K-th synced frame of a scene."),
+    neighbour_gap: int = typer.Option(
+        1,
+        "--neighbour-gap",
+        help="Sample neighbours at -/+ G kept frames (G*stride synced frames); samples need both.",
+    ),
+    fill: bool = typer.Option(
+        False, "--fill/--no-fill", help="Store colorization in-painted depth (~0.6 s/frame)."
+    ),
+    val_fraction: float = typer.Option(
+        0.0, "--val-fraction", help="Fraction of raw scenes for raw_val.zarr (by name hash)."
+    ),
+    include_test_scenes: bool = typer.Option(
+        False, "--include-test-scenes", help="Keep raw scenes that hold labeled test images."
+    ),
+    masks: MaskKind = typer.Option(
+        MaskKind.none,
+        "--masks",
+        help="deeplabv3: fill seg of the raw stores afterwards (needs the DeepLabv3 weights in "
+        "the torch hub cache or --seg-weights; checked before converting). Default none: seg "
+        "stays 255 (run `masks` later).",
+    ),
+    seg_arch: SegArch = typer.Option(SegArch.mobilenet_v3_large, "--seg-arch", help="Backbone."),
+    seg_weights: Path = typer.Option(None, "--seg-weights", help="DeepLabv3 weights file."),
+    workers: int = typer.Option(None, "--workers", help="Local threads (default: all cores)."),
+    scheduler: str = typer.Option(
+        None, "--scheduler", help="dask.distributed scheduler address (tcp://host:8786)."
+    ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace stores made with other arguments (from scratch)."
+    ),
+    chunk: int = typer.Option(16, "--chunk", help="Frames per chunk."),
+) -> None:
+    """NYU Depth V2 raw scenes (+ labeled .mat) -> schema v1 stores (resumable: re-run it)."""
+    from pipelines.nyu_prepare import NyuPrepareOptions, prepare_nyu
+    from pipelines.runner import parse_size
+
+    options = NyuPrepareOptions(
+        size=parse_size(size),
+        stride=stride,
+        neighbour_gap=neighbour_gap,
+        fill=fill,
+        val_fraction=val_fraction,
+        include_test_scenes=include_test_scenes,
+        glob=glob,
+        masks=masks.value,
+        seg_arch=seg_arch.value,
+        seg_weights=None if seg_weights is None else str(seg_weights),
+        workers=workers,
+        scheduler=scheduler,
+        overwrite=overwrite,
+        chunk=chunk,
+    )
+    typer.echo(str(prepare_nyu(raw_root, out_dir, labeled, splits, options)))
 
 
 # ------------------------------------------------------------------------------- entry point

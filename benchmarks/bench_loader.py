@@ -18,8 +18,10 @@ both, so the two figures compare like with like.
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -36,7 +38,8 @@ from pipelines.writer import StoreWriter, make_fingerprint, write_blocks
 
 FULL_W, FULL_H = 1242, 375
 W, H = 640, 192
-SEQUENCES, FRAMES_PER_SEQUENCE = 2, 50
+SEQUENCES, FRAMES_PER_SEQUENCE = 2, 160  # 20 chunks of 16 frames in the store
+PNG_FRAMES = 40  # the baseline reads the first 40 frames of sequence 0 (it is slow anyway)
 BATCH, WORKERS = 12, 2
 SAMPLE_BYTES = 4 * H * W * 3
 
@@ -49,29 +52,33 @@ def smooth_frame(rng: np.random.Generator) -> np.ndarray:
     return np.clip(full, 0, 255).astype(np.uint8)
 
 
-def samples_table() -> np.ndarray:
-    """(center, previous, next, view) for every view of every frame with both neighbours."""
+def samples_table(sequences: int = SEQUENCES, frames: int = FRAMES_PER_SEQUENCE) -> np.ndarray:
+    """(center, previous, next, view) for every view of every frame with both neighbours,
+    over the first ``frames`` frames of the first ``sequences`` sequences."""
     rows = []
-    for seq in range(SEQUENCES):
-        for pos in range(1, FRAMES_PER_SEQUENCE - 1):
+    for seq in range(sequences):
+        for pos in range(1, frames - 1):
             r = seq * FRAMES_PER_SEQUENCE + pos
             rows += [(r, r - 1, r + 1, v) for v in range(2)]
     return np.array(rows, np.int32)
 
 
 def write_inputs(root: Path) -> tuple[Path, Path]:
-    """PNGs under ``root/png/<seq>/image_0{2,3}/`` and the same frames in ``root/store.zarr``."""
+    """PNGs under ``root/png/<seq>/image_0{2,3}/`` (the baseline's frames) and every frame in
+    ``root/store.zarr``."""
     rng = np.random.default_rng(0)
     n = SEQUENCES * FRAMES_PER_SEQUENCE
     small = np.zeros((n, 2, H, W, 3), np.uint8)
     for row in range(n):
         for view in range(2):
             full = smooth_frame(rng)
+            small[row, view] = cv2.resize(full, (W, H), interpolation=cv2.INTER_AREA)
+            if row >= PNG_FRAMES:
+                continue
             folder = root / "png" / f"seq{row // FRAMES_PER_SEQUENCE}" / f"image_0{2 + view}"
             folder.mkdir(parents=True, exist_ok=True)
             name = f"{row % FRAMES_PER_SEQUENCE:010d}.png"
             cv2.imwrite(str(folder / name), full[:, :, ::-1])
-            small[row, view] = cv2.resize(full, (W, H), interpolation=cv2.INTER_AREA)
     k = np.array([[0.58 * W, 0, W / 2], [0, 1.92 * H, H / 2], [0, 0, 1]], np.float32)
     samples = samples_table()
     writer = StoreWriter.create(
@@ -165,12 +172,37 @@ def _jitter(img: Image.Image, params: tuple) -> Image.Image:
     return img
 
 
-def time_loader(loader: DataLoader, min_samples: int, epochs: bool) -> tuple[float, int]:
-    """Seconds and samples for at least ``min_samples`` after one warm-up batch."""
+@dataclass
+class Timing:
+    seconds: float
+    samples: int
+    cpu_seconds: float  # main process plus workers (all their threads)
+
+    @property
+    def rate(self) -> float:
+        return self.samples / self.seconds
+
+    @property
+    def rate_per_cpu(self) -> float:
+        return self.samples / self.cpu_seconds
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of this process and of ``pids`` (Linux /proc)."""
+    total = time.process_time()
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def time_loader(loader: DataLoader, min_samples: int, epochs: bool) -> Timing:
+    """Time at least ``min_samples`` after one warm-up batch (epochs need persistent workers)."""
     it = iter(loader)
     next(it)
+    pids = [w.pid for w in getattr(it, "_workers", [])]
     count, epoch = 0, 0
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), cpu_seconds(pids)
     while count < min_samples:
         for batch in it:
             count += len(batch) if hasattr(batch, "index") else len(batch["stereo_T"])
@@ -182,44 +214,35 @@ def time_loader(loader: DataLoader, min_samples: int, epochs: bool) -> tuple[flo
             epoch += 1
             loader.dataset.set_epoch(epoch)
             it = iter(loader)
-    return time.perf_counter() - start, count
+    seconds = time.perf_counter() - start
+    return Timing(seconds, count, cpu_seconds(pids) - cpu)
 
 
 def main() -> None:
     torch.set_num_threads(1)
+    frames = ("prev", "next", "stereo")
     with tempfile.TemporaryDirectory(prefix="bench_loader_") as tmp:
         t0 = time.perf_counter()
         png_root, store_path = write_inputs(Path(tmp))
-        samples = samples_table()
         print(
-            f"inputs: {len(samples)} samples, {SEQUENCES * FRAMES_PER_SEQUENCE * 2} frames "
-            f"({FULL_W}x{FULL_H} PNG + {W}x{H} store) written in {time.perf_counter() - t0:.1f} s"
+            f"inputs: store {len(samples_table())} samples ({SEQUENCES * FRAMES_PER_SEQUENCE * 2} "
+            f"frames {W}x{H}), baseline {len(samples_table(1, PNG_FRAMES))} samples "
+            f"({2 * PNG_FRAMES} PNGs {FULL_W}x{FULL_H}); in {time.perf_counter() - t0:.0f} s"
         )
-
-        loader = make_loader(
-            store_path, BATCH, workers=WORKERS, seed=0, frames=("prev", "next", "stereo"), extras=()
-        )
-        secs, count = time_loader(loader, min_samples=3000, epochs=True)
-        ours = count / secs
+        loader = make_loader(store_path, BATCH, workers=WORKERS, frames=frames, extras=())
+        ours = time_loader(loader, min_samples=3000, epochs=True)
         del loader
-
         base = DataLoader(
-            Monodepth2StyleDataset(png_root, samples),
+            Monodepth2StyleDataset(png_root, samples_table(1, PNG_FRAMES)),
             batch_size=BATCH,
             shuffle=True,
             num_workers=WORKERS,
             drop_last=True,
+            persistent_workers=True,
         )
-        secs_b, count_b = time_loader(base, min_samples=4 * BATCH, epochs=False)
-        baseline = count_b / secs_b
+        baseline = time_loader(base, min_samples=4 * BATCH, epochs=False)
 
-        batch = next(
-            iter(
-                make_loader(
-                    store_path, BATCH, workers=0, frames=("prev", "next", "stereo"), extras=()
-                )
-            )
-        )
+        batch = next(iter(make_loader(store_path, BATCH, workers=0, frames=frames, extras=())))
         augment = Augment(AugmentConfig(height=H, width=W, scales=4))
         gen = torch.Generator().manual_seed(0)
         augment(batch, gen)
@@ -230,11 +253,17 @@ def main() -> None:
         aug_rate = reps * BATCH / (time.perf_counter() - t0)
 
     mb = SAMPLE_BYTES / 1e6
-    print(f"ours     {ours:9.1f} samples/s  {ours * mb:8.1f} MB/s  ({count} samples, {secs:.2f} s)")
+    print(f"machine load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    for name, t in (("ours", ours), ("baseline", baseline)):
+        print(
+            f"{name:<8} {t.rate:9.1f} samples/s  {t.rate * mb:8.1f} MB/s  "
+            f"({t.samples} samples, {t.seconds:.2f} s; {t.rate_per_cpu:.1f} samples per CPU-second)"
+        )
     print(
-        f"baseline {baseline:9.1f} samples/s  {baseline * mb:8.1f} MB/s  ({count_b} samples, {secs_b:.2f} s)"
+        f"ratio    {ours.rate / baseline.rate:9.1f} x  wall, "
+        f"{ours.rate_per_cpu / baseline.rate_per_cpu:.1f} x per CPU-second "
+        "(targets: >= 1000 samples/s, >= 50 x)"
     )
-    print(f"ratio    {ours / baseline:9.1f} x  (targets: >= 1000 samples/s, >= 50 x)")
     print(
         f"on-device augmentation (this machine's CPU, 1 thread): {aug_rate:.1f} samples/s "
         f"({1000 * BATCH / aug_rate:.0f} ms per batch of {BATCH}, 4 frames, 4 scales)"

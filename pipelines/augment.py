@@ -6,7 +6,7 @@
 a horizontal flip (probability 0.5 per sample) applied to every image, ``seg``, ``depth``, the
 intrinsics and the stereo sign, and the scale pyramid (scale s = ``(h // 2**s, w // 2**s)``, each
 made from scale s - 1 as monodepth2 chains it). All random draws come from one
-``torch.Generator`` on the CPU, so results are deterministic and device independent.
+``torch.Generator`` (use a CPU one: results are then deterministic and the same on every device).
 
 Intrinsics convention: pixel ``(x, y)`` are integer column and row indices with pixel centres at
 integers, as in ``train.geometry``. Then
@@ -129,7 +129,8 @@ class Augment(nn.Module):
             hue=cfg.hue,
             generator=generator,
         )
-        flip_draw = torch.rand(n, generator=generator) < cfg.flip_prob
+        gen_device = generator.device if generator is not None else None
+        flip_draw = torch.rand(n, generator=generator, device=gen_device) < cfg.flip_prob
         flipped = (flip_draw & train).to(device)
         jitter = jitter.to(device)
 

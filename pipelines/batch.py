@@ -90,12 +90,36 @@ class Batch(Sample):
 
     def head(self, n: int) -> Batch:
         """The first ``n`` samples (views, no copy)."""
-        return _map(self, lambda t: t[:n])
+        out = _map(self, lambda t: t[:n])
+        if getattr(self, "_buffer", None) is not None:
+            out._buffer, out._lease = self._buffer, self._lease  # still one shared buffer
+        return out
+
+    def __reduce__(self) -> tuple:
+        """Pickle as one shared buffer plus a view layout when built in a recycled buffer
+        (DataLoader workers, see :mod:`pipelines.shm`); field by field otherwise."""
+        buffer = getattr(self, "_buffer", None)
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        if buffer is None:
+            return (_batch_from_fields, (values,))
+        from pipelines.shm import pack
+
+        return (_batch_from_buffer, (buffer, pack(buffer, values), self._lease))
 
     def sample(self, i: int) -> Sample:
         """Sample ``i`` of the batch (views, no copy)."""
         values = {f.name: getattr(self, f.name) for f in fields(Sample)}
         return Sample(**{k: None if v is None else v[i] for k, v in values.items()})
+
+
+def _batch_from_fields(values: dict) -> Batch:
+    return Batch(**values)
+
+
+def _batch_from_buffer(buffer: Tensor, layout: list, lease: tuple | None) -> Batch:
+    from pipelines.shm import unpack
+
+    return Batch(**unpack(buffer, layout, lease))
 
 
 def _map(data: T, fn: Callable[[Tensor], Tensor]) -> T:

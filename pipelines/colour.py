@@ -8,7 +8,7 @@ device the images are on. The operations follow torchvision's definitions on flo
 * brightness ``b``: ``x * b``;
 * contrast ``c``: blend with the mean of the image's greyscale, ``c * x + (1 - c) * mean``;
 * saturation ``s``: blend with the greyscale image, ``s * x + (1 - s) * grey``;
-* hue ``h``: RGB -> HSV, ``hue = (hue + h) mod 1``, HSV -> RGB.
+* hue ``h``: RGB -> HSV, ``hue = (hue + h) mod 1``, HSV -> RGB (fused, see :func:`adjust_hue`).
 
 Greyscale is ``0.2989 R + 0.587 G + 0.114 B``. monodepth2 jitters uint8 PIL images (rounding after
 every step); this float version differs from it by those roundings only.
@@ -54,15 +54,19 @@ class JitterParams:
         hue: float = 0.1,
         generator: torch.Generator | None = None,
     ) -> JitterParams:
-        """Draw ``n`` samples' parameters on the CPU: factors ``U(1 - x, 1 + x)``, hue ``U(-h, h)``,
-        a random order, applied with probability ``prob``."""
+        """Draw ``n`` samples' parameters on the generator's device (CPU without one): factors
+        ``U(1 - x, 1 + x)``, hue ``U(-h, h)``, a random order, applied with probability ``prob``."""
+        device = generator.device if generator is not None else None
+
+        def rand(*shape: int) -> Tensor:
+            return torch.rand(*shape, generator=generator, device=device)
 
         def uniform(lo: float, hi: float) -> Tensor:
-            return lo + (hi - lo) * torch.rand(n, generator=generator)
+            return lo + (hi - lo) * rand(n)
 
         return JitterParams(
-            apply=torch.rand(n, generator=generator) < prob,
-            order=torch.argsort(torch.rand(n, 4, generator=generator), dim=1),
+            apply=rand(n) < prob,
+            order=torch.argsort(rand(n, 4), dim=1),
             brightness=uniform(1 - brightness, 1 + brightness),
             contrast=uniform(1 - contrast, 1 + contrast),
             saturation=uniform(1 - saturation, 1 + saturation),
@@ -102,45 +106,27 @@ def adjust_saturation(images: Tensor, factor: Tensor) -> Tensor:
 
 
 def adjust_hue(images: Tensor, shift: Tensor) -> Tensor:
-    """Rotate the hue of each image by ``shift`` ``(B,)`` turns (RGB -> HSV -> RGB)."""
-    h, s, v = rgb_to_hsv(images).unbind(-3)
-    h = torch.remainder(h + shift.view(-1, 1, 1), 1.0)
-    return hsv_to_rgb(torch.stack((h, s, v), dim=-3))
+    """Rotate the hue of each image by ``shift`` ``(B,)`` turns (RGB -> HSV -> RGB, fused).
 
-
-def rgb_to_hsv(images: Tensor) -> Tensor:
-    """``(..., 3, H, W)`` RGB in [0, 1] -> HSV: hue in [0, 1) turns, saturation, value in [0, 1]."""
+    With ``v = max(R, G, B)`` and chroma ``c = v - min(R, G, B)`` (= ``v * s``), the hue in
+    sixths is ``h6 = (G - B) / c`` where R is the maximum, ``2 + (B - R) / c`` where G is, else
+    ``4 + (R - G) / c``; after the shift, channel (R, G, B) =
+    ``v - c * clamp(min(k, 4 - k), 0, 1)`` with ``k = (n + h6 + 6 * shift) mod 6``, ``n = (5, 3,
+    1)`` (the branch-free six-sector HSV -> RGB formula). Grey pixels (c = 0) stay unchanged.
+    """
     r, g, b = images.unbind(-3)
-    maxc = images.amax(dim=-3)
-    minc = images.amin(dim=-3)
-    delta = maxc - minc
-    grey_pixel = delta == 0
-    sat = delta / torch.where(maxc == 0, torch.ones_like(maxc), maxc)
-    safe = torch.where(grey_pixel, torch.ones_like(delta), delta)
-    rc, gc, bc = (maxc - r) / safe, (maxc - g) / safe, (maxc - b) / safe
-    is_r = maxc == r
-    is_g = (maxc == g) & ~is_r
-    hue = torch.where(is_r, bc - gc, torch.where(is_g, 2.0 + rc - bc, 4.0 + gc - rc))
-    hue = torch.remainder(hue / 6.0, 1.0)
-    hue = torch.where(grey_pixel, torch.zeros_like(hue), hue)
-    return torch.stack((hue, sat, maxc), dim=-3)
-
-
-def hsv_to_rgb(images: Tensor) -> Tensor:
-    """Inverse of :func:`rgb_to_hsv`: ``(..., 3, H, W)`` HSV -> RGB in [0, 1]."""
-    h, s, v = images.unbind(-3)
-    h6 = h * 6.0
-    sector = torch.floor(h6)
-    f = h6 - sector
-    sector = torch.remainder(sector, 6).to(torch.int64)
-    p = v * (1.0 - s)
-    q = v * (1.0 - s * f)
-    t = v * (1.0 - s * (1.0 - f))
-    # For sectors 0..5, (r, g, b) = (v,t,p), (q,v,p), (p,v,t), (p,q,v), (t,p,v), (v,p,q).
-    table = torch.stack((v, q, p, p, t, v, t, v, v, q, p, p, p, p, t, v, v, q), dim=-3)
-    table = table.unflatten(-3, (3, 6))  # (..., 3 channels, 6 sectors, H, W)
-    index = sector.unsqueeze(-3).unsqueeze(-3).expand(*table.shape[:-3], 1, *sector.shape[-2:])
-    return table.gather(-3, index).squeeze(-3)
+    v = images.amax(dim=-3)
+    c = v - images.amin(dim=-3)
+    is_r = v == r
+    is_g = (v == g) & ~is_r
+    num = torch.where(is_r, g - b, torch.where(is_g, b - r, r - g))
+    offset = torch.where(is_r, 0.0, torch.where(is_g, 2.0, 4.0))
+    h6 = num / torch.where(c == 0, torch.ones_like(c), c) + offset
+    h6 = h6 + 6.0 * shift.view(-1, 1, 1).to(images.dtype)
+    n = torch.tensor([5.0, 3.0, 1.0], dtype=images.dtype, device=images.device).view(3, 1, 1)
+    k = torch.remainder(n + h6.unsqueeze(-3), 6.0)
+    ramp = torch.minimum(k, 4.0 - k).clamp_(0.0, 1.0)
+    return v.unsqueeze(-3) - c.unsqueeze(-3) * ramp
 
 
 _OPS = {

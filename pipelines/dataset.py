@@ -17,7 +17,7 @@ every slot yield the same count for DDP. Every rank must use the same ``num_work
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from multiprocessing.sharedctypes import RawValue
 from pathlib import Path
 from typing import Any
@@ -26,8 +26,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from pipelines.batch import IMAGE_FIELDS, Batch, Sample, empty_tensor, image_tensor
+from pipelines import shm
+from pipelines.batch import IMAGE_FIELDS, Batch, Sample
+from pipelines.rowtable import RowTable
 from pipelines.sharding import EVEN_MODES, Even, slot_buffers, slot_range
+from pipelines.shm import BufferPool, Channel
 from pipelines.store import Store, open_store
 
 FRAMES = ("prev", "next", "stereo")
@@ -105,6 +108,15 @@ class StoreDataset(IterableDataset):
         self._epoch: Any = RawValue("q", int(epoch))
         self._store: Store | None = None
         self._small: dict[str, np.ndarray] = {}
+        self._channel: Channel | None = None
+        self._pool: BufferPool | None = None
+
+    def attach_workers(self, workers: int) -> None:
+        """Tell the dataset its DataLoader's worker count, before the loader starts: sets
+        :meth:`__len__` and opens the channel that recycles batch buffers (:mod:`pipelines.shm`).
+        """
+        self.num_workers = workers
+        self._channel = shm.open_channel(workers, owner=self)
 
     # ------------------------------------------------------------------ epochs and length
     @property
@@ -206,28 +218,42 @@ class StoreDataset(IterableDataset):
         return tables
 
     def _alloc(self, n: int, shared: bool) -> Batch:
+        """An empty batch of ``n``; inside a worker one recycled shared buffer holds it all."""
         h, w = self.image_size
-        i64 = [empty_tensor((n,), torch.int64, shared) for _ in range(3)]
-        out = Batch(
-            index=i64[0],
-            row=i64[1],
-            side=i64[2],
-            target=image_tensor((n, h, w, 3), shared),
-            K=empty_tensor((n, 3, 3), torch.float32, shared),
-            baseline=empty_tensor((n,), torch.float32, shared),
-        )
-        for name in self.frames:
-            setattr(out, name, image_tensor((n, h, w, 3), shared))
+        specs: dict[str, tuple[torch.dtype, tuple[int, ...]]] = {
+            "index": (torch.int64, (n,)),
+            "row": (torch.int64, (n,)),
+            "side": (torch.int64, (n,)),
+            "K": (torch.float32, (n, 3, 3)),
+            "baseline": (torch.float32, (n,)),
+        }
+        for name in ("target", *self.frames):
+            specs[name] = (torch.uint8, (n, h, w, 3))
         for name in ("prev", "next"):
             if name in self.frames:
-                setattr(out, f"has_{name}", empty_tensor((n,), torch.bool, shared))
+                specs[f"has_{name}"] = (torch.bool, (n,))
         if "seg" in self.extras:
-            out.seg = empty_tensor((n, h, w), torch.uint8, shared)
+            specs["seg"] = (torch.uint8, (n, h, w))
         if "depth" in self.extras:
-            out.depth = empty_tensor((n, h, w), torch.float16, shared)
+            specs["depth"] = (torch.float16, (n, h, w))
         if self.gt_shape is not None:
-            out.gt_depth = empty_tensor((n, *self.gt_shape), torch.float32, shared)
-            out.gt_size = empty_tensor((n, 2), torch.int32, shared)
+            specs["gt_depth"] = (torch.float32, (n, *self.gt_shape))
+            specs["gt_size"] = (torch.int32, (n, 2))
+        buffer, lease = None, None
+        if shared:
+            if self._pool is None:
+                info = get_worker_info()
+                self._pool = BufferPool(self._channel, 0 if info is None else info.id)
+            buffer, lease = self._pool.get(shm.nbytes_for(list(specs.values())))
+            tensors = shm.carve(buffer, list(specs.values()))
+        else:
+            tensors = [torch.empty(shape, dtype=dtype) for dtype, shape in specs.values()]
+        values = {
+            name: t.movedim(-1, -3) if name in IMAGE_FIELDS else t
+            for name, t in zip(specs, tensors, strict=True)
+        }
+        out = Batch(**values)
+        out._buffer, out._lease = buffer, lease
         return out
 
     def _fill(self, out: Batch, at: int, rows: dict[str, RowTable], ids: np.ndarray) -> None:
@@ -269,49 +295,15 @@ class StoreDataset(IterableDataset):
     # ------------------------------------------------------------------ pickling
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["_store"], state["_small"] = None, {}
-        if not _spawning():  # a plain pickle, not a worker start: keep the value only
-            state["_epoch"] = self.epoch
+        state["_store"], state["_small"], state["_pool"] = None, {}, None
+        if not _spawning():  # a plain pickle, not a worker start: no shared objects
+            state["_epoch"], state["_channel"] = self.epoch, None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         if isinstance(state["_epoch"], int):
             state["_epoch"] = RawValue("q", state["_epoch"])
         self.__dict__.update(state)
-
-
-@dataclass
-class RowTable:
-    """Frame rows of one array read as a few contiguous slices.
-
-    ``starts[i]`` is the first frame row of ``parts[i]``; ``table[row]`` is that row's data.
-    """
-
-    starts: np.ndarray
-    parts: list[np.ndarray]
-
-    @classmethod
-    def read(cls, array: Any, rows: np.ndarray, chunk: int) -> RowTable:
-        """Read ``rows`` of a zarr ``array``, one slice per run of rows.
-
-        Rows whose chunks touch or neighbour each other share one slice, so no chunk is
-        decompressed twice (reading any row decompresses its whole chunk anyway).
-        """
-        rows = np.unique(np.asarray(rows, dtype=np.int64))
-        if len(rows) == 0:
-            return cls(np.zeros(0, np.int64), [])
-        chunks = rows // chunk
-        breaks = np.flatnonzero(chunks[1:] > chunks[:-1] + 1) + 1
-        firsts = np.r_[0, breaks]
-        lasts = np.r_[breaks - 1, len(rows) - 1]
-        parts = [
-            np.asarray(array[rows[a] : rows[b] + 1]) for a, b in zip(firsts, lasts, strict=True)
-        ]
-        return cls(rows[firsts], parts)
-
-    def __getitem__(self, row: int) -> np.ndarray:
-        i = int(np.searchsorted(self.starts, row, side="right")) - 1
-        return self.parts[i][row - self.starts[i]]
 
 
 def make_loader(
@@ -340,8 +332,9 @@ def make_loader(
     ``loader.dataset.set_epoch(e)`` before iterating epoch ``e``. ``pin_memory`` is applied only
     when an accelerator is present. ``persistent_workers`` defaults to True when ``workers > 0``.
     ``len(loader)`` is the number of batches this rank yields per epoch. For DDP pass
-    ``even="drop"`` (or ``"pad"``) and ``drop_last=True`` so every rank runs the same number of
-    steps. Other arguments: see :class:`StoreDataset`.
+    ``even="drop"`` (or ``"pad"``): every worker of every rank then yields the same number of
+    samples, hence every rank the same number of batches (``drop_last=True`` also drops each
+    worker's short last batch). Other arguments: see :class:`StoreDataset`.
     """
     dataset = StoreDataset(
         store_path,
@@ -358,7 +351,7 @@ def make_loader(
         even=even,
         storage_options=storage_options,
     )
-    dataset.num_workers = workers
+    dataset.attach_workers(workers)
     accelerator = torch.accelerator.is_available() if hasattr(torch, "accelerator") else False
     return DataLoader(
         dataset,

@@ -6,8 +6,8 @@ Steps (:func:`prepare_kitti`):
    tree before anything is written; calibration and timestamps are read for every drive used;
 2. refuse, before touching any store, an existing store made with other arguments (unless
    ``overwrite``);
-3. convert each store with :func:`pipelines.runner.run_conversion` (dask over blocks of whole
-   chunks, resumable; block function :class:`pipelines.kitti_blocks.KittiBlocks`);
+3. convert all stores in one dask graph with :func:`pipelines.runner.run_conversions` (tasks =
+   blocks of whole chunks, resumable; block function :class:`pipelines.kitti_blocks.KittiBlocks`);
 4. optionally fill ``seg`` of the training stores with DeepLabv3 (:mod:`pipelines.masks`).
 
 Training / validation stores hold V = 2 views (0 = camera 02, 1 = camera 03) for every frame a
@@ -25,7 +25,7 @@ import numpy as np
 import kitti
 from pipelines.kitti_blocks import KittiBlocks, resized_intrinsics
 from pipelines.kitti_plan import StorePlan, plan_stores
-from pipelines.runner import RunSummary, run_conversion
+from pipelines.runner import Conversion, RunSummary, run_conversions
 from pipelines.schema import DEFAULT_CHUNK
 from pipelines.writer import StoreWriter, make_fingerprint
 
@@ -96,7 +96,7 @@ def prepare_kitti(
         _refuse_other_store(url, fingerprint, opts.overwrite)
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    summaries = []
+    conversions = []
     for url, plan, fingerprint, blocks in jobs:
         writer = StoreWriter.create(
             url,
@@ -114,12 +114,10 @@ def prepare_kitti(
             chunk=opts.chunk,
         )
         writer.write_samples(plan.samples)
-        summaries.append(
-            run_conversion(
-                writer, blocks, workers=opts.workers, scheduler=opts.scheduler,
-                progress=opts.progress, label=f"{plan.split}.zarr", skipped=plan.skipped,
-            )
-        )  # fmt: skip
+        conversions.append(Conversion(writer, blocks, f"{plan.split}.zarr", plan.skipped))
+    summaries = run_conversions(
+        conversions, workers=opts.workers, scheduler=opts.scheduler, progress=opts.progress
+    )
 
     mask_reports = []
     if opts.masks == "deeplabv3":

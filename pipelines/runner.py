@@ -3,15 +3,16 @@
 Dataset pipelines (``prepare-kitti``, ``prepare-nyu``) plan their frames, create a
 :class:`~pipelines.writer.StoreWriter`, write the samples table, and hand this module a *block
 function* ``make_block(block, rows) -> {array name: values}`` that computes the per-frame arrays
-of frame rows ``rows`` (a slice). :func:`run_conversion` then
+of frame rows ``rows`` (a slice). :func:`run_conversions` (several stores, one graph) or
+:func:`run_conversion` (one store) then
 
 1. builds one dask task per pending block (blocks are whole chunks, so tasks never share a chunk);
 2. runs them on the local threaded scheduler with ``workers`` threads, or on a
    ``dask.distributed`` cluster when ``scheduler`` is its address (``tcp://host:8786``; workers
    must see the input files and the store location, and the block function must pickle);
-3. advances a rich progress bar (frames, frames/s, ETA) as each block is written;
-4. calls :meth:`StoreWriter.finish` (verify, then ``complete = True``) and returns a
-   :class:`RunSummary`.
+3. advances a rich progress bar per store (frames, frames/s, ETA) as each block is written;
+4. calls :meth:`StoreWriter.finish` (verify, then ``complete = True``) on every store and returns
+   a :class:`RunSummary` per store.
 
 An exception in any block stops the run; blocks already written keep their done markers, so
 re-running with the same arguments resumes. The block function must be deterministic.
@@ -26,6 +27,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from rich.progress import ProgressColumn, Task
+from rich.text import Text
 
 from pipelines.writer import StoreWriter
 
@@ -88,6 +91,16 @@ def parse_size(text: str) -> tuple[int, int]:
     return h, w
 
 
+@dataclass(frozen=True, eq=False)
+class Conversion:
+    """One store to write: its writer, its block function, a progress label, skipped inputs."""
+
+    writer: StoreWriter
+    make_block: BlockFn
+    label: str | None = None
+    skipped: tuple[SkippedItem, ...] = ()
+
+
 def run_conversion(
     writer: StoreWriter,
     make_block: BlockFn,
@@ -99,57 +112,91 @@ def run_conversion(
     skipped: Iterable[SkippedItem] = (),
     finish: bool = True,
 ) -> RunSummary:
-    """Compute and write every pending block of ``writer``, then finish the store.
+    """Compute and write every pending block of one store, then finish it.
+
+    Same as :func:`run_conversions` with one :class:`Conversion`; see there.
+    """
+    job = Conversion(writer, make_block, label, tuple(skipped))
+    (summary,) = run_conversions(
+        [job], workers=workers, scheduler=scheduler, progress=progress, finish=finish
+    )
+    return summary
+
+
+def run_conversions(
+    jobs: Sequence[Conversion],
+    *,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    progress: bool = True,
+    finish: bool = True,
+) -> list[RunSummary]:
+    """Compute and write every pending block of every store in one dask graph, then finish them.
+
+    One graph keeps all workers busy across store boundaries (no idle tail per store).
 
     Args:
-        writer: a created (or resumed) writer; its samples should already be written when
-            ``finish`` is True (finishing verifies them).
-        make_block: deterministic block function (see :data:`BlockFn`); it must return every
-            array of :attr:`StoreWriter.block_arrays`, shaped ``(rows.stop - rows.start, ...)``.
+        jobs: the stores. Each writer is created (or resumed) and should already hold its
+            samples when ``finish`` is True (finishing verifies them). Each block function is
+            deterministic (see :data:`BlockFn`) and returns every array of
+            :attr:`StoreWriter.block_arrays`, shaped ``(rows.stop - rows.start, ...)``.
         workers: threads of the local scheduler (default: all cores); ignored with ``scheduler``.
         scheduler: address of a ``dask.distributed`` scheduler, or None for local threads.
-        progress: show a progress bar (frames, frames/s, ETA) on stderr.
-        label: progress bar title (default: the store path).
-        skipped: inputs the caller left out, reported in the summary.
-        finish: call :meth:`StoreWriter.finish` after the last block.
+        progress: show one progress bar per store (frames, frames/s, ETA) on stderr.
+        finish: call :meth:`StoreWriter.finish` on every writer after the last block, in order.
 
     Returns:
-        A :class:`RunSummary`. Exceptions raised by ``make_block`` propagate unchanged.
+        One :class:`RunSummary` per job, in order; ``seconds`` runs from the start to the
+        store's last block. Exceptions raised by a block function propagate unchanged (no
+        store is finished then).
     """
     import dask
 
-    pending = writer.pending_blocks()
-    n_frames = writer.layout.n_frames
-    todo = sum(_block_len(writer, b) for b in pending)
     token = uuid.uuid4().hex[:12]
-    # The writer and the block function enter the graph once, as keys every task refers to.
-    shared_writer = dask.delayed(writer, name=f"writer-{token}", traverse=False)
-    shared_fn = dask.delayed(make_block, name=f"block-fn-{token}", traverse=False)
+    prefix = f"write-block-{token}-"
+    pending = [job.writer.pending_blocks() for job in jobs]
+    todo = [sum(_block_len(j.writer, b) for b in p) for j, p in zip(jobs, pending, strict=True)]
     task = dask.delayed(_write_one, pure=False)
-    tasks = [
-        task(shared_writer, shared_fn, b, dask_key_name=f"write-block-{token}-{b}") for b in pending
-    ]
+    tasks = []
+    for k, (job, blocks) in enumerate(zip(jobs, pending, strict=True)):
+        # The writer and the block function enter the graph once, as keys every task refers to.
+        writer = dask.delayed(job.writer, name=f"writer-{token}-{k}", traverse=False)
+        make_block = dask.delayed(job.make_block, name=f"block-fn-{token}-{k}", traverse=False)
+        tasks += [task(writer, make_block, b, dask_key_name=f"{prefix}{k}-{b}") for b in blocks]
+
     t0 = time.perf_counter()
-    with _Bar(progress, label or writer.url, total=n_frames, done=n_frames - todo) as bar:
+    ended = [t0] * len(jobs)
+    labels = [job.label or job.writer.url for job in jobs]
+    totals = [job.writer.layout.n_frames for job in jobs]
+    with _Bars(progress, labels, totals, [n - t for n, t in zip(totals, todo, strict=True)]) as bar:
+
+        def advance(key: str, frames: int) -> None:
+            k = int(key[len(prefix) :].split("-")[0])
+            bar.advance(k, frames)
+            ended[k] = time.perf_counter()
+
         if not tasks:
             pass
         elif scheduler:
-            _run_distributed(scheduler, tasks, bar.advance)
+            _run_distributed(scheduler, tasks, advance)
         else:
-            _run_threads(tasks, f"write-block-{token}-", workers, bar.advance)
-    seconds = time.perf_counter() - t0
+            _run_threads(tasks, prefix, workers, advance)
     if finish:
-        writer.finish()
-    return RunSummary(
-        store=writer.url,
-        frames=n_frames,
-        samples=writer.layout.n_samples,
-        frames_written=todo,
-        blocks_written=len(pending),
-        blocks_skipped=writer.n_blocks - len(pending),
-        seconds=seconds,
-        skipped=tuple(skipped),
-    )
+        for job in jobs:
+            job.writer.finish()
+    return [
+        RunSummary(
+            store=job.writer.url,
+            frames=job.writer.layout.n_frames,
+            samples=job.writer.layout.n_samples,
+            frames_written=todo[k],
+            blocks_written=len(pending[k]),
+            blocks_skipped=job.writer.n_blocks - len(pending[k]),
+            seconds=ended[k] - t0,
+            skipped=job.skipped,
+        )
+        for k, job in enumerate(jobs)
+    ]
 
 
 def _block_len(writer: StoreWriter, block: int) -> int:
@@ -165,7 +212,7 @@ def _write_one(writer: StoreWriter, make_block: BlockFn, block: int) -> int:
 
 
 def _run_threads(
-    tasks: Sequence[Any], prefix: str, workers: int | None, advance: Callable[[int], None]
+    tasks: Sequence[Any], prefix: str, workers: int | None, advance: Callable[[str, int], None]
 ) -> None:
     import os
 
@@ -174,14 +221,16 @@ def _run_threads(
 
     def posttask(key: Any, result: Any, dsk: Any, state: Any, worker_id: Any) -> None:
         if isinstance(key, str) and key.startswith(prefix):
-            advance(int(result))
+            advance(key, int(result))
 
     n = workers if workers and workers > 0 else (os.cpu_count() or 1)
     with Callback(posttask=posttask):
         dask.compute(*tasks, scheduler="threads", num_workers=n)
 
 
-def _run_distributed(address: str, tasks: Sequence[Any], advance: Callable[[int], None]) -> None:
+def _run_distributed(
+    address: str, tasks: Sequence[Any], advance: Callable[[str, int], None]
+) -> None:
     try:
         from distributed import Client, as_completed
     except ImportError as e:
@@ -197,15 +246,25 @@ def _run_distributed(address: str, tasks: Sequence[Any], advance: Callable[[int]
         futures = client.compute(list(tasks))
         try:
             for future in as_completed(futures):
-                advance(int(future.result()))
+                advance(str(future.key), int(future.result()))
         finally:
             client.cancel(futures)
 
 
-class _Bar:
-    """Rich progress bar over frames: count, frames/s and ETA (or nothing when disabled)."""
+class _RateColumn(ProgressColumn):
+    """Frames per second of a task (``-`` until it is known)."""
 
-    def __init__(self, enabled: bool, label: str, total: int, done: int) -> None:
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:.1f} frames/s" if speed else "- frames/s", style="progress.data.speed")
+
+
+class _Bars:
+    """Rich progress bars over frames, one per store: count, frames/s and ETA (or nothing)."""
+
+    def __init__(
+        self, enabled: bool, labels: Sequence[str], totals: Sequence[int], done: Sequence[int]
+    ) -> None:
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -220,19 +279,19 @@ class _Bar:
             BarColumn(),
             MofNCompleteColumn(),
             TaskProgressColumn(),
-            TextColumn("{task.fields[rate]} frames/s"),
+            _RateColumn(),
             TimeRemainingColumn(),
             disable=not enabled,
         )
-        self._task = self._progress.add_task(label, total=total, completed=done, rate="-")
+        self._tasks = [
+            self._progress.add_task(label, total=total, completed=d)
+            for label, total, d in zip(labels, totals, done, strict=True)
+        ]
 
-    def advance(self, frames: int) -> None:
-        self._progress.advance(self._task, frames)
-        speed = self._progress.tasks[0].speed
-        if speed:
-            self._progress.update(self._task, rate=f"{speed:.1f}")
+    def advance(self, k: int, frames: int) -> None:
+        self._progress.advance(self._tasks[k], frames)
 
-    def __enter__(self) -> _Bar:
+    def __enter__(self) -> _Bars:
         self._progress.__enter__()
         return self
 

@@ -79,7 +79,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.height % 32 or self.width % 32 or min(self.height, self.width) < 64:
             raise ValueError(
-                f"height and width must be multiples of 32 and >= 64, got {self.height}x{self.width}"
+                "height and width must be multiples of 32 and >= 64, "
+                f"got {self.height}x{self.width}"
             )
         if not self.frame_ids or self.frame_ids[0] != 0:
             raise ValueError(f"frame_ids must start with 0 (the target), got {self.frame_ids}")
@@ -167,7 +168,9 @@ def parse_value(text: str, current: Any, name: str) -> Any:
     lowered = text.strip().lower()
     if name == "frame_ids":
         return tuple(
-            part if part == "s" else int(part) for part in (p.strip() for p in text.split(",")) if part
+            part if part == "s" else int(part)
+            for part in (p.strip() for p in text.split(","))
+            if part
         )
     if lowered in ("none", "null") and name in _OPTIONAL:
         return None
@@ -184,7 +187,9 @@ def parse_value(text: str, current: Any, name: str) -> Any:
         raise ValueError(f"{name}: cannot parse {text!r} as {kind.__name__}") from e
 
 
-def apply_overrides(config: TrainConfig, overrides: Iterable[str] | Mapping[str, Any]) -> TrainConfig:
+def apply_overrides(
+    config: TrainConfig, overrides: Iterable[str] | Mapping[str, Any]
+) -> TrainConfig:
     """A copy of ``config`` with ``key=value`` strings (or a mapping of values) applied.
 
     Raises:
@@ -194,9 +199,9 @@ def apply_overrides(config: TrainConfig, overrides: Iterable[str] | Mapping[str,
     if isinstance(overrides, Mapping):
         for key, value in overrides.items():
             _check_key(key)
-            changes[key] = parse_value(value, getattr(config, key), key) if isinstance(
-                value, str
-            ) else value
+            changes[key] = (
+                parse_value(value, getattr(config, key), key) if isinstance(value, str) else value
+            )
     else:
         for item in overrides:
             key, sep, value = item.partition("=")

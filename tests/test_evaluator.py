@@ -1,0 +1,171 @@
+"""Evaluator: protocol selection, metrics of an (untrained) model on a toy test store, JSON, PNGs,
+checkpoint evaluation through the CLI, and its error paths."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from cli import main
+from pipelines.store import Store
+from pipelines.toystore import ToySpec, write_toy_store
+from train.build import build_models, build_optimiser, build_scheduler
+from train.checkpoint import TrainState, save_checkpoint
+from train.colormap import colorize
+from train.config import apply_overrides, preset
+from train.evaluate import EIGEN_METRIC_NAMES
+from train.evaluator import Protocol, evaluate_models, select_protocol
+
+TINY = {"pretrained": False, "height": 64, "width": 96, "device": "cpu"}
+
+
+@pytest.fixture(scope="module")
+def test_store(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """KITTI-like toy store with padded gt_depth: 8 frames at 64x96."""
+    path = tmp_path_factory.mktemp("toy_test") / "test.zarr"
+    write_toy_store(path, ToySpec(n_sequences=1, frames_per_sequence=4, image_size=(64, 96)))
+    return str(path)
+
+
+def fake_store(dataset: str, arrays: tuple[str, ...], attrs: dict | None = None) -> Store:
+    return Store(
+        path="fake.zarr",
+        group=None,  # type: ignore[arg-type]
+        attrs={"dataset": dataset} | (attrs or {}),
+        arrays=dict.fromkeys(arrays),  # type: ignore[arg-type]
+    )
+
+
+@pytest.mark.parametrize(
+    ("dataset", "attrs", "preset_name", "expected"),
+    [
+        ("kitti-raw", {"ground_truth": {"protocol": "eigen"}}, "monodepth2-m", ("eigen", False)),
+        ("kitti-raw", {}, "monodepth2-m", ("eigen", False)),
+        (
+            "kitti-raw",
+            {"ground_truth": {"protocol": "eigen_benchmark"}},
+            "monodepth2-m",
+            ("eigen_benchmark", False),
+        ),
+        ("kitti-raw", {"ground_truth": {"protocol": "eigen"}}, "monodepth2-s", ("eigen", True)),
+        ("kitti-raw", {"ground_truth": {"protocol": "eigen"}}, "monodepth2-ms", ("eigen", True)),
+        ("nyu-labeled", {}, "monodepth2-nyu-m", ("nyu", False)),
+    ],
+)
+def test_protocol_from_store_attrs(dataset, attrs, preset_name, expected) -> None:
+    store = fake_store(dataset, ("image", "gt_depth", "gt_size"), attrs)
+    assert select_protocol(store, preset(preset_name)) == Protocol(*expected)
+
+
+def test_protocol_needs_ground_truth_and_known_scaling() -> None:
+    with pytest.raises(ValueError, match="no gt_depth"):
+        select_protocol(fake_store("kitti-raw", ("image",)), preset("monodepth2-m"))
+    store = fake_store("kitti-raw", ("image", "gt_depth"))
+    assert select_protocol(store, preset("monodepth2-m"), "stereo").stereo
+    with pytest.raises(ValueError, match="scaling"):
+        select_protocol(store, preset("monodepth2-m"), "cubic")
+
+
+def test_untrained_model_is_scored_with_pictures(test_store: str, tmp_path: Path) -> None:
+    config = apply_overrides(preset("monodepth2-m"), TINY)
+    report = evaluate_models(
+        build_models(config), config, test_store, batch_size=3, save_images=tmp_path, max_images=2
+    )
+    assert report.n_images == 8 and report.protocol == Protocol("eigen", False)
+    assert set(EIGEN_METRIC_NAMES) <= set(report.metrics)
+    assert all(np.isfinite(v) for v in report.metrics.values())
+    assert "abs_rel" in report.table() and "ratio median" in str(report)
+    assert len(report.images_written) == 2
+    panel = cv2.imread(report.images_written[0])
+    assert panel.shape == (3 * 64, 96, 3)  # image, prediction, ground truth
+
+
+def test_post_processing_changes_little(test_store: str) -> None:
+    config = apply_overrides(preset("monodepth2-m"), TINY)
+    models = build_models(config)
+    plain = evaluate_models(models, config, test_store)
+    post = evaluate_models(models, config, test_store, post_process=True)
+    assert post.post_process and abs(post.metrics["abs_rel"] - plain.metrics["abs_rel"]) < 0.1
+
+
+def test_colorize_is_magma_and_blacks_out_invalid() -> None:
+    values = np.linspace(0, 1, 12, dtype=np.float32).reshape(3, 4)
+    values[0, 0] = 0
+    rgb = colorize(values)
+    assert rgb.shape == (3, 4, 3) and rgb.dtype == np.uint8
+    assert rgb[0, 0].tolist() == [0, 0, 0]
+    assert rgb[2, 3].sum() > rgb[0, 1].sum()  # bright for large values
+
+
+def _checkpoint(path: Path, preset_name: str = "monodepth2-m") -> Path:
+    config = apply_overrides(preset(preset_name), TINY)
+    models = build_models(config)
+    optimiser = build_optimiser(config, models)
+    return save_checkpoint(
+        path,
+        config,
+        models,
+        optimiser,
+        build_scheduler(config, optimiser),
+        TrainState(),
+        {"augment": torch.Generator()},
+    )
+
+
+def test_cli_eval_writes_json_and_pngs(test_store: str, tmp_path: Path, capsys) -> None:
+    ckpt = _checkpoint(tmp_path / "last.pt")
+    out_json, pictures = tmp_path / "m.json", tmp_path / "png"
+    with pytest.raises(SystemExit) as exit_info:
+        main(
+            [
+                "eval",
+                str(ckpt),
+                test_store,
+                "--json",
+                str(out_json),
+                "--save-images",
+                str(pictures),
+                "--device",
+                "cpu",
+                "--batch-size",
+                "4",
+            ]
+        )
+    assert exit_info.value.code in (0, None)
+    printed = capsys.readouterr().out
+    assert "protocol eigen" in printed and "abs_rel" in printed
+    data = json.loads(out_json.read_text())
+    assert data["protocol"] == "eigen" and data["scaling"] == "median" and data["n_images"] == 8
+    assert len(list(pictures.glob("*.png"))) == 8
+
+
+def test_cli_eval_stereo_model_is_metric(test_store: str, tmp_path: Path, capsys) -> None:
+    ckpt = _checkpoint(tmp_path / "s.pt", "monodepth2-s")
+    with pytest.raises(SystemExit):
+        main(["eval", str(ckpt), test_store, "--device", "cpu"])
+    assert "x5.4 (stereo)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["eval", "{tmp}/missing.pt", "{store}"],
+        ["eval", "{ckpt}", "{tmp}/missing.zarr"],
+        ["train", "--preset", "monodepth2-m", "--train", "{tmp}/missing.zarr", "--out", "{tmp}/r"],
+        ["train", "--preset", "nope", "--train", "{store}", "--out", "{tmp}/r"],
+        ["train", "--train", "{store}", "--out", "{tmp}/r", "--resume"],
+    ],
+)
+def test_cli_errors_are_one_line(args, test_store: str, tmp_path: Path, capsys) -> None:
+    ckpt = _checkpoint(tmp_path / "ok.pt")
+    argv = [a.format(tmp=tmp_path, store=test_store, ckpt=ckpt) for a in args]
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err

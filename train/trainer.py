@@ -1,0 +1,316 @@
+"""The training loop: epochs over the streaming loader, logging, validation, checkpoints, resume.
+
+:func:`train` runs a whole (or resumed) run into ``run_dir``:
+
+* ``run_dir/checkpoints/last.pt`` after every epoch (and every ``checkpoint_every`` steps), plus
+  ``epoch_NNN.pt`` per finished epoch; ``--resume`` continues from ``last.pt`` exactly (same
+  batches, same random draws, same weights as an uninterrupted run);
+* ``run_dir/config.json``; ``run_dir/log.jsonl`` (+ TensorBoard events when available).
+
+DDP: launched with ``torchrun``, each rank trains on its shard of the store (the loader shards by
+rank, ``even="drop"`` so every rank runs the same number of steps); only rank 0 logs and saves.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import torch
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from pipelines.dataset import make_loader
+from pipelines.store import open_store
+from train.build import (
+    build_models,
+    build_optimiser,
+    build_runtime,
+    build_scheduler,
+    resolve_device,
+)
+from train.checkpoint import TrainState, read_checkpoint, restore, save_checkpoint
+from train.colormap import colorize
+from train.config import TrainConfig
+from train.logging import RunLogger
+from train.step import StepResult, train_step
+from train.validate import validate
+
+# Fields a resumed run may change (how it runs, not what it computes).
+RESUMABLE_CHANGES = {
+    "epochs",
+    "max_steps",
+    "workers",
+    "device",
+    "log_every",
+    "val_batches",
+    "checkpoint_every",
+    "compile",
+}
+
+
+@dataclass
+class TrainSummary:
+    """What :func:`train` did."""
+
+    run_dir: str
+    epochs_done: int
+    steps: int
+    last_loss: float | None
+    seconds: float
+    samples_per_second: float
+    validation: dict[str, float] = field(default_factory=dict)
+    checkpoint: str | None = None
+
+    def __str__(self) -> str:
+        loss = "n/a" if self.last_loss is None else f"{self.last_loss:.4f}"
+        val = ", ".join(f"{k.removeprefix('val/')} {v:.4f}" for k, v in self.validation.items())
+        lines = [
+            f"trained {self.steps} steps ({self.epochs_done} epochs) in {self.seconds:.1f} s, "
+            f"{self.samples_per_second:.1f} samples/s, last loss {loss}",
+        ]
+        if val:
+            lines.append(f"validation: {val}")
+        if self.checkpoint:
+            lines.append(f"checkpoint: {self.checkpoint}")
+        return "\n".join(lines)
+
+
+@dataclass
+class Distributed:
+    """DDP position from ``torchrun``'s environment (rank 0 of 1 when not launched by it)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device_name: str | None) -> Distributed:
+    """Initialise the process group when ``WORLD_SIZE`` > 1 (NCCL on CUDA, else gloo)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Distributed()
+    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    cuda = torch.cuda.is_available() and (device_name is None or device_name.startswith("cuda"))
+    if cuda:
+        torch.cuda.set_device(local)
+    if not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("nccl" if cuda else "gloo")
+    return Distributed(rank, world, local)
+
+
+def check_resume(config: TrainConfig, stored: TrainConfig) -> None:
+    """Refuse to resume with a config that computes something else than the stored one."""
+    new, old = config.to_dict(), stored.to_dict()
+    diff = sorted(k for k in new if new[k] != old[k] and k not in RESUMABLE_CHANGES)
+    if diff:
+        changes = ", ".join(f"{k}: {old[k]!r} -> {new[k]!r}" for k in diff)
+        raise ValueError(f"cannot resume with a different configuration ({changes})")
+
+
+def train(
+    config: TrainConfig,
+    train_store: str | Path,
+    run_dir: str | Path,
+    val_store: str | Path | None = None,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    echo: Callable[[str], None] = print,
+) -> TrainSummary:
+    """Train (or resume) a Monodepth2 run; see the module docstring for what is written.
+
+    Raises:
+        ValueError: unusable store (missing, no stereo view for ``"s"``), a resume without a
+            checkpoint or with an incompatible config, bad device.
+    """
+    start = time.perf_counter()
+    run_dir = Path(run_dir)
+    dist = init_distributed(config.device)
+    device = resolve_device(config.device)
+    if dist.enabled and device.type == "cuda":
+        device = torch.device("cuda", dist.local_rank)
+    store = open_store(train_store)
+    if config.use_stereo and store.views < 2:
+        raise ValueError(f"{train_store}: stereo training needs a two-view store")
+    if val_store is not None:
+        open_store(val_store)
+
+    models = build_models(config, device)
+    optimiser = build_optimiser(config, models)
+    scheduler = build_scheduler(config, optimiser)
+    generators = {
+        "augment": torch.Generator().manual_seed(config.seed * 1000 + dist.rank),
+        "noise": torch.Generator(device).manual_seed(config.seed * 1000 + 500 + dist.rank),
+    }
+    state = TrainState()
+    last = run_dir / "checkpoints" / "last.pt"
+    if resume:
+        payload = read_checkpoint(last)
+        check_resume(config, TrainConfig.from_dict(payload["config"]))
+        state = restore(payload, models, optimiser, scheduler, generators)
+    runtime = build_runtime(config, models, device, distributed=dist.enabled)
+    logger = RunLogger(run_dir, enabled=dist.main)
+    if dist.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+
+    loader = make_loader(
+        train_store,
+        config.batch_size,
+        workers=config.workers,
+        seed=config.seed,
+        frames=config.loader_frames,
+        extras=(),
+        drop_last=True,
+        shuffle_chunks=config.shuffle_chunks,
+        even="drop" if dist.enabled else "none",
+        epoch=state.epoch,
+    )
+    per_epoch = len(loader)
+    if per_epoch == 0:
+        raise ValueError(f"{train_store}: fewer samples than one batch of {config.batch_size}")
+    total = config.epochs * per_epoch
+    if config.max_steps is not None:
+        total = min(total, config.max_steps)
+
+    def save(epoch: int, batch_in_epoch: int) -> None:
+        if not dist.main:
+            return
+        counters = TrainState(epoch, state.step, batch_in_epoch)
+        save_checkpoint(last, config, models, optimiser, scheduler, counters, generators)
+
+    models.train(True)
+    result: StepResult | None = None
+    last_loss: float | None = None
+    validation: dict[str, float] = {}
+    samples, step_start = 0, time.perf_counter()
+    bar = _progress(progress and dist.main)
+    task = bar.add_task("train", total=total, completed=state.step, rate="")
+    with bar:
+        for epoch in range(state.epoch, config.epochs):
+            if state.step >= total:
+                break
+            loader.dataset.set_epoch(epoch)
+            skip = state.batch_in_epoch if epoch == state.epoch else 0
+            batch_index = 0
+            for batch_index, batch in enumerate(loader, start=1):
+                if batch_index <= skip:
+                    continue  # resumed mid-epoch: these batches were trained on already
+                batch = batch.to(device, non_blocking=True)
+                result = train_step(
+                    runtime, optimiser, batch, config, generators["augment"], generators["noise"]
+                )
+                if result is None:
+                    continue
+                state.step += 1
+                samples += result.samples * dist.world_size
+                rate = samples / max(time.perf_counter() - step_start, 1e-9)
+                bar.update(
+                    task, advance=1, rate=f"{rate:.1f} samples/s", description=f"epoch {epoch}"
+                )
+                if state.step % config.log_every == 0 or state.step == 1:
+                    last_loss = float(result.loss)
+                    _log_step(logger, result, state.step, optimiser, rate)
+                if config.checkpoint_every and state.step % config.checkpoint_every == 0:
+                    save(epoch, batch_index)
+                if state.step >= total:
+                    break
+            if result is not None:
+                last_loss = float(result.loss)
+            if batch_index < per_epoch and state.step >= total:
+                save(epoch, batch_index)  # stopped by max_steps inside the epoch
+                break
+            scheduler.step()
+            if val_store is not None and dist.main:
+                # plain modules: a DDP forward on one rank alone could wait on the others
+                plain = replace(runtime, depth=models.depth, pose=models.pose)
+                validation = validate(plain, models, config, str(val_store), config.val_batches)
+                logger.scalars(validation, state.step)
+                echo(_val_line(epoch, validation))
+            if dist.enabled:
+                torch.distributed.barrier()
+            save(epoch + 1, 0)
+            if dist.main:
+                epoch_file = last.with_name(f"epoch_{epoch:03d}.pt")
+                epoch_file.write_bytes(last.read_bytes())
+    logger.close()
+    seconds = time.perf_counter() - start
+    return TrainSummary(
+        run_dir=str(run_dir),
+        epochs_done=min(config.epochs, state.step // per_epoch),
+        steps=state.step,
+        last_loss=last_loss,
+        seconds=seconds,
+        samples_per_second=samples / max(time.perf_counter() - step_start, 1e-9),
+        validation=validation,
+        checkpoint=str(last) if last.exists() else None,
+    )
+
+
+def _progress(enabled: bool) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        disable=not enabled,
+    )
+
+
+def _log_step(
+    logger: RunLogger, result: StepResult, step: int, optimiser: torch.optim.Optimizer, rate: float
+) -> None:
+    values = {
+        "train/loss": float(result.loss),
+        "train/lr": optimiser.param_groups[0]["lr"],
+        "train/samples_per_s": rate,
+    }
+    values |= {f"train/loss_scale{s}": float(v) for s, v in enumerate(result.per_scale)}
+    if result.automask is not None:
+        values["train/automask_fraction"] = float(result.automask)
+    logger.scalars(values, step)
+    logger.image("train/disp", colorize(result.disp[0, 0].cpu().numpy()), step)
+
+
+def _val_line(epoch: int, values: dict[str, float]) -> str:
+    text = ", ".join(f"{k.removeprefix('val/')} {v:.4f}" for k, v in values.items())
+    return f"epoch {epoch} validation: {text or 'nothing to validate'}"
+
+
+def run_config(
+    preset_name: str | None, overrides: list[str], run_dir: str | Path, resume: bool
+) -> TrainConfig:
+    """The config of ``cli.py train``: the preset (or, when resuming without one, the config
+    stored in ``run_dir/checkpoints/last.pt``) with ``key=value`` overrides applied."""
+    from train.config import apply_overrides, preset
+
+    if preset_name is None:
+        if not resume:
+            raise ValueError("--preset is required (unless --resume continues a run)")
+        payload = read_checkpoint(Path(run_dir) / "checkpoints" / "last.pt")
+        base = TrainConfig.from_dict(payload["config"])
+    else:
+        base = preset(preset_name)
+    return apply_overrides(base, overrides)
