@@ -190,7 +190,8 @@ def read_splits(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
     path = Path(path)
     try:
         mat = scipy.io.loadmat(path)
-    except (OSError, ValueError, NotImplementedError, TypeError) as err:
+    except (OSError, ValueError, NotImplementedError, TypeError, IndexError) as err:
+        # scipy raises IndexError (among others) on files that are not MAT files at all.
         raise NyuFormatError(f"{path}: not a readable MATLAB v5 splits file ({err})") from err
     missing = [k for k in ("trainNdxs", "testNdxs") if k not in mat]
     if missing:

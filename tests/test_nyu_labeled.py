@@ -147,3 +147,12 @@ def test_read_splits(tmp_path: Path) -> None:
 def test_read_splits_refuses_v73(labeled: tuple[Path, dict]) -> None:
     with pytest.raises(NyuFormatError, match="nyu_depth_v2_labeled.mat"):
         read_splits(labeled[0])
+
+
+def test_read_splits_rejects_a_text_file(tmp_path) -> None:
+    from nyutools import NyuFormatError, read_splits
+
+    bad = tmp_path / "splits.mat"
+    bad.write_text("this is not a MATLAB file\n" * 20)
+    with pytest.raises(NyuFormatError, match="splits.mat"):
+        read_splits(bad)
