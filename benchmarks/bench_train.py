@@ -1,7 +1,8 @@
 """Monodepth2 training: (a) does self-supervised mono training recover depth, (b) step time.
 
 (a) Learning: synthesise a KITTI-style world (forward motion 0.8 m/frame), prepare its stores,
-train ``monodepth2-m`` from random init for ``BENCH_TRAIN_STEPS`` steps (default 300) at
+train ``monodepth2-m`` from random init for ``BENCH_TRAIN_STEPS`` steps (default 800; lr 1e-4,
+x0.1 from epoch ``BENCH_TRAIN_LR_STEP`` = 40, i.e. step 680; about 15 min on 1 core) at
 ``BENCH_TRAIN_SIZE`` (default 64x224) on the CPU, and report abs_rel (per-image median scaling,
 Garg crop, 1e-3..80 m) of the test drive against the world's TRUE dense depth (``truth.npz``),
 before and after. Target <= 0.15. The world and stores are cached in ``BENCH_TRAIN_DIR``
@@ -122,7 +123,7 @@ def reference_step(models, optimiser, inputs: dict, config: TrainConfig) -> floa
     optimiser.zero_grad()
     total.backward()
     optimiser.step()
-    return float(total)
+    return float(total.detach())
 
 
 def time_calls(fn, reps: int) -> float:
@@ -187,15 +188,26 @@ def bench_cuda(config: TrainConfig, steps: int = 20) -> None:
 # ------------------------------------------------------------------ (a) learning
 
 
+def true_depth_abs_rel(world: Path, test_store: Path, models, config: TrainConfig) -> float:
+    """abs_rel (median scaled, Garg crop, 1e-3..80 m) of ``models`` on the synthetic test drive
+    against the world's true dense depth (``truth.npz``), predictions from the test store."""
+    from train.evaluate import eigen_metrics
+    from train.evaluator import predict_disparities
+
+    truth = np.load(world / "truth.npz")
+    gt = [d.astype(np.float32) for d in truth["2011_09_26/2011_09_26_drive_0002_sync/depth"]]
+    preds = predict_disparities(models, config, test_store)
+    return eigen_metrics(gt, preds.disps, stereo=False)["abs_rel"]
+
+
 def bench_learning() -> None:
     from pipelines.kitti_prepare import KittiPrepareOptions, prepare_kitti
     from pipelines.synth import write_kitti
-    from train.evaluate import eigen_metrics
-    from train.evaluator import predict_disparities
+    from train.evaluator import load_checkpoint_models
     from train.trainer import train
 
     root = Path(os.environ.get("BENCH_TRAIN_DIR", "/tmp/depthkit_bench_train"))
-    steps = int(os.environ.get("BENCH_TRAIN_STEPS", "300"))
+    steps = int(os.environ.get("BENCH_TRAIN_STEPS", "800"))
     height, width = (int(v) for v in os.environ.get("BENCH_TRAIN_SIZE", "64x224").split("x"))
     frames = int(os.environ.get("BENCH_TRAIN_FRAMES", "24"))
     world, stores = root / f"world_{frames}", root / f"stores_{frames}"
@@ -208,9 +220,6 @@ def bench_learning() -> None:
             stores,
             KittiPrepareOptions(size=(96, 320), gt="velodyne", progress=False),
         )
-    truth = np.load(world / "truth.npz")
-    gt = [d.astype(np.float32) for d in truth["2011_09_26/2011_09_26_drive_0002_sync/depth"]]
-
     config = apply_overrides(
         preset("monodepth2-m"),
         {
@@ -219,25 +228,20 @@ def bench_learning() -> None:
             "width": width,
             "batch_size": 4,
             "epochs": 10_000,
+            "scheduler_step": int(os.environ.get("BENCH_TRAIN_LR_STEP", "40")),
             "max_steps": steps,
             "workers": 0,
             "device": "cpu",
             "log_every": 50,
         },
     )
-
-    def abs_rel(models) -> float:
-        preds = predict_disparities(models, config, stores / "test.zarr")
-        return eigen_metrics(gt, preds.disps, stereo=False)["abs_rel"]
-
-    before = abs_rel(build_models(config))
+    test = stores / "test.zarr"
+    before = true_depth_abs_rel(world, test, build_models(config), config)
     run = root / f"run_{steps}_{height}x{width}"
     t = time.perf_counter()
     summary = train(config, stores / "train.zarr", run, progress=False, echo=lambda _: None)
-    from train.evaluator import load_checkpoint_models
-
     models, _ = load_checkpoint_models(run / "checkpoints" / "last.pt")
-    after = abs_rel(models)
+    after = true_depth_abs_rel(world, test, models, config)
     print(
         f"learning: {summary.steps} steps at {height}x{width}, batch 4, "
         f"{time.perf_counter() - t:.0f} s; abs_rel vs true depth (median scaled, Garg crop): "

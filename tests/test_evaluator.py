@@ -19,7 +19,7 @@ from train.checkpoint import TrainState, save_checkpoint
 from train.colormap import colorize
 from train.config import apply_overrides, preset
 from train.evaluate import EIGEN_METRIC_NAMES
-from train.evaluator import Protocol, evaluate_models, select_protocol
+from train.evaluator import Protocol, evaluate_models, protocol_metrics, select_protocol
 
 TINY = {"pretrained": False, "height": 64, "width": 96, "device": "cpu"}
 
@@ -169,3 +169,18 @@ def test_cli_errors_are_one_line(args, test_store: str, tmp_path: Path, capsys) 
     assert exit_info.value.code == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "\n" not in err
+
+
+def test_nyu_protocol_scores_crop_sized_predictions() -> None:
+    """Disparities of the cropped image, resized to the 427x561 crop: a prediction proportional
+    to the truth scores perfectly under median scaling."""
+    gt = np.full((2, 480, 640), 3.0, dtype=np.float32)
+    gt[:, 240:] = 6.0  # bottom half farther
+    crop = gt[:, 44:471, 40:601]
+    small = np.stack(
+        [cv2.resize(1.0 / (0.1 * c), (48, 32), interpolation=cv2.INTER_NEAREST) for c in crop]
+    )
+    config = preset("monodepth2-nyu-m")
+    metrics = protocol_metrics(Protocol("nyu", False), list(gt), small, config)
+    assert metrics["abs_rel"] < 0.02 and metrics["a1"] > 0.98
+    assert metrics["ratio_median"] == pytest.approx(10.0, rel=0.02)

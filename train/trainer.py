@@ -43,7 +43,7 @@ from train.checkpoint import TrainState, read_checkpoint, restore, save_checkpoi
 from train.colormap import colorize
 from train.config import TrainConfig
 from train.logging import RunLogger
-from train.step import StepResult, train_step
+from train.step import StepResult, complete_samples, train_step
 from train.validate import validate
 
 # Fields a resumed run may change (how it runs, not what it computes).
@@ -203,6 +203,7 @@ def train(
     last_loss: float | None = None
     validation: dict[str, float] = {}
     samples, step_start = 0, time.perf_counter()
+    epochs_done = state.epoch
     bar = _progress(progress and dist.main)
     task = bar.add_task("train", total=total, completed=state.step, rate="")
     with bar:
@@ -215,12 +216,13 @@ def train(
             for batch_index, batch in enumerate(loader, start=1):
                 if batch_index <= skip:
                     continue  # resumed mid-epoch: these batches were trained on already
-                batch = batch.to(device, non_blocking=True)
+                batch = complete_samples(batch.to(device, non_blocking=True), config)
+                if not _all_ranks_have_samples(len(batch), dist, device):
+                    continue  # skipped together: every DDP rank must run the same steps
                 result = train_step(
                     runtime, optimiser, batch, config, generators["augment"], generators["noise"]
                 )
-                if result is None:
-                    continue
+                assert result is not None
                 state.step += 1
                 samples += result.samples * dist.world_size
                 rate = samples / max(time.perf_counter() - step_start, 1e-9)
@@ -249,14 +251,17 @@ def train(
             if dist.enabled:
                 torch.distributed.barrier()
             save(epoch + 1, 0)
+            epochs_done = epoch + 1
             if dist.main:
                 epoch_file = last.with_name(f"epoch_{epoch:03d}.pt")
                 epoch_file.write_bytes(last.read_bytes())
     logger.close()
+    if dist.enabled:
+        torch.distributed.barrier()  # rank 0 may still be writing the last checkpoint
     seconds = time.perf_counter() - start
     return TrainSummary(
         run_dir=str(run_dir),
-        epochs_done=min(config.epochs, state.step // per_epoch),
+        epochs_done=epochs_done,
         steps=state.step,
         last_loss=last_loss,
         seconds=seconds,
@@ -264,6 +269,15 @@ def train(
         validation=validation,
         checkpoint=str(last) if last.exists() else None,
     )
+
+
+def _all_ranks_have_samples(n: int, dist: Distributed, device: torch.device) -> bool:
+    """True when this batch (and, under DDP, every rank's batch) has a sample to train on."""
+    if not dist.enabled:
+        return n > 0
+    flag = torch.tensor([1 if n > 0 else 0], device=device)
+    torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MIN)
+    return bool(flag.item())
 
 
 def _progress(enabled: bool) -> Progress:
