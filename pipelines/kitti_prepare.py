@@ -27,7 +27,7 @@ from pipelines.kitti_blocks import KittiBlocks, resized_intrinsics
 from pipelines.kitti_plan import StorePlan, plan_stores
 from pipelines.runner import Conversion, RunSummary, run_conversions
 from pipelines.schema import DEFAULT_CHUNK
-from pipelines.writer import StoreWriter, make_fingerprint
+from pipelines.writer import StoreWriter, make_fingerprint, package_version, refuse_other_store
 
 MASKS = ("none", "deeplabv3")
 TRAIN_ARRAYS = ("image", "intrinsics", "baseline", "seg", "sequence", "frame", "timestamp")
@@ -88,12 +88,16 @@ def prepare_kitti(
     if opts.chunk < 1:
         raise ValueError(f"--chunk must be positive (got {opts.chunk})")
     root, split_dir, out_dir = Path(root), Path(split_dir), Path(out_dir)
-    weights = _check_weights(opts) if opts.masks == "deeplabv3" else None
+    weights = None
+    if opts.masks == "deeplabv3":  # fail before converting, not after
+        from pipelines.masks import check_weights  # imports torch: only when needed
+
+        weights = check_weights(opts.seg_arch, opts.seg_weights)
 
     plans = plan_stores(root, split_dir, opts.gt, opts.skip_missing)
     jobs = [_job(root, split_dir, out_dir, plan, opts) for plan in plans]
     for url, _, fingerprint, _ in jobs:
-        _refuse_other_store(url, fingerprint, opts.overwrite)
+        refuse_other_store(url, fingerprint, opts.overwrite)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     conversions = []
@@ -205,7 +209,7 @@ def _attrs(
         },
         "source": {
             "command": _command_line(root, split_dir, opts),
-            "version": _version(),
+            "version": package_version(),
             "input_root": str(root.resolve()),
             "split_file": str(plan.split_file.resolve()),
             "split_sha256": {plan.split_file.name: plan.sha256},
@@ -241,45 +245,3 @@ def _command_line(root: Path, split_dir: Path, opts: KittiPrepareOptions) -> str
     if opts.skip_missing:
         parts.append("--skip-missing")
     return " ".join(parts)
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("depthkit")
-    except PackageNotFoundError:
-        return "unknown"
-
-
-def _refuse_other_store(url: str, fingerprint: str, overwrite: bool) -> None:
-    """Refuse, before writing anything, an existing store made with other arguments."""
-    if overwrite:
-        return
-    from pipelines.store import open_store
-
-    try:
-        store = open_store(url)
-    except ValueError:
-        return  # nothing there (or not a store: the writer refuses to touch it)
-    found = store.writer_info.get("fingerprint")
-    if found != fingerprint:
-        raise ValueError(
-            f"{url}: a store made with other arguments is already there; "
-            "pass --overwrite to replace it (or use another OUT_DIR)"
-        )
-
-
-def _check_weights(opts: KittiPrepareOptions) -> str | Path:
-    """Fail before converting when the DeepLabv3 weights are not on disk."""
-    from pipelines.masks import MissingWeightsError, build_segmenter, weights_file
-
-    if opts.seg_weights:
-        path = Path(opts.seg_weights)
-        if not path.is_file():
-            raise MissingWeightsError(f"{path}: --seg-weights file not found")
-        return path
-    path = weights_file(opts.seg_arch)
-    if not path.is_file():
-        build_segmenter(opts.seg_arch, "default", "cpu")  # raises the detailed message
-    return "default"

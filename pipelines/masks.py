@@ -227,3 +227,18 @@ def _weights_tag(weights: str | Path | None) -> str:
     if weights is None:
         return "random"
     return "COCO_WITH_VOC_LABELS_V1" if str(weights) == "default" else Path(weights).name
+
+
+def check_weights(arch: str, seg_weights: str | Path | None) -> str | Path:
+    """Fail before a long conversion when the DeepLabv3 weights are not on disk.
+
+    Returns what :func:`compute_masks` takes as ``weights``: the file, or ``"default"``.
+    """
+    if seg_weights:
+        path = Path(seg_weights)
+        if not path.is_file():
+            raise MissingWeightsError(f"{path}: --seg-weights file not found")
+        return path
+    if not weights_file(arch).is_file():
+        build_segmenter(arch, "default", "cpu")  # raises the detailed message
+    return "default"

@@ -14,6 +14,7 @@ from nyutools import camera
 from pipelines.nyu_blocks import NATIVE, nyu_intrinsics
 from pipelines.nyu_labeled_plan import LabeledInputs, LabeledPlan
 from pipelines.nyu_plan import RawPlan, SceneSplit
+from pipelines.writer import package_version
 
 if TYPE_CHECKING:
     from pipelines.nyu_prepare import NyuPrepareOptions
@@ -42,7 +43,7 @@ def raw_attrs(
         },
         "source": {
             "command": command_line(root, opts),
-            "version": version(),
+            "version": package_version(),
             "input_root": str(root.resolve()),
             "scenes": {s.source.name: relative_path(s.source.path, root) for s in plan.scenes},
             "excluded_test_scenes": list(split.excluded),
@@ -68,7 +69,7 @@ def labeled_attrs(
         },
         "source": {
             "command": command_line(None, opts, inputs),
-            "version": version(),
+            "version": package_version(),
             "labeled": str(mat),
             "labeled_bytes": mat.stat().st_size,
             "split_file": str(inputs.splits_path.resolve()),
@@ -130,14 +131,3 @@ def command_line(
         if opts.seg_weights:
             parts += ["--seg-weights", str(opts.seg_weights)]
     return " ".join(parts)
-
-
-def version() -> str:
-    """Installed depthkit version, or ``unknown``."""
-    from importlib.metadata import PackageNotFoundError
-    from importlib.metadata import version as package_version
-
-    try:
-        return package_version("depthkit")
-    except PackageNotFoundError:
-        return "unknown"

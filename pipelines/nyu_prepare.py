@@ -31,7 +31,7 @@ from pipelines.nyu_labeled_plan import LabeledInputs, LabeledPlan, plan_labeled
 from pipelines.nyu_plan import RawPlan, SceneSplit, find_scenes, plan_scene, raw_plan, split_scenes
 from pipelines.runner import Conversion, RunSummary, run_conversions
 from pipelines.schema import DEFAULT_CHUNK
-from pipelines.writer import StoreWriter, make_fingerprint
+from pipelines.writer import StoreWriter, make_fingerprint, refuse_other_store
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +151,11 @@ def prepare_nyu(
     opts = options or NyuPrepareOptions()
     _check_options(opts, labeled, splits)
     raw_root, out_dir = Path(raw_root), Path(out_dir)
-    weights = _check_weights(opts) if opts.masks == "deeplabv3" else None
+    weights = None
+    if opts.masks == "deeplabv3":  # fail before converting, not after
+        from pipelines.masks import check_weights  # imports torch: only when needed
+
+        weights = check_weights(opts.seg_arch, opts.seg_weights)
 
     inputs = None
     if labeled is not None and splits is not None:
@@ -164,7 +168,7 @@ def prepare_nyu(
     if inputs is not None:
         jobs += [_labeled_job(out_dir, inputs, p, opts) for p in inputs.plans if p.n_frames]
     for job in jobs:
-        _refuse_other_store(job.url, job.fingerprint, opts.overwrite)
+        refuse_other_store(job.url, job.fingerprint, opts.overwrite)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     conversions = []
@@ -290,34 +294,3 @@ def _labeled_job(
         arrays=LABELED_ARRAYS, attrs=attrs, fingerprint=fingerprint, blocks=blocks,
         gt_size=NATIVE,
     )  # fmt: skip
-
-
-def _refuse_other_store(url: str, fingerprint: str, overwrite: bool) -> None:
-    """Refuse, before writing anything, an existing store made with other arguments."""
-    if overwrite:
-        return
-    from pipelines.store import open_store
-
-    try:
-        store = open_store(url)
-    except ValueError:
-        return  # nothing there (or not a store: the writer refuses to touch it)
-    if store.writer_info.get("fingerprint") != fingerprint:
-        raise ValueError(
-            f"{url}: a store made with other arguments or inputs is already there; "
-            "pass --overwrite to replace it (or use another OUT_DIR)"
-        )
-
-
-def _check_weights(opts: NyuPrepareOptions) -> str | Path:
-    """Fail before converting when the DeepLabv3 weights are not on disk."""
-    from pipelines.masks import MissingWeightsError, build_segmenter, weights_file
-
-    if opts.seg_weights:
-        path = Path(opts.seg_weights)
-        if not path.is_file():
-            raise MissingWeightsError(f"{path}: --seg-weights file not found")
-        return path
-    if not weights_file(opts.seg_arch).is_file():
-        build_segmenter(opts.seg_arch, "default", "cpu")  # raises the detailed message
-    return "default"

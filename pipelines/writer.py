@@ -43,6 +43,31 @@ from pipelines.store import Store, open_group, open_store, read_store, store_url
 _OWN_ATTRS = ("schema", "dataset", "split", "image_size", "complete", WRITER_ATTR)
 
 
+def package_version() -> str:
+    """Installed depthkit version (recorded in each store's ``source``), or ``unknown``."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("depthkit")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def refuse_other_store(url: str, fingerprint: str, overwrite: bool) -> None:
+    """Refuse, before anything is written, an existing store made with other arguments."""
+    if overwrite:
+        return
+    try:
+        store = open_store(url)
+    except ValueError:
+        return  # nothing there (or not a store: the writer refuses to touch it)
+    if store.writer_info.get("fingerprint") != fingerprint:
+        raise ValueError(
+            f"{url}: a store made with other arguments or inputs is already there; "
+            "pass --overwrite to replace it (or use another OUT_DIR)"
+        )
+
+
 def make_fingerprint(*parts: Any) -> str:
     """sha256 hex of the JSON of ``parts`` (e.g. command arguments and input file hashes)."""
     text = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
