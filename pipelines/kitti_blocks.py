@@ -43,8 +43,12 @@ def resized_intrinsics(K: np.ndarray, native: tuple[int, int], size: tuple[int, 
     return out
 
 
-def read_resized(path: Path, size: tuple[int, int], native: tuple[int, int]) -> np.ndarray:
+def read_resized(
+    path: Path, size: tuple[int, int], native: tuple[int, int], out: np.ndarray | None = None
+) -> np.ndarray:
     """Read a colour PNG, check it is ``native`` (H, W), resize to ``size`` (H, W).
+
+    ``out`` (uint8 (H, W, 3)), when given, receives the result without an extra copy.
 
     Returns:
         uint8 (H, W, 3) RGB.
@@ -52,19 +56,23 @@ def read_resized(path: Path, size: tuple[int, int], native: tuple[int, int]) -> 
     Raises:
         ValueError: naming the file, when it cannot be decoded or has another size.
     """
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
+    # The PNG decoder swaps to RGB while decoding, cheaper than a cvtColor pass afterwards.
+    rgb = cv2.imread(str(path), cv2.IMREAD_COLOR_RGB)
+    if rgb is None:
         raise ValueError(f"{path}: cannot read image (missing, truncated or not a PNG)")
-    if bgr.shape[:2] != tuple(native):
+    if rgb.shape[:2] != tuple(native):
         raise ValueError(
-            f"{path}: image is {bgr.shape[1]}x{bgr.shape[0]} (WxH), the calibration's "
+            f"{path}: image is {rgb.shape[1]}x{rgb.shape[0]} (WxH), the calibration's "
             f"S_rect says {native[1]}x{native[0]}"
         )
-    if bgr.shape[:2] != tuple(size):
-        shrink = size[0] <= native[0] and size[1] <= native[1]
-        interp = cv2.INTER_AREA if shrink else cv2.INTER_CUBIC
-        bgr = cv2.resize(bgr, (size[1], size[0]), interpolation=interp)
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    if rgb.shape[:2] == tuple(size):
+        if out is None:
+            return rgb
+        out[...] = rgb
+        return out
+    shrink = size[0] <= native[0] and size[1] <= native[1]
+    interp = cv2.INTER_AREA if shrink else cv2.INTER_CUBIC
+    return cv2.resize(rgb, (size[1], size[0]), dst=out, interpolation=interp)
 
 
 def ground_truth(root: Path, folder: str, frame: int, kind: str) -> np.ndarray:
@@ -126,7 +134,7 @@ class KittiBlocks:
             for v, side in enumerate(self.sides):
                 path = kitti.image_path(self.root, folder, frame, side)
                 native = (int(self.native[seq, v, 0]), int(self.native[seq, v, 1]))
-                image[i, v] = read_resized(path, self.size, native)
+                read_resized(path, self.size, native, out=image[i, v])
             if gt_depth is not None and gt_size is not None:
                 depth = ground_truth(self.root, folder, frame, str(self.gt))
                 expected = (int(self.native[seq, 0, 0]), int(self.native[seq, 0, 1]))
