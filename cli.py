@@ -268,11 +268,12 @@ def demo(
     width: int = typer.Option(None, "--width", help="Network input width."),
     seed: int = typer.Option(0, "--seed", help="Seed of the world and of the training."),
 ) -> None:
-    """End to end on the CPU: synthesise a KITTI-style world, prepare, evaluate, train, evaluate."""
+    """End to end on the CPU: synthetic KITTI and NYU worlds, prepare, evaluate, train, evaluate."""
     import time
 
     from pipelines.kitti_prepare import KittiPrepareOptions, prepare_kitti
-    from pipelines.synth import write_kitti
+    from pipelines.nyu_prepare import NyuPrepareOptions, prepare_nyu
+    from pipelines.synth import write_kitti, write_nyu_labeled
     from train.demo import DemoOptions, run_demo
 
     options = DemoOptions.with_overrides(
@@ -280,10 +281,10 @@ def demo(
     )
     world, stores = out / "kitti_world", out / "kitti_stores"
     start = time.perf_counter()
-    typer.echo(f"[1/4] synthesising a KITTI-style world ({options.frames} frames x 3 drives)")
+    typer.echo(f"[1/5] synthesising a KITTI-style world ({options.frames} frames x 3 drives)")
     write_kitti(world, frames=options.frames, seed=seed)
     typer.echo(f"      {time.perf_counter() - start:.1f} s")
-    typer.echo("[2/4] prepare-kitti: eigen_zhou train/val and eigen test stores")
+    typer.echo("[2/5] prepare-kitti: eigen_zhou train/val and eigen test stores")
     t = time.perf_counter()
     size = (options.store_height, options.store_width)
     for split in ("eigen_zhou", "eigen"):
@@ -293,6 +294,19 @@ def demo(
             stores,
             KittiPrepareOptions(size=size, gt="velodyne", workers=1, progress=False),
         )
+    typer.echo(f"      {time.perf_counter() - t:.1f} s")
+    typer.echo("[3/5] NYU-style world (raw scenes + labeled .mat) and prepare-nyu")
+    t = time.perf_counter()
+    nyu = out / "nyu_world"
+    write_nyu_labeled(nyu, frames=5, seed=seed)
+    report = prepare_nyu(
+        nyu / "raw",
+        out / "nyu_stores",
+        nyu / "nyu_depth_v2_labeled.mat",
+        nyu / "splits.mat",
+        NyuPrepareOptions(size=(96, 128), progress=False),
+    )
+    typer.echo(str(report))
     typer.echo(f"      {time.perf_counter() - t:.1f} s")
     run_demo(stores, out, options, echo=typer.echo, started=start)
 

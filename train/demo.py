@@ -104,12 +104,12 @@ def run_demo(
         torch.set_num_threads(options.threads)
     config = demo_config(options)
 
-    echo(f"[3/4] untrained monodepth2-m (random init, {config.height}x{config.width}) on {test}")
+    echo(f"[4/5] untrained monodepth2-m (random init, {config.height}x{config.width}) on {test}")
     t = time.perf_counter()
     before = evaluate_models(build_models(config), config, test, save_images=out / "before")
     echo(f"{before}\n      {time.perf_counter() - t:.1f} s")
 
-    echo(f"[4/4] training {options.steps} steps, batch {options.batch_size}, lr {options.lr}")
+    echo(f"[5/5] training {options.steps} steps, batch {options.batch_size}, lr {options.lr}")
     run_dir = out / "run"
     summary = train(config, stores / "train.zarr", run_dir, stores / "val.zarr", echo=echo)
     echo(str(summary))
