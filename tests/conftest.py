@@ -36,3 +36,30 @@ def kitti_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("kitti_world")
     write_kitti(out, frames=5, seed=3)
     return out
+
+
+@pytest.fixture
+def stub_segmenter(monkeypatch: pytest.MonkeyPatch):
+    """Replace DeepLabv3 by a model that predicts one VOC class everywhere.
+
+    Call the fixture with the class index; ``pipelines.masks.build_segmenter`` then returns it.
+    """
+    import torch
+
+    import pipelines.masks
+
+    class Constant(torch.nn.Module):
+        def __init__(self, label: int) -> None:
+            super().__init__()
+            self.label = label
+            self.anchor = torch.nn.Parameter(torch.zeros(()))  # gives the model a device
+
+        def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+            out = torch.zeros(x.shape[0], 21, *x.shape[2:])
+            out[:, self.label] = 1
+            return {"out": out}
+
+    def install(label: int) -> None:
+        monkeypatch.setattr(pipelines.masks, "build_segmenter", lambda *a, **k: Constant(label))
+
+    return install

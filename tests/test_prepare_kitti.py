@@ -269,21 +269,8 @@ def test_bad_raw_files_name_the_file(
 
 
 def test_masks_stage_runs_after_conversion(
-    kitti_world: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    kitti_world: Path, tmp_path: Path, stub_segmenter
 ) -> None:
-    import torch
-
-    import pipelines.masks
-
-    class Stub(torch.nn.Module):  # class 7 ("car") everywhere
-        def __init__(self) -> None:
-            super().__init__()
-            self.anchor = torch.nn.Parameter(torch.zeros(()))
-
-        def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-            out = torch.zeros(x.shape[0], 21, *x.shape[2:])
-            out[:, 7] = 1
-            return {"out": out}
 
     split = _split_dir(tmp_path, [f"{TRAIN_DRIVE} 2 l"])
     missing = KittiPrepareOptions(size=SIZE, masks="deeplabv3", seg_weights=str(tmp_path / "w"))
@@ -292,7 +279,7 @@ def test_masks_stage_runs_after_conversion(
     assert not (tmp_path / "out").exists()
 
     (tmp_path / "w").write_bytes(b"stub")
-    monkeypatch.setattr(pipelines.masks, "build_segmenter", lambda *a, **k: Stub())
+    stub_segmenter(7)  # class 7 ("car") everywhere
     opts = KittiPrepareOptions(size=SIZE, masks="deeplabv3", seg_weights=str(tmp_path / "w"),
                                workers=1, progress=False)  # fmt: skip
     report = prepare_kitti(kitti_world, split, tmp_path / "out", opts)

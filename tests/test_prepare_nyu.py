@@ -253,22 +253,7 @@ def test_fill_stores_in_painted_depth(nyu_world: Path, tmp_path: Path) -> None:
     assert "in-painted" in store.attrs["frames"]["depth"]
 
 
-def test_masks_stage_runs_after_conversion(
-    nyu_world: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import torch
-
-    import pipelines.masks
-
-    class Stub(torch.nn.Module):  # class 9 ("chair") everywhere
-        def __init__(self) -> None:
-            super().__init__()
-            self.anchor = torch.nn.Parameter(torch.zeros(()))
-
-        def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-            out = torch.zeros(x.shape[0], 21, *x.shape[2:])
-            out[:, 9] = 1
-            return {"out": out}
+def test_masks_stage_runs_after_conversion(nyu_world: Path, tmp_path: Path, stub_segmenter) -> None:
 
     missing = NyuPrepareOptions(size=(48, 64), masks="deeplabv3", seg_weights=str(tmp_path / "w"))
     with pytest.raises(ValueError, match="seg-weights file not found"):
@@ -276,7 +261,7 @@ def test_masks_stage_runs_after_conversion(
     assert not (tmp_path / "out").exists()
 
     (tmp_path / "w").write_bytes(b"stub")
-    monkeypatch.setattr(pipelines.masks, "build_segmenter", lambda *a, **k: Stub())
+    stub_segmenter(9)  # class 9 ("chair") everywhere
     opts = NyuPrepareOptions(size=(48, 64), masks="deeplabv3", seg_weights=str(tmp_path / "w"),
                              glob="kitchen*", workers=1, progress=False)  # fmt: skip
     report = prepare_nyu(nyu_world / "raw", tmp_path / "out", options=opts)
