@@ -1,8 +1,8 @@
 """Monodepth2 training: (a) does self-supervised mono training recover depth, (b) step time.
 
 (a) Learning: synthesise a KITTI-style world (forward motion 0.8 m/frame), prepare its stores,
-train ``monodepth2-m`` from random init for ``BENCH_TRAIN_STEPS`` steps (default 800; lr 1e-4,
-x0.1 from epoch ``BENCH_TRAIN_LR_STEP`` = 40, i.e. step 680; about 15 min on 1 core) at
+train ``monodepth2-m`` from random init for ``BENCH_TRAIN_STEPS`` steps (default 1200; lr 1e-4,
+x0.1 from epoch ``BENCH_TRAIN_LR_STEP`` = 60, i.e. step ~1020; about 16 min on 2 cores) at
 ``BENCH_TRAIN_SIZE`` (default 64x224) on the CPU, and report abs_rel (per-image median scaling,
 Garg crop, 1e-3..80 m) of the test drive against the world's TRUE dense depth (``truth.npz``),
 before and after. Target <= 0.15. The world and stores are cached in ``BENCH_TRAIN_DIR``
@@ -207,7 +207,7 @@ def bench_learning() -> None:
     from train.trainer import train
 
     root = Path(os.environ.get("BENCH_TRAIN_DIR", "/tmp/depthkit_bench_train"))
-    steps = int(os.environ.get("BENCH_TRAIN_STEPS", "800"))
+    steps = int(os.environ.get("BENCH_TRAIN_STEPS", "1200"))
     height, width = (int(v) for v in os.environ.get("BENCH_TRAIN_SIZE", "64x224").split("x"))
     frames = int(os.environ.get("BENCH_TRAIN_FRAMES", "24"))
     world, stores = root / f"world_{frames}", root / f"stores_{frames}"
@@ -228,7 +228,7 @@ def bench_learning() -> None:
             "width": width,
             "batch_size": 4,
             "epochs": 10_000,
-            "scheduler_step": int(os.environ.get("BENCH_TRAIN_LR_STEP", "40")),
+            "scheduler_step": int(os.environ.get("BENCH_TRAIN_LR_STEP", "60")),
             "max_steps": steps,
             "workers": 0,
             "device": "cpu",
