@@ -110,6 +110,19 @@ class MaskKind(str, Enum):
     deeplabv3 = "deeplabv3"
 
 
+# Options both prepare commands share.
+SEG_ARCH_OPTION = typer.Option(SegArch.mobilenet_v3_large, "--seg-arch", help="Backbone.")
+SEG_WEIGHTS_OPTION = typer.Option(None, "--seg-weights", help="DeepLabv3 weights file.")
+WORKERS_OPTION = typer.Option(None, "--workers", help="Local threads (default: all cores).")
+SCHEDULER_OPTION = typer.Option(
+    None, "--scheduler", help="dask.distributed scheduler address (tcp://host:8786)."
+)
+STORE_OVERWRITE_OPTION = typer.Option(
+    False, "--overwrite", help="Replace stores made with other arguments (from scratch)."
+)
+CHUNK_OPTION = typer.Option(16, "--chunk", help="Frames per chunk.")
+
+
 @app.command("prepare-kitti")
 def prepare_kitti_command(
     kitti_root: Path = typer.Argument(..., help="KITTI raw root (holds the date folders)."),
@@ -135,19 +148,15 @@ def prepare_kitti_command(
         "in the torch hub cache or --seg-weights; checked before converting). Default none: "
         "seg stays 255 (run `masks` later).",
     ),
-    seg_arch: SegArch = typer.Option(SegArch.mobilenet_v3_large, "--seg-arch", help="Backbone."),
-    seg_weights: Path = typer.Option(None, "--seg-weights", help="DeepLabv3 weights file."),
+    seg_arch: SegArch = SEG_ARCH_OPTION,
+    seg_weights: Path = SEG_WEIGHTS_OPTION,
     skip_missing: bool = typer.Option(
         False, "--skip-missing", help="Drop split lines whose files are missing (listed)."
     ),
-    workers: int = typer.Option(None, "--workers", help="Local threads (default: all cores)."),
-    scheduler: str = typer.Option(
-        None, "--scheduler", help="dask.distributed scheduler address (tcp://host:8786)."
-    ),
-    overwrite: bool = typer.Option(
-        False, "--overwrite", help="Replace stores made with other arguments (from scratch)."
-    ),
-    chunk: int = typer.Option(16, "--chunk", help="Frames per chunk."),
+    workers: int = WORKERS_OPTION,
+    scheduler: str = SCHEDULER_OPTION,
+    overwrite: bool = STORE_OVERWRITE_OPTION,
+    chunk: int = CHUNK_OPTION,
 ) -> None:
     """KITTI raw + split files -> schema v1 stores (resumable: re-run the same command)."""
     from pipelines.kitti_prepare import KittiPrepareOptions, prepare_kitti
@@ -350,16 +359,12 @@ def prepare_nyu(
         "the torch hub cache or --seg-weights; checked before converting). Default none: seg "
         "stays 255 (run `masks` later).",
     ),
-    seg_arch: SegArch = typer.Option(SegArch.mobilenet_v3_large, "--seg-arch", help="Backbone."),
-    seg_weights: Path = typer.Option(None, "--seg-weights", help="DeepLabv3 weights file."),
-    workers: int = typer.Option(None, "--workers", help="Local threads (default: all cores)."),
-    scheduler: str = typer.Option(
-        None, "--scheduler", help="dask.distributed scheduler address (tcp://host:8786)."
-    ),
-    overwrite: bool = typer.Option(
-        False, "--overwrite", help="Replace stores made with other arguments (from scratch)."
-    ),
-    chunk: int = typer.Option(16, "--chunk", help="Frames per chunk."),
+    seg_arch: SegArch = SEG_ARCH_OPTION,
+    seg_weights: Path = SEG_WEIGHTS_OPTION,
+    workers: int = WORKERS_OPTION,
+    scheduler: str = SCHEDULER_OPTION,
+    overwrite: bool = STORE_OVERWRITE_OPTION,
+    chunk: int = CHUNK_OPTION,
 ) -> None:
     """NYU Depth V2 raw scenes (+ labeled .mat) -> schema v1 stores (resumable: re-run it)."""
     from pipelines.nyu_prepare import NyuPrepareOptions, prepare_nyu
