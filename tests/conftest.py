@@ -63,3 +63,25 @@ def stub_segmenter(monkeypatch: pytest.MonkeyPatch):
         monkeypatch.setattr(pipelines.masks, "build_segmenter", lambda *a, **k: Constant(label))
 
     return install
+
+
+@pytest.fixture
+def kill_on_call(monkeypatch: pytest.MonkeyPatch):
+    """Make a block-function class raise ``RuntimeError("killed")`` on its ``n``-th call.
+
+    Simulates a conversion killed mid-way; ``monkeypatch.undo()`` in the test restores it.
+    """
+
+    def install(cls: type, n: int) -> None:
+        original = cls.__call__
+        calls: list[int] = []
+
+        def dying(self: object, block: int, rows: slice) -> object:
+            calls.append(block)
+            if len(calls) == n:
+                raise RuntimeError("killed")
+            return original(self, block, rows)
+
+        monkeypatch.setattr(cls, "__call__", dying)
+
+    return install

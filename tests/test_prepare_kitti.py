@@ -181,19 +181,10 @@ def test_missing_files_are_listed_then_skipped(
 
 
 def test_resume_after_kill_is_identical(
-    prepared: Path, kitti_world: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    prepared: Path, kitti_world: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kill_on_call
 ) -> None:
     split = kitti_world / "splits" / "eigen_zhou"
-    original = KittiBlocks.__call__
-    calls = []
-
-    def dying(self: KittiBlocks, block: int, rows: slice) -> dict[str, np.ndarray]:
-        calls.append(block)
-        if len(calls) == 2:
-            raise RuntimeError("killed")
-        return original(self, block, rows)
-
-    monkeypatch.setattr(KittiBlocks, "__call__", dying)
+    kill_on_call(KittiBlocks, 2)  # the second block raises, as if the process was killed
     opts = KittiPrepareOptions(size=SIZE, chunk=4, workers=1, progress=False)
     with pytest.raises(RuntimeError, match="killed"):
         prepare_kitti(kitti_world, split, tmp_path, opts)

@@ -140,17 +140,9 @@ def test_resume_after_kill_is_identical(
     nyu_world: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    kill_on_call,
 ) -> None:
-    original = NyuRawBlocks.__call__
-    calls = []
-
-    def dying(self: NyuRawBlocks, block: int, rows: slice) -> dict[str, np.ndarray]:
-        calls.append(block)
-        if len(calls) == 2:
-            raise RuntimeError("killed")
-        return original(self, block, rows)
-
-    monkeypatch.setattr(NyuRawBlocks, "__call__", dying)
+    kill_on_call(NyuRawBlocks, 2)  # the second block raises, as if the process was killed
     opts = NyuPrepareOptions(size=SIZE, chunk=4, workers=1, progress=False)
     with pytest.raises(RuntimeError, match="killed"):
         prepare_nyu(nyu_world / "raw", tmp_path, *labeled_args(nyu_world), opts)
