@@ -205,6 +205,9 @@ def train(
     device: str = typer.Option(None, "--device", help="cuda, cuda:1 or cpu (default: cuda)."),
     amp: bool = typer.Option(None, "--amp/--no-amp", help="bf16 autocast where supported."),
     compile_: bool = typer.Option(None, "--compile/--no-compile", help="torch.compile."),
+    keep_epochs: int = typer.Option(
+        None, "--keep-epochs", help="Weights-only epoch_NNN.pt files kept (newest; 0 = all)."
+    ),
     resume: bool = typer.Option(False, "--resume", help="Continue OUT/checkpoints/last.pt."),
 ) -> None:
     """Train Monodepth2 (mono, stereo, mono+stereo) from stores; resumable with --resume."""
@@ -223,6 +226,7 @@ def train(
         "device": device,
         "amp": amp,
         "compile": compile_,
+        "keep_epochs": keep_epochs,
     }
     overrides = [*set_, *(f"{k}={v}" for k, v in flags.items() if v is not None)]
     config = run_config(preset, overrides, out, resume)

@@ -233,6 +233,7 @@ def bench_learning() -> None:
             "workers": 0,
             "device": "cpu",
             "log_every": 50,
+            "keep_epochs": 1,
         },
     )
     test = stores / "test.zarr"

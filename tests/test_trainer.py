@@ -212,6 +212,27 @@ def test_resume_refuses_a_different_config(toy_store: str, tmp_path: Path) -> No
         train(tiny_config(lr=1.0), toy_store, tmp_path, resume=True, progress=False)
 
 
+def test_epoch_files_are_weights_only_and_pruned(toy_store: str, tmp_path: Path) -> None:
+    train(tiny_config(epochs=3, keep_epochs=2), toy_store, tmp_path, progress=False)
+    folder = tmp_path / "checkpoints"
+    assert sorted(p.name for p in folder.glob("epoch_*.pt")) == ["epoch_001.pt", "epoch_002.pt"]
+    weights, last = read_checkpoint(folder / "epoch_002.pt"), read_checkpoint(folder / "last.pt")
+    assert "optimiser" not in weights and "rng" not in weights and weights["epoch"] == 3
+    assert all(
+        torch.equal(weights["models"][n][k], v)
+        for n, sd in last["models"].items()
+        for k, v in sd.items()
+    )
+    assert (folder / "epoch_002.pt").stat().st_size < (folder / "last.pt").stat().st_size / 2
+    config = tiny_config()
+    models = build_models(config)
+    optimiser = build_optimiser(config, models)
+    with pytest.raises(ValueError, match="weights-only"):
+        restore(weights, models, optimiser, build_scheduler(config, optimiser), {})
+    with pytest.raises(ValueError, match="keep_epochs"):
+        tiny_config(keep_epochs=-1)
+
+
 def test_validation_and_logs(toy_store: str, tmp_path: Path) -> None:
     lines: list[str] = []
     summary = train(

@@ -5,6 +5,8 @@ One ``torch.save`` file (a plain dict of tensors, numbers and strings, loadable 
 ``epoch`` (the epoch to run next, or the current one when ``batch_in_epoch`` > 0), ``step``
 (optimiser steps done), ``batch_in_epoch`` (batches of ``epoch`` already consumed), ``rng``
 (python, numpy, torch CPU, CUDA, and the run's own generators) and ``config`` (a dict).
+Weights-only files (:func:`save_weights`, the per-epoch ``epoch_NNN.pt``) leave out ``optimiser``,
+``scheduler`` and ``rng``.
 """
 
 from __future__ import annotations
@@ -88,6 +90,28 @@ def save_checkpoint(
     return path
 
 
+def save_weights(path: str | Path, config: TrainConfig, models: Models, state: TrainState) -> Path:
+    """Write a weights-only checkpoint atomically: ``config``, ``models``, ``epoch``, ``step``.
+
+    About a third of a full checkpoint (no Adam moments, no RNG states): what ``eval`` needs, not
+    what ``--resume`` needs. Returns ``path``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format": FORMAT,
+        "config": config.to_dict(),
+        "models": {name: module.state_dict() for name, module in models.named().items()},
+        "epoch": state.epoch,
+        "step": state.step,
+        "batch_in_epoch": state.batch_in_epoch,
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    tmp.replace(path)
+    return path
+
+
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load a checkpoint dict onto the CPU.
 
@@ -126,7 +150,13 @@ def restore(
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     generators: dict[str, torch.Generator],
 ) -> TrainState:
-    """Restore networks, optimiser, scheduler and RNG states; return the counters."""
+    """Restore networks, optimiser, scheduler and RNG states; return the counters.
+
+    Raises:
+        ValueError: ``payload`` is a weights-only file (:func:`save_weights`).
+    """
+    if "optimiser" not in payload:
+        raise ValueError("a weights-only epoch file cannot be resumed; resume from last.pt")
     load_models(payload, models)
     optimiser.load_state_dict(payload["optimiser"])
     scheduler.load_state_dict(payload["scheduler"])

@@ -38,7 +38,8 @@ class TrainConfig:
     available), ``amp`` (bf16 autocast where supported: CUDA with bf16), ``channels_last``
     (None = on CUDA only), ``compile`` (``torch.compile`` the networks). Logging: ``log_every``
     steps, ``val_batches`` per validation (None = the whole val store), ``checkpoint_every`` steps
-    (0 = only at epoch ends).
+    (0 = only at epoch ends), ``keep_epochs`` (weights-only ``epoch_NNN.pt`` files kept, newest
+    first; 0 = all).
     """
 
     preset: str = "monodepth2-m"
@@ -73,6 +74,7 @@ class TrainConfig:
     log_every: int = 50
     val_batches: int | None = 20
     checkpoint_every: int = 0
+    keep_epochs: int = 0
     jitter_prob: float = 0.5
     flip_prob: float = 0.5
 
@@ -93,6 +95,8 @@ class TrainConfig:
             raise ValueError(f"intrinsics must be 'monodepth2' or 'store', not {self.intrinsics!r}")
         if not 1 <= self.scales <= 4:
             raise ValueError(f"scales must be 1..4, not {self.scales}")
+        if self.keep_epochs < 0:
+            raise ValueError(f"keep_epochs must be >= 0 (0 = keep all), not {self.keep_epochs}")
         if self.batch_size < 1 or self.epochs < 1 or self.lr <= 0:
             raise ValueError("batch_size and epochs must be >= 1 and lr > 0")
 

@@ -84,6 +84,7 @@ def demo_config(options: DemoOptions) -> TrainConfig:
             "device": "cpu",
             "log_every": 25,
             "val_batches": 4,
+            "keep_epochs": 1,
         },
     )
 

@@ -3,8 +3,9 @@
 :func:`train` runs a whole (or resumed) run into ``run_dir``:
 
 * ``run_dir/checkpoints/last.pt`` after every epoch (and every ``checkpoint_every`` steps), plus
-  ``epoch_NNN.pt`` per finished epoch; ``--resume`` continues from ``last.pt`` exactly (same
-  batches, same random draws, same weights as an uninterrupted run);
+  a weights-only ``epoch_NNN.pt`` per finished epoch (the newest ``keep_epochs`` of them, or all
+  when 0); ``--resume`` continues from ``last.pt`` exactly (same batches, same random draws, same
+  weights as an uninterrupted run);
 * ``run_dir/config.json``; ``run_dir/log.jsonl`` (+ TensorBoard events when available).
 
 DDP: launched with ``torchrun``, each rank trains on its shard of the store (the loader shards by
@@ -39,7 +40,7 @@ from train.build import (
     build_scheduler,
     resolve_device,
 )
-from train.checkpoint import TrainState, read_checkpoint, restore, save_checkpoint
+from train.checkpoint import TrainState, read_checkpoint, restore, save_checkpoint, save_weights
 from train.colormap import colorize
 from train.config import TrainConfig
 from train.logging import RunLogger
@@ -55,6 +56,7 @@ RESUMABLE_CHANGES = {
     "log_every",
     "val_batches",
     "checkpoint_every",
+    "keep_epochs",
     "compile",
 }
 
@@ -253,8 +255,9 @@ def train(
             save(epoch + 1, 0)
             epochs_done = epoch + 1
             if dist.main:
-                epoch_file = last.with_name(f"epoch_{epoch:03d}.pt")
-                epoch_file.write_bytes(last.read_bytes())
+                counters = TrainState(epoch + 1, state.step, 0)
+                save_weights(last.with_name(f"epoch_{epoch:03d}.pt"), config, models, counters)
+                _prune_epoch_files(last.parent, config.keep_epochs)
     logger.close()
     if dist.enabled:
         torch.distributed.barrier()  # rank 0 may still be writing the last checkpoint
@@ -269,6 +272,14 @@ def train(
         validation=validation,
         checkpoint=str(last) if last.exists() else None,
     )
+
+
+def _prune_epoch_files(folder: Path, keep: int) -> None:
+    """Delete all but the newest ``keep`` ``epoch_NNN.pt`` files in ``folder`` (0 = keep all)."""
+    if keep <= 0:
+        return
+    for old in sorted(folder.glob("epoch_*.pt"))[:-keep]:
+        old.unlink(missing_ok=True)
 
 
 def _all_ranks_have_samples(n: int, dist: Distributed, device: torch.device) -> bool:
