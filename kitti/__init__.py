@@ -4,6 +4,7 @@ from kitti.calib import Calibration, read_calib
 from kitti.groundtruth import read_improved_gt
 from kitti.paths import (
     calib_dir,
+    frame_file,
     image_path,
     improved_gt_path,
     list_drives,
@@ -19,6 +20,7 @@ __all__ = [
     "Calibration",
     "SplitEntry",
     "calib_dir",
+    "frame_file",
     "image_path",
     "improved_gt_path",
     "list_drives",

@@ -17,6 +17,11 @@ def _camera(side: str) -> int:
     return CAMERA_OF_SIDE[SIDES[side]]
 
 
+def frame_file(frame: int, ext: str = ".png") -> str:
+    """File name of ``frame`` in a KITTI raw data folder: ``{frame:010d}<ext>``."""
+    return f"{frame:010d}{ext}"
+
+
 def calib_dir(root: str | Path, folder: str) -> Path:
     """The date folder holding the calibration files of ``folder``: ``<root>/<date>``."""
     return Path(root) / folder.split("/")[0]
@@ -24,12 +29,12 @@ def calib_dir(root: str | Path, folder: str) -> Path:
 
 def image_path(root: str | Path, folder: str, frame: int, side: str, ext: str = ".png") -> Path:
     """``<root>/<folder>/image_0{2|3}/data/{frame:010d}<ext>`` (colour camera of ``side``)."""
-    return Path(root) / folder / f"image_0{_camera(side)}" / "data" / f"{frame:010d}{ext}"
+    return Path(root) / folder / f"image_0{_camera(side)}" / "data" / frame_file(frame, ext)
 
 
 def velodyne_path(root: str | Path, folder: str, frame: int) -> Path:
     """``<root>/<folder>/velodyne_points/data/{frame:010d}.bin``."""
-    return Path(root) / folder / "velodyne_points" / "data" / f"{frame:010d}.bin"
+    return Path(root) / folder / "velodyne_points" / "data" / frame_file(frame, ".bin")
 
 
 def timestamps_path(root: str | Path, folder: str, stream: str = "image_02") -> Path:
@@ -41,7 +46,7 @@ def improved_gt_path(root: str | Path, folder: str, frame: int, side: str = "l")
     """KITTI "annotated depth" merged into the raw tree:
     ``<root>/<folder>/proj_depth/groundtruth/image_0{2|3}/{frame:010d}.png``."""
     camera = f"image_0{_camera(side)}"
-    return Path(root) / folder / "proj_depth" / "groundtruth" / camera / f"{frame:010d}.png"
+    return Path(root) / folder / "proj_depth" / "groundtruth" / camera / frame_file(frame)
 
 
 def odom_image_path(

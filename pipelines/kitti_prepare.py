@@ -101,7 +101,7 @@ def prepare_kitti(
 
     out_dir.mkdir(parents=True, exist_ok=True)
     conversions = []
-    for url, plan, fingerprint, blocks in jobs:
+    for url, plan, fingerprint, (blocks, frame_arrays) in jobs:
         writer = StoreWriter.create(
             url,
             dataset="kitti-raw",
@@ -118,7 +118,9 @@ def prepare_kitti(
             chunk=opts.chunk,
         )
         writer.write_samples(plan.samples)
-        conversions.append(Conversion(writer, blocks, f"{plan.split}.zarr", plan.skipped))
+        conversions.append(
+            Conversion(writer, blocks, f"{plan.split}.zarr", plan.skipped, frame_arrays)
+        )
     summaries = run_conversions(
         conversions, workers=opts.workers, scheduler=opts.scheduler, progress=opts.progress
     )
@@ -137,8 +139,9 @@ def prepare_kitti(
 
 def _job(
     root: Path, split_dir: Path, out_dir: Path, plan: StorePlan, opts: KittiPrepareOptions
-) -> tuple[str, StorePlan, str, KittiBlocks]:
-    """Store location, plan, fingerprint and block function of one store."""
+) -> tuple[str, StorePlan, str, tuple[KittiBlocks, dict[str, np.ndarray]]]:
+    """Store location, plan, fingerprint, block function and whole per-frame arrays of one
+    store."""
     blocks = _blocks(root, plan, opts.size)
     fingerprint = make_fingerprint(
         "kitti-raw/1", plan.split, str(root.resolve()), plan.sha256, plan.content_hash(),
@@ -147,8 +150,11 @@ def _job(
     return str(out_dir / f"{plan.split}.zarr"), plan, fingerprint, blocks
 
 
-def _blocks(root: Path, plan: StorePlan, size: tuple[int, int]) -> KittiBlocks:
-    """The block function of a plan: calibration, intrinsics and timestamps read up front."""
+def _blocks(
+    root: Path, plan: StorePlan, size: tuple[int, int]
+) -> tuple[KittiBlocks, dict[str, np.ndarray]]:
+    """The block function of a plan and the per-frame arrays that need no pixels (intrinsics,
+    baseline, sequence, frame, timestamp), from the calibration and timestamps files."""
     cameras = (2,) if plan.gt else (2, 3)
     n_seq = len(plan.sequences)
     native = np.zeros((n_seq, len(cameras), 2), dtype=np.int64)
@@ -173,7 +179,7 @@ def _blocks(root: Path, plan: StorePlan, size: tuple[int, int]) -> KittiBlocks:
     gt_shape = None
     if plan.gt:
         gt_shape = (int(native[:, 0, 0].max()), int(native[:, 0, 1].max()))
-    return KittiBlocks(
+    blocks = KittiBlocks(
         root=root,
         sequences=plan.sequences,
         sequence=plan.sequence,
@@ -181,12 +187,17 @@ def _blocks(root: Path, plan: StorePlan, size: tuple[int, int]) -> KittiBlocks:
         sides=("l",) if plan.gt else ("l", "r"),
         size=size,
         native=native,
-        intrinsics=k_seq[plan.sequence],
-        baseline=base_seq[plan.sequence],
-        timestamp=stamps,
         gt=plan.gt,
         gt_shape=gt_shape,
     )
+    frame_arrays = {
+        "intrinsics": k_seq[plan.sequence],
+        "baseline": base_seq[plan.sequence],
+        "sequence": plan.sequence,
+        "frame": plan.frame,
+        "timestamp": stamps,
+    }
+    return blocks, frame_arrays
 
 
 def _attrs(

@@ -23,6 +23,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,12 +94,16 @@ def parse_size(text: str) -> tuple[int, int]:
 
 @dataclass(frozen=True, eq=False)
 class Conversion:
-    """One store to write: its writer, its block function, a progress label, skipped inputs."""
+    """One store to write: its writer, its block function, a progress label, skipped inputs,
+    and per-frame arrays known without pixel work (``frames``: name -> (N, ...) values), which
+    are written whole (:meth:`StoreWriter.write_frames`) by a thread of this process while the
+    blocks run, and left out of the blocks."""
 
     writer: StoreWriter
     make_block: BlockFn
     label: str | None = None
     skipped: tuple[SkippedItem, ...] = ()
+    frames: Mapping[str, np.ndarray] = field(default_factory=dict)
 
 
 def run_conversion(
@@ -163,6 +168,7 @@ def run_conversions(
         writer = dask.delayed(job.writer, name=f"writer-{token}-{k}", traverse=False)
         make_block = dask.delayed(job.make_block, name=f"block-fn-{token}-{k}", traverse=False)
         tasks += [task(writer, make_block, b, dask_key_name=f"{prefix}{k}-{b}") for b in blocks]
+        job.writer.expect_frames(*job.frames)
 
     t0 = time.perf_counter()
     ended = [t0] * len(jobs)
@@ -175,12 +181,17 @@ def run_conversions(
             bar.advance(k, frames)
             ended[k] = time.perf_counter()
 
-        if not tasks:
-            pass
-        elif scheduler:
-            _run_distributed(scheduler, tasks, advance)
-        else:
-            _run_threads(tasks, prefix, workers, advance)
+        # The whole per-frame arrays are written here, beside the block tasks: as graph tasks
+        # dask orders them last, where they would run alone.
+        with ThreadPoolExecutor(1) as side:
+            frames = side.submit(_write_frames, [job for job in jobs if job.frames])
+            if not tasks:
+                pass
+            elif scheduler:
+                _run_distributed(scheduler, tasks, advance)
+            else:
+                _run_threads(tasks, prefix, workers, advance)
+            frames.result()
     if finish:
         for job in jobs:
             job.writer.finish()
@@ -197,6 +208,12 @@ def run_conversions(
         )
         for k, job in enumerate(jobs)
     ]
+
+
+def _write_frames(jobs: Sequence[Conversion]) -> None:
+    """Write the whole per-frame arrays of ``jobs`` (:attr:`Conversion.frames`)."""
+    for job in jobs:
+        job.writer.write_frames(**job.frames)
 
 
 def _block_len(writer: StoreWriter, block: int) -> int:

@@ -95,6 +95,7 @@ class StoreWriter:
         self._lock = threading.Lock()
         self._group: zarr.Group | None = None
         self._handles: dict[str, zarr.Array] = {}
+        self._written_whole: set[str] = set()
 
     # ------------------------------------------------------------------ creation / resume
     @classmethod
@@ -247,8 +248,35 @@ class StoreWriter:
 
     @property
     def block_arrays(self) -> tuple[str, ...]:
-        """Arrays every :meth:`write_block` call must supply (``seg`` is optional)."""
-        return tuple(n for n in self.arrays if ARRAYS[n].per_frame and n != "seg")
+        """Arrays every :meth:`write_block` call must supply: the per-frame arrays not written
+        whole (:meth:`expect_frames`); ``seg`` is optional."""
+        return tuple(
+            n
+            for n in self.arrays
+            if ARRAYS[n].per_frame and n != "seg" and n not in self._written_whole
+        )
+
+    def expect_frames(self, *names: str) -> None:
+        """Declare per-frame arrays that :meth:`write_frames` writes whole, so that
+        :meth:`write_block` no longer asks for them (call before any block is written)."""
+        for name in names:
+            if name not in self.arrays or not ARRAYS[name].per_frame or name == "seg":
+                raise ValueError(f"{name!r} is not a per-frame array of this store")
+        self._written_whole.update(names)
+
+    def write_frames(self, **arrays: np.ndarray) -> None:
+        """Write whole per-frame arrays known before any pixel work (``(N, ...)`` each:
+        intrinsics, timestamps, ...): one call per store instead of one write per block.
+
+        Names not declared by :meth:`expect_frames` are declared here. Call it on every (re)run
+        with the same values (they come from the plan); :meth:`finish` comes after it.
+        """
+        self.expect_frames(*arrays)
+        for name, values in arrays.items():
+            data = _as_dtype(name, values)
+            if data.shape != self.layout.shape(name):
+                raise ValueError(f"{name} is {data.shape}, expected {self.layout.shape(name)}")
+            self._array(name)[...] = data
 
     def block_frames(self, block: int) -> slice:
         """Frame rows of ``block``: ``[block * frames_per_block, ...)`` clipped to N."""
@@ -268,7 +296,7 @@ class StoreWriter:
         """
         rows = self.block_frames(block)
         missing = sorted(set(self.block_arrays) - set(arrays))
-        unknown = sorted(set(arrays) - {n for n in self.arrays if ARRAYS[n].per_frame})
+        unknown = sorted(set(arrays) - set(self.block_arrays) - ({"seg"} & set(self.arrays)))
         if missing or unknown:
             raise ValueError(f"block {block}: missing arrays {missing}, unexpected {unknown}")
         for name, values in arrays.items():

@@ -132,3 +132,32 @@ def test_blocks_written_from_worker_processes(tmp_path: Path) -> None:
     writer.write_samples(spec.samples())
     store = writer.finish()
     np.testing.assert_array_equal(store["image"][...], spec.block(slice(0, 8))["image"])
+
+
+def test_whole_frame_arrays_written_beside_the_blocks(tmp_path: Path) -> None:
+    """Conversion.frames: metadata written whole by the runner; blocks carry only pixels."""
+    from pipelines.runner import Conversion, run_conversions
+
+    spec = ToySpec(n_sequences=2, frames_per_sequence=5, chunk=2)
+    whole = spec.block(slice(0, spec.n_frames))
+    meta = {k: whole[k] for k in ("intrinsics", "sequence", "frame", "timestamp") if k in whole}
+    writer = create_toy_writer(tmp_path / "s.zarr", spec)
+    writer.write_samples(spec.samples())
+
+    def pixels(_block: int, rows: slice) -> dict[str, np.ndarray]:
+        return {k: v for k, v in spec.block(rows).items() if k not in meta}
+
+    (summary,) = run_conversions(
+        [Conversion(writer, pixels, frames=meta)], workers=2, progress=False
+    )
+    assert summary.frames_written == spec.n_frames and set(meta) & set(writer.block_arrays) == set()
+    store = open_store(tmp_path / "s.zarr")
+    assert store.complete
+    for name, values in whole.items():
+        np.testing.assert_array_equal(store[name][...], values.astype(numpy_dtype(name)), name)
+    with pytest.raises(ValueError, match="not a per-frame array"):
+        writer.expect_frames("samples")
+    with pytest.raises(ValueError, match="expected"):
+        writer.write_frames(frame=np.zeros(3, np.int32))
+    with pytest.raises(ValueError, match="unexpected"):
+        writer.write_block(0, **spec.block(slice(0, 2)))  # frame etc. no longer come in blocks
