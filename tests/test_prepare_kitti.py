@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -293,3 +294,26 @@ def test_runner_summary_and_scheduler_errors(tmp_path: Path) -> None:
         writer = create_toy_writer(tmp_path / "t.zarr", spec)
         with pytest.raises(ImportError, match="distributed"):
             run_conversion(writer, lambda _b, r: spec.block(r), scheduler="tcp://127.0.0.1:1")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("distributed") is None, reason="needs distributed")
+def test_dask_distributed_cluster_gives_the_same_stores(
+    prepared: Path, kitti_world: Path, tmp_path: Path
+) -> None:
+    """--scheduler: blocks computed in worker processes of a local cluster (the block function
+    and the writer travel by pickle) give the stores the local threads gave."""
+    from distributed import LocalCluster
+
+    opts = KittiPrepareOptions(size=SIZE, chunk=4, progress=False, gt="velodyne")
+    runs = [("eigen_zhou", "", ("train", "val")), ("eigen", "test", ("test",))]
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True) as cluster:
+        for split, sub, names in runs:
+            options = replace(opts, scheduler=cluster.scheduler_address)
+            prepare_kitti(kitti_world, kitti_world / "splits" / split, tmp_path / sub, options)
+            for name in names:
+                ours = open_store(tmp_path / sub / f"{name}.zarr")
+                ref = open_store(prepared / sub / f"{name}.zarr")
+                assert ours.complete and set(ours.arrays) == set(ref.arrays)
+                for array in ref.arrays:
+                    np.testing.assert_array_equal(ours[array][...], ref[array][...], array)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -259,3 +261,21 @@ def test_masks_stage_runs_after_conversion(nyu_world: Path, tmp_path: Path, stub
     report = prepare_nyu(nyu_world / "raw", tmp_path / "out", options=opts)
     assert "masks:" in str(report)
     assert (open_store(tmp_path / "out" / "raw_train.zarr")["seg"][...] == 9).all()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("distributed") is None, reason="needs distributed")
+def test_dask_distributed_cluster_gives_the_same_stores(
+    prepared: tuple[Path, PrepareReport], nyu_world: Path, tmp_path: Path
+) -> None:
+    """--scheduler: blocks computed in worker processes of a local cluster give the same stores."""
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True) as cluster:
+        opts = replace(OPTS, workers=None, scheduler=cluster.scheduler_address)
+        prepare_nyu(nyu_world / "raw", tmp_path, *labeled_args(nyu_world), opts)
+    for name in STORES:
+        ours, ref = open_store(tmp_path / name), open_store(prepared[0] / name)
+        assert ours.complete and set(ours.arrays) == set(ref.arrays)
+        for array in ref.arrays:
+            np.testing.assert_array_equal(ours[array][...], ref[array][...], array)
