@@ -71,23 +71,12 @@ def save_checkpoint(
     generators: dict[str, torch.Generator],
 ) -> Path:
     """Write a checkpoint atomically (temporary file, then rename). Returns ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {
-        "format": FORMAT,
-        "config": config.to_dict(),
-        "models": {name: module.state_dict() for name, module in models.named().items()},
+    resume = {
         "optimiser": optimiser.state_dict(),
         "scheduler": scheduler.state_dict(),
-        "epoch": state.epoch,
-        "step": state.step,
-        "batch_in_epoch": state.batch_in_epoch,
         "rng": rng_state(generators),
     }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
-    return path
+    return _save(path, config, models, state, resume)
 
 
 def save_weights(path: str | Path, config: TrainConfig, models: Models, state: TrainState) -> Path:
@@ -96,6 +85,12 @@ def save_weights(path: str | Path, config: TrainConfig, models: Models, state: T
     About a third of a full checkpoint (no Adam moments, no RNG states): what ``eval`` needs, not
     what ``--resume`` needs. Returns ``path``.
     """
+    return _save(path, config, models, state, {})
+
+
+def _save(
+    path: str | Path, config: TrainConfig, models: Models, state: TrainState, extra: dict[str, Any]
+) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
@@ -105,6 +100,7 @@ def save_weights(path: str | Path, config: TrainConfig, models: Models, state: T
         "epoch": state.epoch,
         "step": state.step,
         "batch_in_epoch": state.batch_in_epoch,
+        **extra,
     }
     tmp = path.with_name(path.name + ".tmp")
     torch.save(payload, tmp)
