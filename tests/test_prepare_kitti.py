@@ -317,3 +317,22 @@ def test_dask_distributed_cluster_gives_the_same_stores(
                 assert ours.complete and set(ours.arrays) == set(ref.arrays)
                 for array in ref.arrays:
                     np.testing.assert_array_equal(ours[array][...], ref[array][...], array)
+
+
+def test_needed_files_follow_kitti_paths(tmp_path: Path) -> None:
+    from pipelines.kitti_plan import needed_files
+
+    folder = "2011_09_26/2011_09_26_drive_0001_sync"
+    entry = kitti.SplitEntry(folder, 5, "l")
+    common = [
+        kitti.calib_dir(tmp_path, folder) / "calib_cam_to_cam.txt",
+        kitti.calib_dir(tmp_path, folder) / "calib_velo_to_cam.txt",
+        kitti.timestamps_path(tmp_path, folder),
+    ]
+    train = [kitti.image_path(tmp_path, folder, f, s) for f in (4, 5, 6) for s in "lr"]
+    assert needed_files(tmp_path, entry, "train", "") == common + train
+    test = [kitti.image_path(tmp_path, folder, 5, "l"), kitti.velodyne_path(tmp_path, folder, 5)]
+    assert needed_files(tmp_path, entry, "test", "velodyne") == common + test
+    assert needed_files(tmp_path, entry, "test", "improved")[-1] == kitti.improved_gt_path(
+        tmp_path, folder, 5
+    )
