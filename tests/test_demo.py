@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cli import main
+from tests.helpers import run_cli
 
 
 @pytest.mark.slow
@@ -26,9 +26,7 @@ def test_demo_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]
         "--width",
         "128",
     ]
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-    assert exit_info.value.code in (0, None)
+    assert run_cli(argv) == 0
     printed = capsys.readouterr().out
     for step in ("[1/5]", "[2/5]", "[3/5]", "[4/5]", "[5/5]", "trained model:", "abs_rel"):
         assert step in printed

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from cli import main
 from pipelines.store import Store
 from pipelines.toystore import ToySpec, write_toy_store
+from tests.helpers import run_cli
 from train.build import build_models, build_optimiser, build_scheduler
 from train.checkpoint import TrainState, save_checkpoint
 from train.colormap import colorize
@@ -120,23 +120,22 @@ def _checkpoint(path: Path, preset_name: str = "monodepth2-m") -> Path:
 def test_cli_eval_writes_json_and_pngs(test_store: str, tmp_path: Path, capsys) -> None:
     ckpt = _checkpoint(tmp_path / "last.pt")
     out_json, pictures = tmp_path / "m.json", tmp_path / "png"
-    with pytest.raises(SystemExit) as exit_info:
-        main(
-            [
-                "eval",
-                str(ckpt),
-                test_store,
-                "--json",
-                str(out_json),
-                "--save-images",
-                str(pictures),
-                "--device",
-                "cpu",
-                "--batch-size",
-                "4",
-            ]
-        )
-    assert exit_info.value.code in (0, None)
+    code = run_cli(
+        [
+            "eval",
+            str(ckpt),
+            test_store,
+            "--json",
+            str(out_json),
+            "--save-images",
+            str(pictures),
+            "--device",
+            "cpu",
+            "--batch-size",
+            "4",
+        ]
+    )
+    assert code == 0
     printed = capsys.readouterr().out
     assert "protocol eigen" in printed and "abs_rel" in printed
     data = json.loads(out_json.read_text())
@@ -146,8 +145,7 @@ def test_cli_eval_writes_json_and_pngs(test_store: str, tmp_path: Path, capsys) 
 
 def test_cli_eval_stereo_model_is_metric(test_store: str, tmp_path: Path, capsys) -> None:
     ckpt = _checkpoint(tmp_path / "s.pt", "monodepth2-s")
-    with pytest.raises(SystemExit):
-        main(["eval", str(ckpt), test_store, "--device", "cpu"])
+    run_cli(["eval", str(ckpt), test_store, "--device", "cpu"])
     assert "x5.4 (stereo)" in capsys.readouterr().out
 
 
@@ -164,9 +162,7 @@ def test_cli_eval_stereo_model_is_metric(test_store: str, tmp_path: Path, capsys
 def test_cli_errors_are_one_line(args, test_store: str, tmp_path: Path, capsys) -> None:
     ckpt = _checkpoint(tmp_path / "ok.pt")
     argv = [a.format(tmp=tmp_path, store=test_store, ckpt=ckpt) for a in args]
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-    assert exit_info.value.code == 1
+    assert run_cli(argv) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "\n" not in err
 

@@ -10,7 +10,6 @@ import pytest
 import torch
 import zarr
 
-import cli
 from pipelines import open_store
 from pipelines.inspect import verify
 from pipelines.masks import (
@@ -21,6 +20,7 @@ from pipelines.masks import (
     weights_file,
 )
 from pipelines.toystore import ToySpec, write_toy_store
+from tests.helpers import run_cli
 
 TINY = ToySpec(
     dataset="nyu-raw", n_sequences=1, frames_per_sequence=4, image_size=(64, 96), chunk=2
@@ -104,9 +104,7 @@ def test_missing_weights_message(
         build_segmenter("resnet50", "default", "cpu")
     path = tmp_path / "s.zarr"
     write_toy_store(path, TINY)
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main(["masks", str(path), "--device", "cpu"])
-    assert exit_info.value.code == 1
+    assert run_cli(["masks", str(path), "--device", "cpu"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: DeepLabv3 mobilenet_v3_large weights not found")
     assert str(hub_dir / "checkpoints" / "deeplabv3_mobilenet_v3_large-fc3c493d.pth") in err

@@ -12,7 +12,6 @@ import cv2
 import numpy as np
 import pytest
 
-import cli
 import kitti
 from pipelines import open_store
 from pipelines.inspect import verify
@@ -21,24 +20,12 @@ from pipelines.kitti_plan import MissingFilesError
 from pipelines.kitti_prepare import KittiPrepareOptions, prepare_kitti
 from pipelines.runner import parse_size, run_conversion
 from pipelines.toystore import ToySpec, create_toy_writer
+from tests.helpers import run_cli, tree_bytes
 
 SIZE = (64, 192)
 OPTS = KittiPrepareOptions(size=SIZE, chunk=4, workers=2, progress=False)
 TEST_DRIVE = "2011_09_26/2011_09_26_drive_0002_sync"
 TRAIN_DRIVE = "2011_09_26/2011_09_26_drive_0001_sync"
-
-
-def run_cli(args: list[str]) -> int:
-    """``cli.main(args)``'s exit code (Typer always exits)."""
-    with pytest.raises(SystemExit) as exit_:
-        cli.main(args)
-    return int(exit_.value.code or 0)
-
-
-def tree_bytes(root: Path) -> dict[str, bytes]:
-    return {
-        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
-    }
 
 
 @pytest.fixture(scope="module")

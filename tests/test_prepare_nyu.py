@@ -11,31 +11,18 @@ import cv2
 import numpy as np
 import pytest
 
-import cli
 import nyutools
 from pipelines import open_store
 from pipelines.inspect import verify
 from pipelines.nyu_blocks import NyuRawBlocks, nyu_intrinsics
 from pipelines.nyu_prepare import NyuPrepareOptions, PrepareReport, prepare_nyu
 from pipelines.synth.nyu import plan_recording, write_recording
+from tests.helpers import run_cli, tree_bytes
 
 SIZE = (96, 128)
 OPTS = NyuPrepareOptions(size=SIZE, chunk=4, workers=2, progress=False)
 TEST_SCENE = "bedroom_0001"  # every labeled test frame comes from it
 STORES = ("raw_train.zarr", "labeled_train.zarr", "labeled_test.zarr")
-
-
-def run_cli(args: list[str]) -> int:
-    """``cli.main(args)``'s exit code (Typer always exits)."""
-    with pytest.raises(SystemExit) as exit_:
-        cli.main(args)
-    return int(exit_.value.code or 0)
-
-
-def tree_bytes(root: Path) -> dict[str, bytes]:
-    return {
-        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
-    }
 
 
 def labeled_args(world: Path) -> tuple[Path, Path]:
