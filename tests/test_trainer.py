@@ -233,6 +233,15 @@ def test_epoch_files_are_weights_only_and_pruned(toy_store: str, tmp_path: Path)
         tiny_config(keep_epochs=-1)
 
 
+def test_epoch_files_pruned_by_epoch_number(tmp_path: Path) -> None:
+    from train.trainer import _prune_epoch_files
+
+    for epoch in (998, 999, 1000, 1001):
+        (tmp_path / f"epoch_{epoch:03d}.pt").write_bytes(b"")
+    _prune_epoch_files(tmp_path, 2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["epoch_1000.pt", "epoch_1001.pt"]
+
+
 def test_validation_and_logs(toy_store: str, tmp_path: Path) -> None:
     lines: list[str] = []
     summary = train(

@@ -278,7 +278,9 @@ def _prune_epoch_files(folder: Path, keep: int) -> None:
     """Delete all but the newest ``keep`` ``epoch_NNN.pt`` files in ``folder`` (0 = keep all)."""
     if keep <= 0:
         return
-    for old in sorted(folder.glob("epoch_*.pt"))[:-keep]:
+    # by epoch number: past epoch 999 the zero-padded names no longer sort as numbers
+    files = sorted(folder.glob("epoch_*.pt"), key=lambda p: int(p.stem.removeprefix("epoch_")))
+    for old in files[:-keep]:
         old.unlink(missing_ok=True)
 
 
