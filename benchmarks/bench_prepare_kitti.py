@@ -19,6 +19,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -72,7 +73,9 @@ def _pngs(stores: list[Path], root: Path) -> tuple[list[Path], int]:
     return paths, frames
 
 
-def _decode(paths: list[Path], threads: int, read=None) -> tuple[float, float]:
+def _decode(
+    paths: list[Path], threads: int, read: Callable[[Path], object] | None = None
+) -> tuple[float, float]:
     """Wall and CPU seconds of ``cv2.imread`` (or ``read``) of every path with ``threads``."""
     read = read or (lambda p: cv2.imread(str(p), cv2.IMREAD_COLOR))
     t0, c0 = time.perf_counter(), time.process_time()

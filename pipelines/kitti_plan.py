@@ -168,13 +168,17 @@ class _Needed:
             self._folders[folder] = found
         return found
 
+    def improved_gt(self, entry: SplitEntry) -> tuple[str, str]:
+        """The improved ("annotated depth") PNG of a test line."""
+        return self._drive(entry.folder)["improved"], kitti.frame_file(entry.frame)
+
     def __call__(self, entry: SplitEntry) -> list[tuple[str, str]]:
         d = self._drive(entry.folder)
         files = [(d["date"], CAM_TO_CAM), (d["date"], VELO_TO_CAM), (d["stamps"], d["stamps_name"])]
         if self.split == "test":
             files.append((d["l"], kitti.frame_file(entry.frame)))
             if self.gt == "improved":
-                files.append((d["improved"], kitti.frame_file(entry.frame)))
+                files.append(self.improved_gt(entry))
             else:
                 files.append((d["velodyne"], kitti.frame_file(entry.frame, ".bin")))
             return files
@@ -197,7 +201,7 @@ def choose_gt(root: Path, lines: Sequence[SplitLine], gt: str) -> str:
         return gt
     exists = _Exists()
     needed = _Needed(root, "test", "improved")
-    have = all(exists(*needed(ln.entry)[-1]) for ln in lines)
+    have = all(exists(*needed.improved_gt(ln.entry)) for ln in lines)
     return "improved" if lines and have else "velodyne"
 
 

@@ -95,7 +95,7 @@ class StoreWriter:
         self._lock = threading.Lock()
         self._group: zarr.Group | None = None
         self._handles: dict[str, zarr.Array] = {}
-        self._written_whole: set[str] = set()
+        self._whole_arrays: set[str] = set()
 
     # ------------------------------------------------------------------ creation / resume
     @classmethod
@@ -253,7 +253,7 @@ class StoreWriter:
         return tuple(
             n
             for n in self.arrays
-            if ARRAYS[n].per_frame and n != "seg" and n not in self._written_whole
+            if ARRAYS[n].per_frame and n != "seg" and n not in self._whole_arrays
         )
 
     def expect_frames(self, *names: str) -> None:
@@ -262,7 +262,7 @@ class StoreWriter:
         for name in names:
             if name not in self.arrays or not ARRAYS[name].per_frame or name == "seg":
                 raise ValueError(f"{name!r} is not a per-frame array of this store")
-        self._written_whole.update(names)
+        self._whole_arrays.update(names)
 
     def write_frames(self, **arrays: np.ndarray) -> None:
         """Write whole per-frame arrays known before any pixel work (``(N, ...)`` each:
