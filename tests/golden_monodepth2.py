@@ -36,3 +36,28 @@ def fixed_batch(n: int = 2, height: int = 72, width: int = 108) -> Batch:
         has_next=torch.ones(n, dtype=torch.bool),
         stereo=image(),
     )
+
+
+def golden_values(preset_name: str) -> dict:
+    """Total loss, per-scale losses and per-network gradient norms of ``preset_name`` on
+    :func:`fixed_batch` (seeded random weights, seeded augmentation, CPU float32)."""
+    from train.engine.config import apply_overrides
+    from train.engine.presets import preset
+    from train.engine.runtime import build_runtime
+    from train.methods import method_class
+
+    overrides = {"pretrained": False, "device": "cpu", "amp": False, "channels_last": False}
+    config = apply_overrides(preset(preset_name), overrides | GOLDEN_SIZE)
+    method = method_class(config.method)(config)
+    nets = method.build_networks("cpu")
+    runtime = build_runtime(config, method, nets, torch.device("cpu"))
+    nets.train(True)
+    aug = runtime.augment(fixed_batch(), generator=torch.Generator().manual_seed(7), train=True)
+    out = method.loss(runtime, aug, torch.Generator().manual_seed(8))
+    out.total.backward()
+    grads = {}
+    for name, module in nets.named().items():
+        norms = [p.grad.norm() for p in module.parameters() if p.grad is not None]
+        grads[name] = torch.linalg.vector_norm(torch.stack(norms)).item()
+    per_scale = [out.scalars[f"loss_scale{s}"].item() for s in range(4)]
+    return {"total": out.total.item(), "per_scale": per_scale, "grad_norm": grads}

@@ -230,19 +230,29 @@ def warp(image: Tensor, depth: Tensor, K: Tensor, inv_K: Tensor, T: Tensor) -> T
 
     Bilinear ``grid_sample`` with ``padding_mode="border"`` and ``align_corners=True`` (what
     monodepth2 got from PyTorch 0.4.1). Pixels that project outside the source take border values.
+    Several sources of one target are warped in one call by stacking them source-major on the
+    batch axis (``S * B``): the target's depth is back-projected once and shared.
 
     Args:
-        image: ``(B, C, H, W)`` source image (or feature map) at the depth's resolution.
+        image: ``(S * B, C, H, W)`` source images (or feature maps) at the depth's resolution,
+            source-major (all B samples of source 0 first); S = 1 for a single source.
         depth: ``(B, 1, H, W)`` target depth, training units.
-        K, inv_K: ``(B, 4, 4)`` pixel intrinsics for H x W and their inverse.
-        T: ``(B, 4, 4)`` ``cam_T_cam`` from the target camera to the source camera.
+        K: ``(S * B, 4, 4)`` pixel intrinsics of the sources for H x W.
+        inv_K: ``(B, 4, 4)`` inverse pixel intrinsics of the target.
+        T: ``(S * B, 4, 4)`` ``cam_T_cam`` from the target camera to each source camera.
 
     Returns:
-        ``(B, C, H, W)`` the source resampled into the target view, dtype of ``image`` (the
+        ``(S * B, C, H, W)`` the sources resampled into the target view, dtype of ``image`` (the
         sampling itself runs in the dtype of ``depth``).
     """
     h, w = depth.shape[-2:]
-    grid = project(backproject(depth, inv_K), K, T, h, w)
+    sources, rem = divmod(image.shape[0], depth.shape[0])
+    if rem:
+        raise ValueError(f"{image.shape[0]} source images for {depth.shape[0]} depth maps")
+    points = backproject(depth, inv_K)
+    if sources > 1:
+        points = points.repeat(sources, 1, 1)
+    grid = project(points, K, T, h, w)
     # Sample in the coordinates' precision: bf16/fp16 grids would be off by up to half a pixel.
     warped = F.grid_sample(
         image.to(grid.dtype), grid, mode="bilinear", padding_mode="border", align_corners=True

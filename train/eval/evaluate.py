@@ -1,9 +1,11 @@
-"""Depth evaluation of a trained (or untrained) model on a test store.
+"""Depth evaluation of a trained (or untrained) model on a test store, through the method's
+:class:`~train.methods.Predictor` (RGB in [0, 1] -> depth at network resolution).
 
-Steps: pick the protocol from the store's attributes (:func:`select_protocol`); run the depth
-network over the store in order at its training resolution (:func:`predict_disparities`,
-optional flip post-processing); hand the network-resolution disparities to the numpy protocols
-of :mod:`train.evaluate` (:func:`protocol_metrics`).
+Steps: pick the protocol from the store's attributes and the predictor's scaling rule
+(:func:`select_protocol`); run the predictor over the store in order at the training resolution
+(:func:`predict_depths`, optional flip post-processing); hand the network-resolution
+predictions to the numpy protocols of :mod:`train.eval.metrics` (:func:`protocol_metrics`), which
+resize each prediction once, from the network output to its ground truth.
 
 Protocols:
 
@@ -13,48 +15,49 @@ Protocols:
 * ``nyu`` (NYU labeled store): crop 44:471 x 40:601, gt > 0, predictions clipped to 0.1..10 m
   (nyuv2.md 7.5: the RGB is cropped the same way before resizing to the network).
 
-Scaling: models trained with the stereo source (``monodepth2-s``, ``monodepth2-ms``) are scored
-metrically, depth x 5.4 (0.54 m real baseline / 0.1 training baseline) without median scaling,
-as monodepth2's ``--eval_stereo`` does for both its stereo and mono+stereo models; mono models
-use per-image median scaling. ``scaling="median"`` / ``"stereo"`` forces either.
+Scaling comes from the checkpoint's method and config (:attr:`Predictor.scaling`): Monodepth2
+models trained with the stereo source are scored metrically, depth x 5.4 (0.54 m real baseline /
+0.1 training baseline) without median scaling, as monodepth2's ``--eval_stereo`` does; mono
+models use per-image median scaling. ``scaling="median"`` / ``"stereo"`` forces either.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
-from pipelines.augment import resize_bilinear
-from pipelines.dataset import make_loader
-from pipelines.store import Store, open_store
-from train.build import Models, build_models, resolve_device
-from train.checkpoint import checkpoint_config, load_models, read_checkpoint
-from train.config import TrainConfig
-from train.evaluate import (
+from pipelines.loader import Batch, make_loader, resize_bilinear, resolve_device
+from pipelines.store import Store, open_store, require_complete
+from train.engine.checkpoint import checkpoint_config, load_networks, read_checkpoint
+from train.engine.config import TrainConfig, apply_overrides
+from train.eval.metrics import (
     EIGEN_METRIC_NAMES,
     METRIC_NAMES,
     NYU_CROP,
+    NYU_SIZE,
+    STEREO_SCALE_FACTOR,
     eigen_metrics,
     format_metrics,
     nyu_metrics,
     post_process_disparity,
 )
-from train.geometry import disp_to_depth
+from train.methods import Method, Networks, Predictor, Scaling, method_class
 
 SCALINGS = ("auto", "median", "stereo")
-NYU_SIZE = (480, 640)
 
 
 @dataclass(frozen=True)
 class Protocol:
-    """``name``: eigen, eigen_benchmark or nyu; ``stereo``: metric x5.4 instead of median."""
+    """``name``: eigen, eigen_benchmark or nyu; ``scaling``: median or a fixed factor."""
 
     name: str
-    stereo: bool
+    scaling: Scaling
 
     @property
     def metric_names(self) -> tuple[str, ...]:
@@ -63,16 +66,15 @@ class Protocol:
 
 @dataclass
 class Predictions:
-    """Network outputs over a store, in store sample order.
+    """Predictor outputs over a store, in store sample order.
 
     Attributes:
-        disps: float32 ``(N, h, w)`` "scaled" disparities (``1 / depth`` in training units,
-            from :func:`train.geometry.disp_to_depth`) at network resolution.
+        depths: float32 ``(N, h, w)`` depth in the method's units at network resolution.
         gt_depths: N float32 ground-truth maps, un-padded with ``gt_size`` (metres).
         images: uint8 ``(N, h, w, 3)`` network inputs (kept only when asked for).
     """
 
-    disps: np.ndarray
+    depths: np.ndarray
     gt_depths: list[np.ndarray]
     images: np.ndarray | None = None
 
@@ -97,7 +99,7 @@ class EvalReport:
     def to_dict(self) -> dict:
         return {
             "protocol": self.protocol.name,
-            "scaling": "stereo" if self.protocol.stereo else "median",
+            "scaling": self.protocol.scaling.name,
             "metrics": self.metrics,
             "n_images": self.n_images,
             "store": self.store,
@@ -107,7 +109,8 @@ class EvalReport:
         }
 
     def __str__(self) -> str:
-        scaling = "x5.4 (stereo)" if self.protocol.stereo else "per-image median"
+        s = self.protocol.scaling
+        scaling = "per-image median" if s.median else f"x{s.factor:g} (fixed)"
         ratio = ""
         if "ratio_median" in self.metrics:
             ratio = (
@@ -121,25 +124,29 @@ class EvalReport:
         return f"{head}\n{self.table()}"
 
 
-def select_protocol(store: Store, config: TrainConfig, scaling: str = "auto") -> Protocol:
-    """The protocol that fits ``store`` and the model's training ``config``.
+def select_protocol(store: Store, scaling: Scaling, override: str = "auto") -> Protocol:
+    """The protocol that fits ``store``, with the model's ``scaling`` (or ``override``:
+    ``"median"``, or ``"stereo"`` = fixed x5.4).
 
     Raises:
-        ValueError: the store has no ground truth, or an unknown ``scaling``.
+        ValueError: the store has no ground truth, or an unknown ``override``.
     """
-    if scaling not in SCALINGS:
-        raise ValueError(f"scaling must be one of {SCALINGS}, not {scaling!r}")
-    stereo = config.use_stereo if scaling == "auto" else scaling == "stereo"
+    if override not in SCALINGS:
+        raise ValueError(f"scaling must be one of {SCALINGS}, not {override!r}")
+    if override == "median":
+        scaling = Scaling()
+    elif override == "stereo":
+        scaling = Scaling(median=False, factor=STEREO_SCALE_FACTOR)
     if store.dataset == "nyu-labeled" or (
         store.dataset.startswith("nyu") and store.has("gt_depth")
     ):
-        return Protocol("nyu", stereo=False if scaling == "auto" else stereo)
+        return Protocol("nyu", scaling)
     if not store.has("gt_depth"):
         raise ValueError(f"{store.path}: store has no gt_depth array, nothing to evaluate against")
     name = str(store.attrs.get("ground_truth", {}).get("protocol", "eigen"))
     if name not in ("eigen", "eigen_benchmark"):
         raise ValueError(f"{store.path}: unknown ground-truth protocol {name!r}")
-    return Protocol(name, stereo)
+    return Protocol(name, scaling)
 
 
 def nyu_image_crop(image_size: tuple[int, int]) -> tuple[int, int, int, int]:
@@ -149,89 +156,93 @@ def nyu_image_crop(image_size: tuple[int, int]) -> tuple[int, int, int, int]:
     return round(top * sy), round(bottom * sy), round(left * sx), round(right * sx)
 
 
+def network_input(
+    target: torch.Tensor, store: Store, protocol: Protocol | None, config: TrainConfig
+) -> torch.Tensor:
+    """uint8 ``(B, 3, H, W)`` store images -> float ``(B, 3, h, w)`` in [0, 1] at the network
+    size (bilinear, antialiased), after the NYU crop under the ``nyu`` protocol."""
+    x = target.float().div(255.0)
+    if protocol is not None and protocol.name == "nyu":
+        top, bottom, left, right = nyu_image_crop(store.image_size)
+        x = x[..., top:bottom, left:right]
+    return resize_bilinear(x.contiguous(), (config.height, config.width))
+
+
+def gt_maps(batch: Batch) -> list[np.ndarray]:
+    """The batch's ground-truth maps, un-padded with ``gt_size`` (empty without ``gt_depth``)."""
+    if batch.gt_depth is None or batch.gt_size is None:
+        return []
+    pairs = zip(batch.gt_depth.cpu().numpy(), batch.gt_size.cpu().numpy(), strict=True)
+    return [np.ascontiguousarray(gt[:h, :w]) for gt, (h, w) in pairs]
+
+
 @torch.no_grad()
-def predict_disparities(
-    models: Models,
+def predict_depths(
+    predictor: Predictor,
     config: TrainConfig,
     store_path: str | Path,
     *,
+    protocol: Protocol | None = None,
     batch_size: int = 16,
     device: torch.device | str = "cpu",
     post_process: bool = False,
-    crop: tuple[int, int, int, int] | None = None,
     keep_images: bool = False,
     limit: int | None = None,
 ) -> Predictions:
-    """Run the depth network over every sample of a store, in order, without augmentation.
+    """Run the predictor over every sample of a store, in order, without augmentation.
 
-    Images are resized (bilinear, antialiased) to ``config.height x config.width`` after an
-    optional ``crop`` (top, bottom, left, right in store pixels). ``post_process`` averages with
-    the flipped prediction (monodepth2's edge-aware blend). ``limit`` stops after that many.
+    ``post_process`` blends with the flipped prediction in disparity (monodepth2's edge-aware
+    blend). ``limit`` stops after that many samples.
     """
     device = torch.device(device)
-    models.depth.eval()
+    predictor.eval()
+    store = open_store(store_path)
     loader = make_loader(
         store_path, batch_size, workers=0, shuffle=False, frames=(), extras=("gt",)
     )
-    disps, gts, images = [], [], []
+    depths, gts, images = [], [], []
     seen = 0
     for batch in loader:
-        x = batch.target.to(device).float().div_(255.0)
-        if crop is not None:
-            top, bottom, left, right = crop
-            x = x[..., top:bottom, left:right]
-        x = resize_bilinear(x.contiguous(), (config.height, config.width))
-        disp = scaled_disparity(models, x, config)
+        x = network_input(batch.target.to(device), store, protocol, config)
+        depth = predictor(x)[:, 0].float().cpu().numpy()
         if post_process:
-            flipped = scaled_disparity(models, x.flip(-1), config)[..., ::-1]
-            disp = post_process_disparity(disp, flipped)
-        disps.append(disp)
+            flipped = predictor(x.flip(-1))[:, 0].float().cpu().numpy()[..., ::-1]
+            depth = 1.0 / post_process_disparity(1.0 / depth, 1.0 / flipped)
+        depths.append(depth.astype(np.float32))
         if keep_images:
             images.append((x * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy())
-        if batch.gt_depth is not None:
-            for gt, (h, w) in zip(batch.gt_depth.numpy(), batch.gt_size.numpy(), strict=True):
-                gts.append(np.ascontiguousarray(gt[:h, :w]))
+        gts += gt_maps(batch)
         seen += len(batch)
         if limit is not None and seen >= limit:
             break
     n = seen if limit is None else min(seen, limit)
     return Predictions(
-        disps=np.concatenate(disps)[:n],
+        depths=np.concatenate(depths)[:n],
         gt_depths=gts[:n],
         images=np.concatenate(images)[:n] if keep_images else None,
     )
 
 
-def scaled_disparity(models: Models, x: torch.Tensor, config: TrainConfig) -> np.ndarray:
-    """float32 ``(B, h, w)`` "scaled" disparity (``1 / depth``) of ``(B, 3, h, w)`` images."""
-    sigmoid = models.depth(x).disps[0].float()
-    scaled, _ = disp_to_depth(sigmoid, config.min_depth, config.max_depth)
-    return scaled[:, 0].cpu().numpy().astype(np.float32)
-
-
 def protocol_metrics(
-    protocol: Protocol, gt_depths: list[np.ndarray], pred_disps: np.ndarray, config: TrainConfig
+    protocol: Protocol, gt_depths: list[np.ndarray], pred_depths: np.ndarray
 ) -> dict[str, float]:
-    """Metrics of network-resolution disparities under ``protocol`` (see the module docstring)."""
+    """Metrics of network-resolution depths under ``protocol`` (see the module docstring)."""
+    s = protocol.scaling
     if protocol.name == "nyu":
-        import cv2
-
         top, bottom, left, right = NYU_CROP
         size = (right - left, bottom - top)
-        depths = [
-            1.0 / np.maximum(cv2.resize(d, size, interpolation=cv2.INTER_NEAREST), 1e-6)
-            for d in pred_disps
-        ]
-        scale = 5.4 if protocol.stereo else 1.0
-        return nyu_metrics(
-            np.stack(gt_depths), np.stack(depths) * scale, median_scaling=not protocol.stereo
-        )
-    return eigen_metrics(gt_depths, pred_disps, protocol.stereo, protocol=protocol.name)
+        depths = [cv2.resize(d, size, interpolation=cv2.INTER_NEAREST) for d in pred_depths]
+        scale = 1.0 if s.median else s.factor
+        return nyu_metrics(np.stack(gt_depths), np.stack(depths) * scale, median_scaling=s.median)
+    disps = 1.0 / np.asarray(pred_depths, dtype=np.float32)
+    return eigen_metrics(
+        gt_depths, disps, not s.median, protocol=protocol.name, stereo_scale=s.factor
+    )
 
 
-def evaluate_models(
-    models: Models,
-    config: TrainConfig,
+def evaluate_networks(
+    method: Method,
+    nets: Networks,
     store_path: str | Path,
     *,
     batch_size: int = 16,
@@ -242,37 +253,35 @@ def evaluate_models(
     max_images: int = 8,
     checkpoint: str | None = None,
 ) -> EvalReport:
-    """Evaluate ``models`` (trained or not) on the test store at ``store_path``."""
-    import time
-
-    from train.pictures import write_prediction_pictures
+    """Evaluate a method's networks (trained or not) on the test store at ``store_path``."""
+    from train.eval.pictures import write_prediction_pictures
 
     start = time.perf_counter()
-    store = open_store(store_path)
-    protocol = select_protocol(store, config, scaling)
-    crop = nyu_image_crop(store.image_size) if protocol.name == "nyu" else None
-    preds = predict_disparities(
-        models,
-        config,
+    store = require_complete(open_store(store_path))
+    predictor = method.predictor(nets)
+    protocol = select_protocol(store, predictor.scaling, scaling)
+    preds = predict_depths(
+        predictor,
+        method.config,
         store_path,
+        protocol=protocol,
         batch_size=batch_size,
         device=device,
         post_process=post_process,
-        crop=crop,
         keep_images=save_images is not None,
     )
-    if len(preds.gt_depths) != len(preds.disps):
+    if len(preds.gt_depths) != len(preds.depths):
         raise ValueError(f"{store_path}: ground truth missing for some samples")
-    metrics = protocol_metrics(protocol, preds.gt_depths, preds.disps, config)
+    metrics = protocol_metrics(protocol, preds.gt_depths, preds.depths)
     written: list[str] = []
     if save_images is not None and preds.images is not None:
         written = write_prediction_pictures(
-            save_images, preds.images, preds.disps, preds.gt_depths, max_images
+            save_images, preds.images, 1.0 / preds.depths, preds.gt_depths, max_images
         )
     return EvalReport(
         protocol=protocol,
         metrics=metrics,
-        n_images=len(preds.disps),
+        n_images=len(preds.depths),
         store=str(store_path),
         checkpoint=checkpoint,
         post_process=post_process,
@@ -281,16 +290,17 @@ def evaluate_models(
     )
 
 
-def load_checkpoint_models(
+def load_checkpoint_method(
     path: str | Path, device: torch.device | str = "cpu"
-) -> tuple[Models, TrainConfig]:
-    """Depth (and pose) networks and the training config of a checkpoint, on ``device``."""
+) -> tuple[Method, Networks]:
+    """The method (with the checkpoint's config) and its networks with the stored weights."""
     payload = read_checkpoint(path)
     config = checkpoint_config(payload)
-    no_weights = TrainConfig.from_dict(config.to_dict() | {"pretrained": False, "weights": None})
-    models = build_models(no_weights, device)
-    load_models(payload, models)
-    return models, config
+    no_download = apply_overrides(config, {"pretrained": False, "weights": None})
+    method = method_class(config.method)(no_download)
+    nets = method.build_networks(device)
+    load_networks(payload, nets)
+    return method_class(config.method)(config), nets
 
 
 def evaluate_checkpoint(
@@ -306,12 +316,12 @@ def evaluate_checkpoint(
 ) -> EvalReport:
     """``cli.py eval``: load a checkpoint, evaluate it on a store, optionally write JSON/PNGs."""
     store_path = str(store_path)
-    open_store(store_path)  # fail early, naming the store, before loading the networks
+    require_complete(open_store(store_path))  # fail early, naming the store
     dev = resolve_device(device)
-    models, config = load_checkpoint_models(checkpoint, dev)
-    report = evaluate_models(
-        models,
-        config,
+    method, nets = load_checkpoint_method(checkpoint, dev)
+    report = evaluate_networks(
+        method,
+        nets,
         store_path,
         batch_size=batch_size,
         device=dev,

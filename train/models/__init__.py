@@ -1,9 +1,16 @@
-"""Monodepth2 networks: ResNet encoders, depth decoder, pose decoder and their builders."""
+"""Networks, one per file, and their registry (:mod:`train.models.registry`).
 
-from .builders import DepthNet, PoseNet, depth_net, pose_input, pose_net, predict_cam_T_cam
+Monodepth2: :mod:`resnet_encoder`, :mod:`depth_decoder`, :mod:`pose_decoder`, the whole networks
+in :mod:`monodepth2` (registered as ``monodepth2_depth`` and ``monodepth2_pose``) and the
+released-weights fix-ups in :mod:`monodepth2_weights`. Pretrained weights go through the one
+resolver in :mod:`weights`.
+"""
+
 from .depth_decoder import Conv3x3, ConvBlock, DepthDecoder, DepthOutput
+from .monodepth2 import DepthNet, PoseNet, depth_net, pose_input, pose_net, predict_cam_T_cam
 from .monodepth2_weights import load_monodepth2_depth, load_monodepth2_pose
 from .pose_decoder import PoseDecoder, PoseOutput
+from .registry import NETWORKS, NetworkEntry, build_network, register_network
 from .resnet_encoder import (
     ResnetEncoder,
     encoder_channels,
@@ -13,28 +20,39 @@ from .resnet_encoder import (
     resnet_encoder,
     tile_first_conv,
 )
-from .weights import MissingWeightsError, WeightsArg, cached_weights_path, resolve_weights
+from .weights import (
+    MissingWeightsError,
+    WeightsArg,
+    cached_weights_path,
+    load_weights,
+    resolve_weights,
+)
 
 __all__ = [
+    "NETWORKS",
     "Conv3x3",
     "ConvBlock",
     "DepthDecoder",
     "DepthNet",
     "DepthOutput",
     "MissingWeightsError",
+    "NetworkEntry",
     "PoseDecoder",
     "PoseNet",
     "PoseOutput",
     "ResnetEncoder",
     "WeightsArg",
+    "build_network",
     "cached_weights_path",
     "depth_net",
     "encoder_channels",
     "load_monodepth2_depth",
     "load_monodepth2_pose",
+    "load_weights",
     "pose_input",
     "pose_net",
     "predict_cam_T_cam",
+    "register_network",
     "resnet18_encoder",
     "resnet34_encoder",
     "resnet50_encoder",

@@ -22,6 +22,7 @@ KITTI_MAX_DEPTH = 80.0
 STEREO_SCALE_FACTOR = 5.4  # 0.54 m real baseline / 0.1 training baseline (monodepth2)
 KITTI_PROTOCOLS = ("eigen", "eigen_benchmark")
 
+NYU_SIZE = (480, 640)
 NYU_CROP = (44, 471, 40, 601)  # rows [44, 471), cols [40, 601) on 480x640
 NYU_MIN_DEPTH = 0.1
 NYU_MAX_DEPTH = 10.0

@@ -1,12 +1,17 @@
 """Checkpoints that resume a run exactly: networks, optimiser, scheduler, counters, RNG states.
 
-One ``torch.save`` file (a plain dict of tensors, numbers and strings, loadable with
-``weights_only=True``): ``models`` (state dict per network), ``optimiser``, ``scheduler``,
-``epoch`` (the epoch to run next, or the current one when ``batch_in_epoch`` > 0), ``step``
+One ``torch.save`` file, a plain dict: ``format``, ``method``, ``config`` (a dict),
+``models`` (state dict per network, frozen ones included), ``optimisers`` and ``schedulers``
+(state dict per :class:`~train.methods.OptimiserSpec` name), ``epoch`` (the epoch to run next, or the current one when ``batch_in_epoch`` > 0), ``step``
 (optimiser steps done), ``batch_in_epoch`` (batches of ``epoch`` already consumed), ``rng``
-(python, numpy, torch CPU, CUDA, and the run's own generators) and ``config`` (a dict).
-Weights-only files (:func:`save_weights`, the per-epoch ``epoch_NNN.pt``) leave out ``optimiser``,
-``scheduler`` and ``rng``.
+(python, numpy, torch CPU, CUDA, and the run's own generators). The numpy RNG state is not a
+tensor, so the file needs ``torch.load(weights_only=False)``: read only checkpoints you trust.
+Weights-only files (:func:`save_weights`, the per-epoch ``epoch_NNN.pt``) leave out
+``optimisers``, ``schedulers`` and ``rng``.
+
+Older formats are upgraded on read by the method's :meth:`~train.methods.Method.upgrade_checkpoint`
+(``depthkit-checkpoint/1``: Monodepth2 before methods were plug-ins); anything else is refused
+with the format that wrote it.
 """
 
 from __future__ import annotations
@@ -19,10 +24,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from train.build import Models
-from train.config import TrainConfig
+from train.engine.config import TrainConfig
+from train.methods import METHODS, Networks, OptimiserSpec
 
-FORMAT = "depthkit-checkpoint/1"
+FORMAT = "depthkit-checkpoint/2"
+OLDER_FORMATS = ("depthkit-checkpoint/1",)
 
 
 @dataclass
@@ -64,39 +70,39 @@ def set_rng_state(state: dict[str, Any], generators: dict[str, torch.Generator])
 def save_checkpoint(
     path: str | Path,
     config: TrainConfig,
-    models: Models,
-    optimiser: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    nets: Networks,
+    optimisers: list[OptimiserSpec],
     state: TrainState,
     generators: dict[str, torch.Generator],
 ) -> Path:
     """Write a checkpoint atomically (temporary file, then rename). Returns ``path``."""
     resume = {
-        "optimiser": optimiser.state_dict(),
-        "scheduler": scheduler.state_dict(),
+        "optimisers": {o.name: o.optimiser.state_dict() for o in optimisers},
+        "schedulers": {o.name: o.scheduler.state_dict() for o in optimisers},
         "rng": rng_state(generators),
     }
-    return _save(path, config, models, state, resume)
+    return _save(path, config, nets, state, resume)
 
 
-def save_weights(path: str | Path, config: TrainConfig, models: Models, state: TrainState) -> Path:
+def save_weights(path: str | Path, config: TrainConfig, nets: Networks, state: TrainState) -> Path:
     """Write a weights-only checkpoint atomically: ``config``, ``models``, ``epoch``, ``step``.
 
     About a third of a full checkpoint (no Adam moments, no RNG states): what ``eval`` needs, not
     what ``--resume`` needs. Returns ``path``.
     """
-    return _save(path, config, models, state, {})
+    return _save(path, config, nets, state, {})
 
 
 def _save(
-    path: str | Path, config: TrainConfig, models: Models, state: TrainState, extra: dict[str, Any]
+    path: str | Path, config: TrainConfig, nets: Networks, state: TrainState, extra: dict[str, Any]
 ) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "format": FORMAT,
+        "method": config.method,
         "config": config.to_dict(),
-        "models": {name: module.state_dict() for name, module in models.named().items()},
+        "models": {name: module.state_dict() for name, module in nets.named().items()},
         "epoch": state.epoch,
         "step": state.step,
         "batch_in_epoch": state.batch_in_epoch,
@@ -109,10 +115,11 @@ def _save(
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load a checkpoint dict onto the CPU.
+    """Load a checkpoint dict onto the CPU, upgraded to the current format.
 
     Raises:
-        ValueError: missing, unreadable or not a depthkit checkpoint (the message names the file).
+        ValueError: missing, unreadable, not a depthkit checkpoint, or written by a format or
+            method this version does not know (the message names the file and the format).
     """
     path = Path(path)
     if not path.is_file():
@@ -121,8 +128,25 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         payload = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as e:  # noqa: BLE001 - any unpickling failure means a bad file
         raise ValueError(f"{path}: not a readable checkpoint ({e})") from e
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a {FORMAT} file")
+    if not isinstance(payload, dict) or not str(payload.get("format", "")).startswith(
+        "depthkit-checkpoint/"
+    ):
+        raise ValueError(f"{path}: not a depthkit checkpoint")
+    written = payload["format"]
+    if written in OLDER_FORMATS:
+        for method in METHODS.values():
+            payload = method.upgrade_checkpoint(payload)
+    if payload.get("format") not in (FORMAT, *OLDER_FORMATS) or "method" not in payload.get(
+        "config", {}
+    ):
+        raise ValueError(
+            f"{path}: written as {written}, which this version ({FORMAT}) cannot read"
+        )
+    if payload["config"]["method"] not in METHODS:
+        raise ValueError(
+            f"{path}: trained with method {payload['config']['method']!r}, which this version "
+            f"does not have (methods: {', '.join(sorted(METHODS))})"
+        )
     return payload
 
 
@@ -131,9 +155,9 @@ def checkpoint_config(payload: dict[str, Any]) -> TrainConfig:
     return TrainConfig.from_dict(payload["config"])
 
 
-def load_models(payload: dict[str, Any], models: Models) -> None:
-    """Copy the stored network weights into ``models`` (strict)."""
-    for name, module in models.named().items():
+def load_networks(payload: dict[str, Any], nets: Networks) -> None:
+    """Copy the stored network weights into ``nets`` (strict)."""
+    for name, module in nets.named().items():
         if name not in payload["models"]:
             raise ValueError(f"checkpoint has no weights for the {name} network")
         module.load_state_dict(payload["models"][name])
@@ -141,21 +165,21 @@ def load_models(payload: dict[str, Any], models: Models) -> None:
 
 def restore(
     payload: dict[str, Any],
-    models: Models,
-    optimiser: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    nets: Networks,
+    optimisers: list[OptimiserSpec],
     generators: dict[str, torch.Generator],
 ) -> TrainState:
-    """Restore networks, optimiser, scheduler and RNG states; return the counters.
+    """Restore networks, optimisers, schedulers and RNG states; return the counters.
 
     Raises:
         ValueError: ``payload`` is a weights-only file (:func:`save_weights`).
     """
-    if "optimiser" not in payload:
+    if "optimisers" not in payload:
         raise ValueError("a weights-only epoch file cannot be resumed; resume from last.pt")
-    load_models(payload, models)
-    optimiser.load_state_dict(payload["optimiser"])
-    scheduler.load_state_dict(payload["scheduler"])
+    load_networks(payload, nets)
+    for spec in optimisers:
+        spec.optimiser.load_state_dict(payload["optimisers"][spec.name])
+        spec.scheduler.load_state_dict(payload["schedulers"][spec.name])
     set_rng_state(payload["rng"], generators)
     return TrainState(payload["epoch"], payload["step"], payload["batch_in_epoch"])
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from .builders import DepthNet, PoseNet
+from .monodepth2 import DepthNet, PoseNet
 
 ENCODER_METADATA = ("height", "width", "use_stereo")
 _POSE_NAMES = ("squeeze", "pose0", "pose1", "pose2")

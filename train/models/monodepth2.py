@@ -1,4 +1,4 @@
-"""Whole Monodepth2 networks (encoder + decoder) and their torchvision-style builders."""
+"""Whole Monodepth2 networks (encoder + decoder) and their registered builders."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from torch import Tensor, nn
 
 from .depth_decoder import DepthDecoder, DepthOutput
 from .pose_decoder import PoseDecoder, PoseOutput
+from .registry import register_network
 from .resnet_encoder import ResnetEncoder, resnet_encoder
 from .weights import WeightsArg
 
@@ -45,6 +46,7 @@ class PoseNet(nn.Module):
         return self.decoder([self.encoder(frames)[-1]])
 
 
+@register_network("monodepth2_depth", summary="ResNet encoder + Monodepth2 depth decoder")
 def depth_net(
     num_layers: int = 18, encoder_weights: WeightsArg = None, num_scales: int = 4
 ) -> DepthNet:
@@ -53,7 +55,7 @@ def depth_net(
     Args:
         num_layers: ResNet depth (18, 34, 50, 101, 152).
         encoder_weights: ImageNet weights for the encoder (enum, enum name, file, or ``None`` for
-            random initialisation; see :func:`train.networks.resnet_encoder.resnet_encoder`).
+            random initialisation; see :func:`train.models.resnet_encoder.resnet_encoder`).
             The decoder always starts from PyTorch's default initialisation.
         num_scales: disparity outputs (scales 0 .. num_scales - 1).
     """
@@ -61,6 +63,7 @@ def depth_net(
     return DepthNet(encoder, DepthDecoder(encoder.num_ch_enc, num_scales))
 
 
+@register_network("monodepth2_pose", input_channels=6, min_size=32, summary="separate-ResNet pose net")
 def pose_net(
     num_layers: int = 18, encoder_weights: WeightsArg = None, num_input_images: int = 2
 ) -> PoseNet:

@@ -99,7 +99,7 @@ def resnet_encoder(
 
     Args:
         num_layers: 18, 34, 50, 101 or 152.
-        weights: see :data:`train.networks.weights.WeightsArg`; a file must hold a torchvision
+        weights: see :data:`train.models.weights.WeightsArg`; a file must hold a torchvision
             ResNet state dict of the same depth (3-channel conv1; it is tiled for pose encoders).
         num_input_images: frames stacked on channels (1 = depth encoder, 2 = pose encoder).
 

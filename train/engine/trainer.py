@@ -1,4 +1,6 @@
-"""The training loop: epochs over the streaming loader, logging, validation, checkpoints, resume.
+"""The training loop for any method: epochs over the streaming loader, logging, validation,
+checkpoints, resume. The method (:mod:`train.methods`) supplies networks, loader request,
+optimisers, loss and predictor; nothing here names a network.
 
 :func:`train` runs a whole (or resumed) run into ``run_dir``:
 
@@ -18,7 +20,7 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -31,21 +33,23 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from pipelines.dataset import make_loader
-from pipelines.store import open_store
-from train.build import (
-    build_models,
-    build_optimiser,
-    build_runtime,
-    build_scheduler,
-    resolve_device,
+from pipelines.loader import make_loader
+from pipelines.store import open_store, require_complete
+from train.engine.checkpoint import (
+    TrainState,
+    read_checkpoint,
+    restore,
+    save_checkpoint,
+    save_weights,
 )
-from train.checkpoint import TrainState, read_checkpoint, restore, save_checkpoint, save_weights
-from train.colormap import colorize
-from train.config import TrainConfig
-from train.logging import RunLogger
-from train.step import StepResult, complete_samples, train_step
-from train.validate import validate
+from train.engine.config import TrainConfig, apply_overrides
+from train.engine.presets import preset
+from train.engine.runlog import RunLogger
+from train.engine.runtime import build_runtime, resolve_device
+from train.engine.step import StepResult, complete_samples, train_step
+from train.engine.validate import validate
+from train.eval.colormap import colorize
+from train.methods import OptimiserSpec, method_class
 
 # Fields a resumed run may change (how it runs, not what it computes).
 RESUMABLE_CHANGES = {
@@ -138,11 +142,12 @@ def train(
     progress: bool = True,
     echo: Callable[[str], None] = print,
 ) -> TrainSummary:
-    """Train (or resume) a Monodepth2 run; see the module docstring for what is written.
+    """Train (or resume) a run of ``config.method``; see the module docstring for what is written.
 
     Raises:
-        ValueError: unusable store (missing, no stereo view for ``"s"``), a resume without a
-            checkpoint or with an incompatible config, bad device.
+        ValueError: unusable store (missing, incomplete, another dataset than the preset's, no
+            stereo view for ``"s"``), a resume without a checkpoint or with an incompatible
+            config, bad device.
     """
     start = time.perf_counter()
     run_dir = Path(run_dir)
@@ -150,15 +155,14 @@ def train(
     device = resolve_device(config.device)
     if dist.enabled and device.type == "cuda":
         device = torch.device("cuda", dist.local_rank)
-    store = open_store(train_store)
-    if config.use_stereo and store.views < 2:
-        raise ValueError(f"{train_store}: stereo training needs a two-view store")
+    method = method_class(config.method)(config)
+    store = require_complete(open_store(train_store))
+    method.check_store(store)
     if val_store is not None:
-        open_store(val_store)
+        require_complete(open_store(val_store))
 
-    models = build_models(config, device)
-    optimiser = build_optimiser(config, models)
-    scheduler = build_scheduler(config, optimiser)
+    nets = method.build_networks(device)
+    optimisers = method.optimisers(nets)
     generators = {
         "augment": torch.Generator().manual_seed(config.seed * 1000 + dist.rank),
         "noise": torch.Generator(device).manual_seed(config.seed * 1000 + 500 + dist.rank),
@@ -168,8 +172,8 @@ def train(
     if resume:
         payload = read_checkpoint(last)
         check_resume(config, TrainConfig.from_dict(payload["config"]))
-        state = restore(payload, models, optimiser, scheduler, generators)
-    runtime = build_runtime(config, models, device, distributed=dist.enabled)
+        state = restore(payload, nets, optimisers, generators)
+    runtime = build_runtime(config, method, nets, device, distributed=dist.enabled)
     logger = RunLogger(run_dir, enabled=dist.main)
     if dist.main:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -180,8 +184,8 @@ def train(
         config.batch_size,
         workers=config.workers,
         seed=config.seed,
-        frames=config.loader_frames,
-        extras=(),
+        frames=method.loader_request().frames,
+        extras=method.loader_request().extras,
         drop_last=True,
         shuffle_chunks=config.shuffle_chunks,
         even="drop" if dist.enabled else "none",
@@ -198,9 +202,9 @@ def train(
         if not dist.main:
             return
         counters = TrainState(epoch, state.step, batch_in_epoch)
-        save_checkpoint(last, config, models, optimiser, scheduler, counters, generators)
+        save_checkpoint(last, config, nets, optimisers, counters, generators)
 
-    models.train(True)
+    nets.train(True)
     result: StepResult | None = None
     last_loss: float | None = None
     validation: dict[str, float] = {}
@@ -218,11 +222,12 @@ def train(
             for batch_index, batch in enumerate(loader, start=1):
                 if batch_index <= skip:
                     continue  # resumed mid-epoch: these batches were trained on already
-                batch = complete_samples(batch.to(device, non_blocking=True), config)
+                batch = batch.to(device, non_blocking=True)
+                batch = complete_samples(batch, method.loader_request())
                 if not _all_ranks_have_samples(len(batch), dist, device):
                     continue  # skipped together: every DDP rank must run the same steps
                 result = train_step(
-                    runtime, optimiser, batch, config, generators["augment"], generators["noise"]
+                    runtime, method, optimisers, batch, generators["augment"], generators["noise"]
                 )
                 assert result is not None
                 state.step += 1
@@ -233,7 +238,7 @@ def train(
                 )
                 if state.step % config.log_every == 0 or state.step == 1:
                     last_loss = float(result.loss)
-                    _log_step(logger, result, state.step, optimiser, rate)
+                    _log_step(logger, result, state.step, optimisers, rate)
                 if config.checkpoint_every and state.step % config.checkpoint_every == 0:
                     save(epoch, batch_index)
                 if state.step >= total:
@@ -243,11 +248,13 @@ def train(
             if batch_index < per_epoch and state.step >= total:
                 save(epoch, batch_index)  # stopped by max_steps inside the epoch
                 break
-            scheduler.step()
+            for spec in optimisers:
+                if spec.interval == "epoch":
+                    spec.scheduler.step()
             if val_store is not None and dist.main:
                 # plain modules: a DDP forward on one rank alone could wait on the others
-                plain = replace(runtime, depth=models.depth, pose=models.pose)
-                validation = validate(plain, models, config, str(val_store), config.val_batches)
+                plain = runtime.plain(nets)
+                validation = validate(plain, method, nets, str(val_store), config.val_batches)
                 logger.scalars(validation, state.step)
                 echo(_val_line(epoch, validation))
             if dist.enabled:
@@ -256,7 +263,7 @@ def train(
             epochs_done = epoch + 1
             if dist.main:
                 counters = TrainState(epoch + 1, state.step, 0)
-                save_weights(last.with_name(f"epoch_{epoch:03d}.pt"), config, models, counters)
+                save_weights(last.with_name(f"epoch_{epoch:03d}.pt"), config, nets, counters)
                 _prune_epoch_files(last.parent, config.keep_epochs)
     logger.close()
     if dist.enabled:
@@ -307,18 +314,16 @@ def _progress(enabled: bool) -> Progress:
 
 
 def _log_step(
-    logger: RunLogger, result: StepResult, step: int, optimiser: torch.optim.Optimizer, rate: float
+    logger: RunLogger, result: StepResult, step: int, optimisers: list[OptimiserSpec], rate: float
 ) -> None:
-    values = {
-        "train/loss": float(result.loss),
-        "train/lr": optimiser.param_groups[0]["lr"],
-        "train/samples_per_s": rate,
-    }
-    values |= {f"train/loss_scale{s}": float(v) for s, v in enumerate(result.per_scale)}
-    if result.automask is not None:
-        values["train/automask_fraction"] = float(result.automask)
+    values = {"train/loss": float(result.loss), "train/samples_per_s": rate}
+    for spec in optimisers:
+        suffix = "" if spec.name == "main" else f"_{spec.name}"
+        values[f"train/lr{suffix}"] = spec.optimiser.param_groups[0]["lr"]
+    values |= {f"train/{k}": float(v) for k, v in result.scalars.items()}
     logger.scalars(values, step)
-    logger.image("train/disp", colorize(result.disp[0, 0].cpu().numpy()), step)
+    for name, image in result.images.items():
+        logger.image(f"train/{name}", colorize(image[0, 0].float().cpu().numpy()), step)
 
 
 def _val_line(epoch: int, values: dict[str, float]) -> str:
@@ -331,8 +336,6 @@ def run_config(
 ) -> TrainConfig:
     """The config of ``cli.py train``: the preset (or, when resuming without one, the config
     stored in ``run_dir/checkpoints/last.pt``) with ``key=value`` overrides applied."""
-    from train.config import apply_overrides, preset
-
     if preset_name is None:
         if not resume:
             raise ValueError("--preset is required (unless --resume continues a run)")

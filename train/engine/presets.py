@@ -1,0 +1,44 @@
+"""Named presets: a method with the reference hyper-parameters of one published setting.
+
+Monodepth2 (training.md section 4): ResNet-18 depth and pose networks, 192x640, batch 12, Adam
+1e-4, 20 epochs, learning rate x0.1 from epoch 15 (the reference's behaviour under PyTorch 0.4.1),
+depth 0.1-100, smoothness 1e-3, scales 0-3.
+"""
+
+from __future__ import annotations
+
+from train.engine.config import TrainConfig
+from train.methods import Monodepth2Params
+
+PRESETS: dict[str, TrainConfig] = {
+    "monodepth2-m": TrainConfig(
+        preset="monodepth2-m", params=Monodepth2Params(frame_ids=(0, -1, 1))
+    ),
+    "monodepth2-s": TrainConfig(preset="monodepth2-s", params=Monodepth2Params(frame_ids=(0, "s"))),
+    "monodepth2-ms": TrainConfig(
+        preset="monodepth2-ms", params=Monodepth2Params(frame_ids=(0, -1, 1, "s"))
+    ),
+    # Indoor self-supervised setting (P2Net / StructDepth, nyuv2.md 7.5): 288x384, 0.1..10 m,
+    # the store's own intrinsics (NYU's principal point is not centred).
+    "monodepth2-nyu-m": TrainConfig(
+        preset="monodepth2-nyu-m",
+        dataset="nyu-raw",
+        height=288,
+        width=384,
+        params=Monodepth2Params(frame_ids=(0, -1, 1), max_depth=10.0, intrinsics="store"),
+    ),
+}
+
+
+def preset(name: str) -> TrainConfig:
+    """The preset called ``name``; ValueError listing the presets otherwise."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose from {', '.join(sorted(PRESETS))}")
+    return PRESETS[name]
+
+
+def describe_presets() -> str:
+    """One line per preset: name, method, dataset, input size (for ``train --help``)."""
+    return "\n".join(
+        f"{name}: {c.method} on {c.dataset}, {c.height}x{c.width}" for name, c in PRESETS.items()
+    )

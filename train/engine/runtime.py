@@ -1,0 +1,74 @@
+"""How networks run on the device: device choice, bf16 autocast, channels_last, ``torch.compile``
+and DDP wrappers, plus the on-device augmentation module."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from pipelines.loader import Augment, resolve_device
+from train.engine.config import TrainConfig
+from train.methods import Method, Networks
+
+__all__ = ["Runtime", "build_runtime", "resolve_device"]
+
+
+@dataclass
+class Runtime:
+    """The run's device side; satisfies :class:`train.methods.Forward`.
+
+    Attributes:
+        device: training device.
+        amp: bf16 autocast on (CUDA with bf16 support and ``config.amp``).
+        channels_last: networks and inputs in channels_last memory format.
+        nets: name -> callable to run (the module, possibly compiled and/or DDP-wrapped; frozen
+            networks are never DDP-wrapped).
+        augment: on-device augmentation (:class:`pipelines.loader.Augment`).
+    """
+
+    device: torch.device
+    amp: bool
+    channels_last: bool
+    nets: dict[str, nn.Module]
+    augment: Augment
+
+    def autocast(self) -> torch.autocast:
+        """bf16 autocast context (disabled unless ``amp``)."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp)
+
+    def prepare(self, images: torch.Tensor) -> torch.Tensor:
+        """Network input in the runtime's memory format."""
+        if self.channels_last:
+            return images.contiguous(memory_format=torch.channels_last)
+        return images
+
+    def plain(self, nets: Networks) -> Runtime:
+        """The same runtime calling the unwrapped modules (validation on one DDP rank)."""
+        return Runtime(self.device, self.amp, self.channels_last, nets.named(), self.augment)
+
+
+def build_runtime(
+    config: TrainConfig,
+    method: Method,
+    nets: Networks,
+    device: torch.device,
+    distributed: bool = False,
+) -> Runtime:
+    """Wrap ``nets`` for ``device``: channels_last, ``torch.compile`` and DDP as configured."""
+    amp = bool(config.amp and device.type == "cuda" and torch.cuda.is_bf16_supported())
+    channels_last = device.type == "cuda" if config.channels_last is None else config.channels_last
+    wrapped: dict[str, nn.Module] = {}
+    for name, module in nets.named().items():
+        if channels_last:
+            module.to(memory_format=torch.channels_last)
+        run: nn.Module = module
+        if distributed and name not in nets.frozen:
+            ids = [device.index] if device.type == "cuda" else None
+            # static_graph: a network may run several times (one per source) before one backward.
+            run = nn.parallel.DistributedDataParallel(module, device_ids=ids, static_graph=True)
+        if config.compile:
+            run = torch.compile(run)  # type: ignore[assignment]
+        wrapped[name] = run
+    return Runtime(device, amp, channels_last, wrapped, Augment(method.augment_config()))

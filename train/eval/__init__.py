@@ -1,0 +1,2 @@
+"""Evaluation: numpy metrics (:mod:`metrics`), protocols and the predictor loop
+(:mod:`evaluate`), pictures and colour maps."""

@@ -1,0 +1,44 @@
+"""Training methods as plug-ins: the :class:`~train.methods.base.Method` protocol and a registry.
+
+Add a method by writing one file here with a :class:`Method` subclass and listing it in
+:data:`METHODS`; presets that use it go in :mod:`train.engine.presets`.
+"""
+
+from __future__ import annotations
+
+from train.methods.base import (
+    Forward,
+    LoaderRequest,
+    LossOutput,
+    Method,
+    Networks,
+    OptimiserSpec,
+    Predictor,
+    Scaling,
+)
+from train.methods.monodepth2 import Monodepth2, Monodepth2Params
+
+METHODS: dict[str, type[Method]] = {m.name: m for m in (Monodepth2,)}
+
+
+def method_class(name: str) -> type[Method]:
+    """The registered method called ``name``; ValueError listing the methods otherwise."""
+    if name not in METHODS:
+        raise ValueError(f"unknown method {name!r}; registered: {', '.join(sorted(METHODS))}")
+    return METHODS[name]
+
+
+__all__ = [
+    "METHODS",
+    "Forward",
+    "LoaderRequest",
+    "LossOutput",
+    "Method",
+    "Monodepth2",
+    "Monodepth2Params",
+    "Networks",
+    "OptimiserSpec",
+    "Predictor",
+    "Scaling",
+    "method_class",
+]

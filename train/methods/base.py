@@ -1,0 +1,241 @@
+"""The Method protocol: what a training method declares so the engine can run it.
+
+A method (one file per method under :mod:`train.methods`) supplies
+
+* its own config dataclass (:attr:`Method.Params`), nested in
+  :class:`train.engine.config.TrainConfig` as ``config.params`` (``--set key=value`` and
+  ``--set params.key=value`` reach it);
+* its networks (:meth:`Method.build_networks`: name -> module, which are frozen);
+* what the loader must deliver (:meth:`Method.loader_request`: source frames and store extras) and
+  the on-device augmentation it wants (:meth:`Method.augment_config`);
+* its stages (:attr:`Method.stages`), optimisers and schedules (:meth:`Method.optimisers`);
+* its loss (:meth:`Method.loss`, returning one :class:`LossOutput`);
+* a :class:`Predictor` (RGB in [0, 1] -> depth, with the method's scaling rule) that validation,
+  evaluation, ``predict`` and export all use.
+
+The engine (trainer, checkpoints, resume, logging) and evaluation only talk to this interface; they
+never name a network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+import torch
+from torch import Tensor, nn
+
+from pipelines.loader import Augmented, AugmentConfig
+
+if TYPE_CHECKING:
+    from pipelines.store import Store
+    from train.engine.config import TrainConfig
+
+FRAMES = ("prev", "next", "stereo")
+EXTRAS = ("seg", "depth", "gt", "hint")
+
+
+@dataclass(frozen=True)
+class LoaderRequest:
+    """What the streaming loader must deliver besides the target image.
+
+    Attributes:
+        frames: source frames (``"prev"``, ``"next"``, ``"stereo"``); empty for single-frame
+            methods. Samples lacking a requested temporal neighbour are dropped by the engine.
+        extras: store arrays (``"seg"``, ``"depth"``, ``"gt"`` for ``gt_depth``, ``"hint"`` for
+            ``hint_depth``).
+    """
+
+    frames: tuple[str, ...] = ()
+    extras: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        bad = [f for f in self.frames if f not in FRAMES] + [
+            e for e in self.extras if e not in EXTRAS
+        ]
+        if bad:
+            raise ValueError(f"loader request: unknown {bad}; frames {FRAMES}, extras {EXTRAS}")
+
+
+@dataclass
+class Networks:
+    """A method's networks by name, and which of them are frozen (never optimised, no DDP)."""
+
+    modules: dict[str, nn.Module]
+    frozen: frozenset[str] = frozenset()
+
+    def named(self) -> dict[str, nn.Module]:
+        """Every network (checkpoints save and load all of them)."""
+        return dict(self.modules)
+
+    def trainable(self) -> dict[str, nn.Module]:
+        """The networks that are optimised."""
+        return {k: m for k, m in self.modules.items() if k not in self.frozen}
+
+    def parameters(self) -> Iterator[nn.Parameter]:
+        """Parameters of the trainable networks, in network order."""
+        for module in self.trainable().values():
+            yield from module.parameters()
+
+    def train(self, mode: bool = True) -> None:
+        """Train/eval mode of the trainable networks; frozen ones stay in eval mode."""
+        for name, module in self.modules.items():
+            module.train(mode and name not in self.frozen)
+
+    def __getitem__(self, name: str) -> nn.Module:
+        return self.modules[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.modules
+
+
+@dataclass
+class OptimiserSpec:
+    """One optimiser, its schedule and how the engine drives them.
+
+    Attributes:
+        optimiser: over some trainable parameters.
+        scheduler: stepped after every epoch (``interval="epoch"``) or every optimiser step.
+        interval: ``"epoch"`` or ``"step"``.
+        clip_grad_norm: clip the optimiser's parameters to this L2 norm before stepping (None = off).
+        name: checkpoint and log name.
+    """
+
+    optimiser: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    interval: str = "epoch"
+    clip_grad_norm: float | None = None
+    name: str = "main"
+
+    def __post_init__(self) -> None:
+        if self.interval not in ("epoch", "step"):
+            raise ValueError(f"scheduler interval must be 'epoch' or 'step', not {self.interval!r}")
+
+    def parameters(self) -> list[nn.Parameter]:
+        return [p for group in self.optimiser.param_groups for p in group["params"]]
+
+
+@dataclass
+class LossOutput:
+    """A method's loss on one batch.
+
+    Attributes:
+        total: scalar to minimise (float32).
+        scalars: named scalar tensors for logging (``train/<name>``), e.g. per-scale losses.
+        images: named ``(B, 1, H, W)`` maps for logging (the first sample is shown), e.g. the
+            disparity as ``"disp"``.
+    """
+
+    total: Tensor
+    scalars: dict[str, Tensor] = field(default_factory=dict)
+    images: dict[str, Tensor] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Scaling:
+    """How predicted depth is scaled before scoring: per-image ``median`` ratio, or a fixed
+    ``factor`` (1 for metric models, 5.4 for monodepth2 stereo training units)."""
+
+    median: bool = True
+    factor: float = 1.0
+
+    @property
+    def name(self) -> str:
+        return "median" if self.median else f"x{self.factor:g}"
+
+
+class Predictor(nn.Module):
+    """RGB ``(B, 3, H, W)`` float in [0, 1] -> depth ``(B, 1, h, w)`` (the method's units, at the
+    network's output resolution), plus the :class:`Scaling` rule that makes it metric.
+
+    Subclasses implement :meth:`forward`; the module holds the networks it needs (so export traces
+    it whole).
+    """
+
+    scaling: Scaling = Scaling()
+
+    def forward(self, image: Tensor) -> Tensor:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class Forward(Protocol):
+    """What :meth:`Method.loss` gets from the engine's runtime (:class:`train.engine.runtime.Runtime`)."""
+
+    device: torch.device
+    nets: Mapping[str, Callable[..., Any]]
+
+    def autocast(self) -> AbstractContextManager[Any]: ...
+
+    def prepare(self, images: Tensor) -> Tensor: ...
+
+
+class Method:
+    """Base class of training methods (see the module docstring). Subclasses set ``name``,
+    ``Params``, ``datasets`` and implement the abstract members."""
+
+    name: ClassVar[str] = ""
+    Params: ClassVar[type] = object
+    stages: ClassVar[tuple[str, ...]] = ("depth",)
+    datasets: ClassVar[tuple[str, ...]] = ("kitti-raw",)
+
+    def __init__(self, config: TrainConfig) -> None:
+        self.config = config
+        self.params = config.params
+
+    # -- what to build -------------------------------------------------------------------------
+    def build_networks(self, device: torch.device | str = "cpu") -> Networks:
+        """The networks, seeded by ``config.seed``, on ``device`` (pretrained weights resolved
+        through :mod:`train.models.weights`)."""
+        raise NotImplementedError
+
+    def loader_request(self) -> LoaderRequest:
+        raise NotImplementedError
+
+    def augment_config(self) -> AugmentConfig:
+        """On-device augmentation settings (model size, pyramid, probabilities, intrinsics)."""
+        c = self.config
+        return AugmentConfig(
+            height=c.height, width=c.width, jitter_prob=c.jitter_prob, flip_prob=c.flip_prob
+        )
+
+    def optimisers(self, nets: Networks) -> list[OptimiserSpec]:
+        """Adam over every trainable parameter, step decay ``lr * gamma ** (epoch // step)``."""
+        c = self.config
+        optimiser = torch.optim.Adam(nets.parameters(), lr=c.lr)
+        step, gamma = c.scheduler_step, c.scheduler_gamma
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda e: gamma ** (e // step))
+        return [OptimiserSpec(optimiser, scheduler)]
+
+    # -- what to compute -----------------------------------------------------------------------
+    def loss(
+        self, run: Forward, aug: Augmented, generator: torch.Generator | None = None
+    ) -> LossOutput:
+        """The loss of an augmented batch; networks are called through ``run.nets`` (possibly
+        compiled / DDP-wrapped) inside ``run.autocast()``; geometry stays in float32."""
+        raise NotImplementedError
+
+    def predictor(self, nets: Networks) -> Predictor:
+        raise NotImplementedError
+
+    # -- checks --------------------------------------------------------------------------------
+    def check_store(self, store: Store) -> None:
+        """Refuse a training store this method cannot use (one clear line).
+
+        Default: the preset's dataset must be the store's (``check_dataset=false`` allows it),
+        and stereo frames need a two-view store.
+        """
+        c = self.config
+        if c.check_dataset and store.dataset != c.dataset:
+            raise ValueError(
+                f"{store.path}: preset {c.preset!r} is for {c.dataset} stores, this store is "
+                f"{store.dataset} (use a {c.dataset} store, or --set check_dataset=false)"
+            )
+        if "stereo" in self.loader_request().frames and store.views < 2:
+            raise ValueError(f"{store.path}: {c.preset} needs a two-view (stereo) store")
+
+    @classmethod
+    def upgrade_checkpoint(cls, payload: dict[str, Any]) -> dict[str, Any]:
+        """Model-specific fix-ups of an older checkpoint's payload (default: none)."""
+        return payload

@@ -1,0 +1,208 @@
+"""Monodepth2 (training.md sections 1-4): self-supervised depth from monocular video (M), stereo
+pairs (S) or both (MS).
+
+Per batch: the depth net sees the jittered target at scale 0; the pose net sees jittered temporal
+pairs in temporal order (``[I_-1, I_0]``, ``[I_0, I_1]``; the -1 pose is inverted); the stereo
+source uses the fixed stereo transform; :func:`train.losses.monodepth2.monodepth2_loss` compares
+the plain (un-jittered) images. Frame ids: ``0`` = target, ``-1``/``1`` = temporal neighbours,
+``"s"`` = the other stereo camera.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from pipelines.loader import Augmented, AugmentConfig
+from train.eval.metrics import STEREO_SCALE_FACTOR
+from train.geometry import KITTI_NORMALISED_INTRINSICS, disp_to_depth
+from train.losses.monodepth2 import Monodepth2LossConfig, Views, monodepth2_loss
+from train.methods.base import (
+    Forward,
+    LoaderRequest,
+    LossOutput,
+    Method,
+    Networks,
+    Predictor,
+    Scaling,
+)
+from train.models import DepthNet, PoseOutput, build_network, pose_input
+
+FrameId = int | str
+SOURCE_NAMES: dict[FrameId, str] = {-1: "prev", 1: "next", "s": "stereo"}
+
+
+@dataclass(frozen=True)
+class Monodepth2Params:
+    """Monodepth2's own settings (reference defaults).
+
+    ``num_layers``: ResNet depth of both encoders. ``scales``: disparity outputs used by the loss.
+    ``frame_ids``: target 0 first, then sources. ``intrinsics``: ``"monodepth2"`` (the fixed
+    normalised KITTI matrix) or ``"store"`` (the store's per-frame pixel intrinsics). Loss:
+    ``min_depth``, ``max_depth``, ``disparity_smoothness``, ``automask``, ``avg_reprojection``,
+    ``use_ssim``.
+    """
+
+    num_layers: int = 18
+    scales: int = 4
+    frame_ids: tuple[FrameId, ...] = (0, -1, 1)
+    intrinsics: str = "monodepth2"
+    min_depth: float = 0.1
+    max_depth: float = 100.0
+    disparity_smoothness: float = 1e-3
+    automask: bool = True
+    avg_reprojection: bool = False
+    use_ssim: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.frame_ids or self.frame_ids[0] != 0:
+            raise ValueError(f"frame_ids must start with 0 (the target), got {self.frame_ids}")
+        bad = [f for f in self.frame_ids[1:] if f not in SOURCE_NAMES]
+        if bad:
+            raise ValueError(f"frame_ids: unsupported {bad}; use -1, 1 and 's'")
+        if len(self.frame_ids) < 2:
+            raise ValueError("frame_ids needs at least one source frame besides 0")
+        if self.intrinsics not in ("monodepth2", "store"):
+            raise ValueError(f"intrinsics must be 'monodepth2' or 'store', not {self.intrinsics!r}")
+        if not 1 <= self.scales <= 4:
+            raise ValueError(f"scales must be 1..4, not {self.scales}")
+
+    @property
+    def use_stereo(self) -> bool:
+        """True when the other stereo camera is a source (``"s"`` in ``frame_ids``)."""
+        return "s" in self.frame_ids
+
+    @property
+    def temporal_ids(self) -> tuple[int, ...]:
+        """The temporal source offsets (-1 and/or 1), in ``frame_ids`` order."""
+        return tuple(f for f in self.frame_ids[1:] if isinstance(f, int))
+
+    def loss_config(self) -> Monodepth2LossConfig:
+        return Monodepth2LossConfig(
+            min_depth=self.min_depth,
+            max_depth=self.max_depth,
+            disparity_smoothness=self.disparity_smoothness,
+            use_ssim=self.use_ssim,
+            automask=self.automask,
+            avg_reprojection=self.avg_reprojection,
+        )
+
+
+class Monodepth2Predictor(Predictor):
+    """Depth of the scale-0 sigmoid disparity, bounded by ``min_depth`` / ``max_depth``."""
+
+    def __init__(self, depth: DepthNet, min_depth: float, max_depth: float, scaling: Scaling):
+        super().__init__()
+        self.depth = depth
+        self.min_depth, self.max_depth = min_depth, max_depth
+        self.scaling = scaling
+
+    def forward(self, image: Tensor) -> Tensor:
+        disp = self.depth(image).disps[0].float()
+        return disp_to_depth(disp, self.min_depth, self.max_depth)[1]
+
+
+class Monodepth2(Method):
+    """Monodepth2: depth + pose networks, one Adam, the multi-scale photometric loss."""
+
+    name = "monodepth2"
+    Params = Monodepth2Params
+    datasets = ("kitti-raw", "nyu-raw")
+
+    def build_networks(self, device: torch.device | str = "cpu") -> Networks:
+        p = self.params
+        torch.manual_seed(self.config.seed)
+        weights = self.config.encoder_weights
+        modules = {
+            "depth": build_network(
+                "monodepth2_depth",
+                num_layers=p.num_layers,
+                encoder_weights=weights,
+                num_scales=p.scales,
+            )
+        }
+        if p.temporal_ids:
+            modules["pose"] = build_network(
+                "monodepth2_pose", num_layers=p.num_layers, encoder_weights=weights
+            )
+        for module in modules.values():
+            module.to(device)
+        return Networks(modules)
+
+    def loader_request(self) -> LoaderRequest:
+        return LoaderRequest(frames=tuple(SOURCE_NAMES[f] for f in self.params.frame_ids[1:]))
+
+    def augment_config(self) -> AugmentConfig:
+        c, p = self.config, self.params
+        normalised = KITTI_NORMALISED_INTRINSICS if p.intrinsics == "monodepth2" else None
+        return AugmentConfig(
+            height=c.height,
+            width=c.width,
+            scales=p.scales,
+            jitter_prob=c.jitter_prob,
+            flip_prob=c.flip_prob,
+            normalised_K=normalised,
+        )
+
+    def loss(
+        self, run: Forward, aug: Augmented, generator: torch.Generator | None = None
+    ) -> LossOutput:
+        p = self.params
+        target_aug = run.prepare(aug.color_aug["target"][0])
+        sources: list[Tensor] = []
+        poses: list[Tensor] = []
+        with run.autocast():
+            disps = run.nets["depth"](target_aug).disps[: p.scales]
+            for frame in p.frame_ids[1:]:
+                name = SOURCE_NAMES[frame]
+                sources.append(aug.color[name][0])
+                if frame == "s":
+                    if aug.stereo_T is None:
+                        raise ValueError("frame 's' requested but the batch has no stereo image")
+                    poses.append(aug.stereo_T)
+                    continue
+                pair = pose_input(target_aug, run.prepare(aug.color_aug[name][0]), frame)
+                out = run.nets["pose"](pair)
+                pose = PoseOutput(out.axisangle.float(), out.translation.float())
+                poses.append(pose.matrix(invert=frame < 0))
+        views = Views(
+            target=aug.color["target"][0],
+            sources=sources,
+            poses=poses,
+            K=aug.K[0],
+            inv_K=aug.inv_K[0],
+            target_pyramid=aug.color["target"][: p.scales],
+        )
+        output = monodepth2_loss(disps, views, p.loss_config(), generator)
+        scalars = {f"loss_scale{s}": v.detach() for s, v in enumerate(output.per_scale)}
+        if output.automask is not None:
+            scalars["automask_fraction"] = output.automask.float().mean()
+        return LossOutput(output.total, scalars, {"disp": disps[0].detach().float()})
+
+    def predictor(self, nets: Networks) -> Predictor:
+        p = self.params
+        scaling = (
+            Scaling(median=False, factor=STEREO_SCALE_FACTOR) if p.use_stereo else Scaling()
+        )
+        return Monodepth2Predictor(nets["depth"], p.min_depth, p.max_depth, scaling)
+
+    @classmethod
+    def upgrade_checkpoint(cls, payload: dict[str, Any]) -> dict[str, Any]:
+        """``depthkit-checkpoint/1`` (flat Monodepth2-only config, one optimiser) -> current."""
+        if payload.get("format") != "depthkit-checkpoint/1":
+            return payload
+        flat = dict(payload["config"])
+        own = {k: flat.pop(k) for k in list(flat) if k in _PARAM_NAMES}
+        flat["method"] = cls.name
+        flat["params"] = own
+        upgraded = dict(payload, config=flat)
+        if "optimiser" in upgraded:
+            upgraded["optimisers"] = {"main": upgraded.pop("optimiser")}
+            upgraded["schedulers"] = {"main": upgraded.pop("scheduler")}
+        return upgraded
+
+
+_PARAM_NAMES = set(Monodepth2Params.__dataclass_fields__)
