@@ -210,9 +210,9 @@ def train(
     ),
     resume: bool = typer.Option(False, "--resume", help="Continue OUT/checkpoints/last.pt."),
 ) -> None:
-    """Train Monodepth2 (mono, stereo, mono+stereo) from stores; resumable with --resume."""
-    from train.trainer import run_config
-    from train.trainer import train as run_training
+    """Train a method from stores (presets below); resumable with --resume."""
+    from train.engine.trainer import run_config
+    from train.engine.trainer import train as run_training
 
     flags = {
         "epochs": epochs,
@@ -251,13 +251,14 @@ def eval_(
     scaling: Scaling = typer.Option(
         Scaling.auto,
         "--scaling",
-        help="auto: x5.4 for stereo-trained models, per-image median otherwise.",
+        help="auto: the model's own rule (Monodepth2: x5.4 when trained with stereo, "
+        "per-image median otherwise); median or stereo (x5.4) force one.",
     ),
     batch_size: int = typer.Option(16, "--batch-size", help="Images per forward pass."),
     device: str = typer.Option(None, "--device", help="cuda, cuda:1 or cpu (default: cuda)."),
 ) -> None:
     """Score a checkpoint on a test store (KITTI eigen / eigen_benchmark, NYU), print a table."""
-    from train.evaluator import evaluate_checkpoint
+    from train.eval.evaluate import evaluate_checkpoint
 
     report = evaluate_checkpoint(
         checkpoint,
@@ -282,46 +283,12 @@ def demo(
     seed: int = typer.Option(0, "--seed", help="Seed of the world and of the training."),
 ) -> None:
     """End to end on the CPU: synthetic KITTI and NYU worlds, prepare, evaluate, train, evaluate."""
-    import time
-
-    from pipelines.kitti_prepare import KittiPrepareOptions, prepare_kitti
-    from pipelines.nyu_prepare import NyuPrepareOptions, prepare_nyu
-    from pipelines.synth import write_kitti, write_nyu_labeled
-    from train.demo import DemoOptions, run_demo
+    from demo import DemoOptions, demo_end_to_end
 
     options = DemoOptions.with_overrides(
         steps=steps, frames=frames, height=height, width=width, seed=seed
     )
-    world, stores = out / "kitti_world", out / "kitti_stores"
-    start = time.perf_counter()
-    typer.echo(f"[1/5] synthesising a KITTI-style world ({options.frames} frames x 3 drives)")
-    write_kitti(world, frames=options.frames, seed=seed)
-    typer.echo(f"      {time.perf_counter() - start:.1f} s")
-    typer.echo("[2/5] prepare-kitti: eigen_zhou train/val and eigen test stores")
-    t = time.perf_counter()
-    size = (options.store_height, options.store_width)
-    for split in ("eigen_zhou", "eigen"):
-        prepare_kitti(
-            world,
-            world / "splits" / split,
-            stores,
-            KittiPrepareOptions(size=size, gt="velodyne", workers=1, progress=False),
-        )
-    typer.echo(f"      {time.perf_counter() - t:.1f} s")
-    typer.echo("[3/5] NYU-style world (raw scenes + labeled .mat) and prepare-nyu")
-    t = time.perf_counter()
-    nyu = out / "nyu_world"
-    write_nyu_labeled(nyu, frames=5, seed=seed)
-    report = prepare_nyu(
-        nyu / "raw",
-        out / "nyu_stores",
-        nyu / "nyu_depth_v2_labeled.mat",
-        nyu / "splits.mat",
-        NyuPrepareOptions(size=(96, 128), progress=False),
-    )
-    typer.echo(str(report))
-    typer.echo(f"      {time.perf_counter() - t:.1f} s")
-    run_demo(stores, out, options, echo=typer.echo, started=start)
+    demo_end_to_end(out, options, echo=typer.echo)
 
 
 # ------------------------------------------------------------------------------- prepare-nyu

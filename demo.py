@@ -1,8 +1,10 @@
-"""The end-to-end demo's training half: evaluate an untrained model, train, evaluate again.
+"""The end-to-end demo: synthesise worlds, prepare their stores, evaluate an untrained model,
+train it, evaluate again.
 
-``cli.py demo`` synthesises a KITTI-style world and prepares its stores (pipelines), then calls
-:func:`run_demo` on the stores: random-init ``monodepth2-m`` at reduced resolution on the CPU,
-scored before and after a short training run, with metric tables and prediction PNGs.
+It sits beside ``cli.py`` because it orchestrates every layer (``pipelines`` to make stores,
+``train`` to use them), which no package below may do. :func:`run_demo` trains a random-init
+``monodepth2-m`` at reduced resolution on the CPU, scored before and after a short run, with
+metric tables and prediction PNGs.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ from pathlib import Path
 
 import torch
 
-from train.build import build_models
-from train.config import TrainConfig, apply_overrides, preset
-from train.evaluator import EvalReport, evaluate_checkpoint, evaluate_models
-from train.trainer import train
+from train.engine.config import TrainConfig, apply_overrides
+from train.engine.presets import preset
+from train.engine.trainer import train
+from train.eval.evaluate import EvalReport, evaluate_checkpoint, evaluate_networks
+from train.methods import method_class
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,48 @@ class DemoResult:
         return 1.0 - self.after.metrics["abs_rel"] / self.before.metrics["abs_rel"]
 
 
+def demo_end_to_end(
+    out: str | Path, options: DemoOptions = DemoOptions(), echo: Callable[[str], None] = print
+) -> DemoResult:
+    """``cli.py demo``: synthesise a KITTI-style and an NYU-style world, prepare their stores,
+    then :func:`run_demo` on the KITTI stores."""
+    from pipelines.kitti_prepare import KittiPrepareOptions, prepare_kitti
+    from pipelines.nyu_prepare import NyuPrepareOptions, prepare_nyu
+    from pipelines.synth import write_kitti, write_nyu_labeled
+
+    out = Path(out)
+    world, stores = out / "kitti_world", out / "kitti_stores"
+    start = time.perf_counter()
+    echo(f"[1/5] synthesising a KITTI-style world ({options.frames} frames x 3 drives)")
+    write_kitti(world, frames=options.frames, seed=options.seed)
+    echo(f"      {time.perf_counter() - start:.1f} s")
+    echo("[2/5] prepare-kitti: eigen_zhou train/val and eigen test stores")
+    t = time.perf_counter()
+    size = (options.store_height, options.store_width)
+    for split in ("eigen_zhou", "eigen"):
+        prepare_kitti(
+            world,
+            world / "splits" / split,
+            stores,
+            KittiPrepareOptions(size=size, gt="velodyne", workers=1, progress=False),
+        )
+    echo(f"      {time.perf_counter() - t:.1f} s")
+    echo("[3/5] NYU-style world (raw scenes + labeled .mat) and prepare-nyu")
+    t = time.perf_counter()
+    nyu = out / "nyu_world"
+    write_nyu_labeled(nyu, frames=5, seed=options.seed)
+    report = prepare_nyu(
+        nyu / "raw",
+        out / "nyu_stores",
+        nyu / "nyu_depth_v2_labeled.mat",
+        nyu / "splits.mat",
+        NyuPrepareOptions(size=(96, 128), progress=False),
+    )
+    echo(str(report))
+    echo(f"      {time.perf_counter() - t:.1f} s")
+    return run_demo(stores, out, options, echo=echo, started=start)
+
+
 def demo_config(options: DemoOptions) -> TrainConfig:
     """``monodepth2-m`` from random init at the demo's size, on the CPU, fp32."""
     return apply_overrides(
@@ -107,7 +152,8 @@ def run_demo(
 
     echo(f"[4/5] untrained monodepth2-m (random init, {config.height}x{config.width}) on {test}")
     t = time.perf_counter()
-    before = evaluate_models(build_models(config), config, test, save_images=out / "before")
+    method = method_class(config.method)(config)
+    before = evaluate_networks(method, method.build_networks(), test, save_images=out / "before")
     echo(f"{before}\n      {time.perf_counter() - t:.1f} s")
 
     echo(f"[5/5] training {options.steps} steps, batch {options.batch_size}, lr {options.lr}")

@@ -27,11 +27,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from train.build import build_models, build_optimiser, build_runtime
-from train.config import TrainConfig, apply_overrides, preset
+from train.engine.config import TrainConfig, apply_overrides
+from train.engine.presets import preset
+from train.engine.runtime import build_runtime
+from train.engine.step import train_step
 from train.geometry import backproject, disp_to_depth, project
 from train.losses import photometric_error, smoothness_loss
-from train.step import train_step
+from train.methods import method_class
 
 # ------------------------------------------------------------------ (b) step time
 
@@ -66,12 +68,12 @@ def reference_inputs(batch, config: TrainConfig) -> dict:
     names = {0: batch.target, -1: batch.prev, 1: batch.next}
     for f, img in names.items():
         x = img.float().contiguous() / 255.0
-        for s in range(config.scales):
+        for s in range(config.params.scales):
             size = (config.height // 2**s, config.width // 2**s)
             xs = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
             inputs[("color", f, s)] = xs
             inputs[("color_aug", f, s)] = xs.clone()
-    for s in range(config.scales):
+    for s in range(config.params.scales):
         K = torch.eye(4).repeat(len(batch), 1, 1)
         K[:, 0, 0], K[:, 0, 2] = 0.58 * (config.width // 2**s), 0.5 * (config.width // 2**s)
         K[:, 1, 1], K[:, 1, 2] = 1.92 * (config.height // 2**s), 0.5 * (config.height // 2**s)
@@ -83,21 +85,21 @@ def reference_inputs(batch, config: TrainConfig) -> dict:
 def reference_step(models, optimiser, inputs: dict, config: TrainConfig) -> float:
     """monodepth2 ``process_batch`` + ``compute_losses`` structure, fp32, loops per frame."""
     outputs: dict = {}
-    disps = models.depth(inputs[("color_aug", 0, 0)]).disps
+    disps = models["depth"](inputs[("color_aug", 0, 0)]).disps
     for s, d in enumerate(disps):
         outputs[("disp", s)] = d
-    for f in config.frame_ids[1:]:
+    for f in config.params.frame_ids[1:]:
         pair = [inputs[("color_aug", f, 0)], inputs[("color_aug", 0, 0)]]
         if f > 0:
             pair = pair[::-1]
-        pose = models.pose(torch.cat(pair, 1))
+        pose = models["pose"](torch.cat(pair, 1))
         outputs[("cam_T_cam", 0, f)] = pose.matrix(invert=f < 0)
     h, w = config.height, config.width
-    for s in range(config.scales):
+    for s in range(config.params.scales):
         disp = F.interpolate(outputs[("disp", s)], (h, w), mode="bilinear", align_corners=False)
-        _, depth = disp_to_depth(disp, config.min_depth, config.max_depth)
+        _, depth = disp_to_depth(disp, config.params.min_depth, config.params.max_depth)
         outputs[("depth", 0, s)] = depth
-        for f in config.frame_ids[1:]:
+        for f in config.params.frame_ids[1:]:
             cam_points = backproject(depth, inputs[("inv_K", 0)])
             grid = project(cam_points, inputs[("K", 0)], outputs[("cam_T_cam", 0, f)], h, w)
             outputs[("color", f, s)] = F.grid_sample(
@@ -105,12 +107,20 @@ def reference_step(models, optimiser, inputs: dict, config: TrainConfig) -> floa
             )
     total = 0.0
     target = inputs[("color", 0, 0)]
-    for s in range(config.scales):
+    for s in range(config.params.scales):
         reprojection = torch.cat(
-            [photometric_error(outputs[("color", f, s)], target) for f in config.frame_ids[1:]], 1
+            [
+                photometric_error(outputs[("color", f, s)], target)
+                for f in config.params.frame_ids[1:]
+            ],
+            1,
         )
         identity = torch.cat(
-            [photometric_error(inputs[("color", f, 0)], target) for f in config.frame_ids[1:]], 1
+            [
+                photometric_error(inputs[("color", f, 0)], target)
+                for f in config.params.frame_ids[1:]
+            ],
+            1,
         )
         identity = identity + torch.randn(identity.shape) * 1e-5
         to_optimise, _ = torch.min(torch.cat((identity, reprojection), 1), 1)
@@ -118,8 +128,8 @@ def reference_step(models, optimiser, inputs: dict, config: TrainConfig) -> floa
         disp = outputs[("disp", s)]
         mean_disp = disp.mean(2, True).mean(3, True)
         smooth = smoothness_loss(disp / (mean_disp + 1e-7), inputs[("color", 0, s)], False)
-        total = total + loss + config.disparity_smoothness * smooth / (2**s)
-    total = total / config.scales
+        total = total + loss + config.params.disparity_smoothness * smooth / (2**s)
+    total = total / config.params.scales
     optimiser.zero_grad()
     total.backward()
     optimiser.step()
@@ -144,13 +154,14 @@ def bench_step_time(reps: int = 3) -> None:
     batch = fake_batch(2, config.height, config.width)
     cpu = torch.device("cpu")
 
-    models = build_models(config, cpu)
+    method = method_class(config.method)(config)
+    models = method.build_networks(cpu)
     ref_models = copy.deepcopy(models)
-    runtime = build_runtime(config, models, cpu)
-    optimiser = build_optimiser(config, models)
-    ref_optimiser = build_optimiser(config, ref_models)
+    runtime = build_runtime(config, method, models, cpu)
+    optimisers = method.optimisers(models)
+    ref_optimiser = method.optimisers(ref_models)[0].optimiser
     generator = torch.Generator().manual_seed(0)
-    ours = time_calls(lambda: train_step(runtime, optimiser, batch, config, generator), reps)
+    ours = time_calls(lambda: train_step(runtime, method, optimisers, batch, generator), reps)
     inputs = reference_inputs(batch, config)
     ref = time_calls(lambda: reference_step(ref_models, ref_optimiser, inputs, config), reps)
     print(
@@ -170,16 +181,17 @@ def bench_cuda(config: TrainConfig, steps: int = 20) -> None:
             config, {"amp": amp, "compile": compiled, "batch_size": batch_size, "device": "cuda"}
         )
         dev = torch.device("cuda")
-        models = build_models(cfg, dev)
-        runtime = build_runtime(cfg, models, dev)
-        optimiser = build_optimiser(cfg, models)
+        method = method_class(cfg.method)(cfg)
+        models = method.build_networks(dev)
+        runtime = build_runtime(cfg, method, models, dev)
+        optimisers = method.optimisers(models)
         g = torch.Generator().manual_seed(0)
         for _ in range(3):
-            train_step(runtime, optimiser, batch, cfg, g)
+            train_step(runtime, method, optimisers, batch, g)
         torch.cuda.synchronize()
         t = time.perf_counter()
         for _ in range(steps):
-            train_step(runtime, optimiser, batch, cfg, g)
+            train_step(runtime, method, optimisers, batch, g)
         torch.cuda.synchronize()
         rate = steps * batch_size / (time.perf_counter() - t)
         print(f"CUDA batch {batch_size} 192x640 amp={amp} compile={compiled}: {rate:.1f} samples/s")
@@ -188,23 +200,23 @@ def bench_cuda(config: TrainConfig, steps: int = 20) -> None:
 # ------------------------------------------------------------------ (a) learning
 
 
-def true_depth_abs_rel(world: Path, test_store: Path, models, config: TrainConfig) -> float:
-    """abs_rel (median scaled, Garg crop, 1e-3..80 m) of ``models`` on the synthetic test drive
-    against the world's true dense depth (``truth.npz``), predictions from the test store."""
-    from train.evaluate import eigen_metrics
-    from train.evaluator import predict_disparities
+def true_depth_abs_rel(world: Path, test_store: Path, method, models) -> float:
+    """abs_rel (median scaled, Garg crop, 1e-3..80 m) of a method's ``models`` on the synthetic
+    test drive against the world's true dense depth (``truth.npz``), inputs from the test store."""
+    from train.eval.evaluate import predict_depths
+    from train.eval.metrics import eigen_metrics
 
     truth = np.load(world / "truth.npz")
     gt = [d.astype(np.float32) for d in truth["2011_09_26/2011_09_26_drive_0002_sync/depth"]]
-    preds = predict_disparities(models, config, test_store)
-    return eigen_metrics(gt, preds.disps, stereo=False)["abs_rel"]
+    preds = predict_depths(method.predictor(models), method.config, test_store)
+    return eigen_metrics(gt, 1.0 / preds.depths, stereo=False)["abs_rel"]
 
 
 def bench_learning() -> None:
     from pipelines.kitti_prepare import KittiPrepareOptions, prepare_kitti
     from pipelines.synth import write_kitti
-    from train.evaluator import load_checkpoint_models
-    from train.trainer import train
+    from train.engine.trainer import train
+    from train.eval.evaluate import load_checkpoint_method
 
     root = Path(os.environ.get("BENCH_TRAIN_DIR", "/tmp/depthkit_bench_train"))
     steps = int(os.environ.get("BENCH_TRAIN_STEPS", "1200"))
@@ -237,12 +249,14 @@ def bench_learning() -> None:
         },
     )
     test = stores / "test.zarr"
-    before = true_depth_abs_rel(world, test, build_models(config), config)
+    method = method_class(config.method)(config)
+    before = true_depth_abs_rel(world, test, method, method.build_networks())
     run = root / f"run_{steps}_{height}x{width}"
     t = time.perf_counter()
     summary = train(config, stores / "train.zarr", run, progress=False, echo=lambda _: None)
-    models, _ = load_checkpoint_models(run / "checkpoints" / "last.pt")
-    after = true_depth_abs_rel(world, test, models, config)
+    after = true_depth_abs_rel(
+        world, test, *load_checkpoint_method(run / "checkpoints" / "last.pt")
+    )
     print(
         f"learning: {summary.steps} steps at {height}x{width}, batch 4, "
         f"{time.perf_counter() - t:.0f} s; abs_rel vs true depth (median scaled, Garg crop): "

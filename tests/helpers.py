@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,3 +22,12 @@ def tree_bytes(root: Path) -> dict[str, bytes]:
     return {
         str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
     }
+
+
+def method_parts(config: Any) -> tuple[Any, Any, list[Any]]:
+    """``(method, networks, optimisers)`` of a training config, on the CPU."""
+    from train.methods import method_class
+
+    method = method_class(config.method)(config)
+    nets = method.build_networks("cpu")
+    return method, nets, method.optimisers(nets)

@@ -13,13 +13,16 @@ import torch
 
 from pipelines.store import Store
 from pipelines.toystore import ToySpec, write_toy_store
-from tests.helpers import run_cli
-from train.build import build_models, build_optimiser, build_scheduler
-from train.checkpoint import TrainState, save_checkpoint
-from train.colormap import colorize
-from train.config import apply_overrides, preset
-from train.evaluate import EIGEN_METRIC_NAMES
-from train.evaluator import Protocol, evaluate_models, protocol_metrics, select_protocol
+from tests.helpers import method_parts, run_cli
+from train.engine.checkpoint import TrainState, save_checkpoint
+from train.engine.config import apply_overrides
+from train.engine.presets import preset
+from train.eval.colormap import colorize
+from train.eval.evaluate import Protocol, evaluate_networks, protocol_metrics, select_protocol
+from train.eval.metrics import EIGEN_METRIC_NAMES
+from train.methods import Predictor, Scaling, method_class
+
+MEDIAN, STEREO = Scaling(), Scaling(median=False, factor=5.4)
 
 TINY = {"pretrained": False, "height": 64, "width": 96, "device": "cpu"}
 
@@ -44,39 +47,47 @@ def fake_store(dataset: str, arrays: tuple[str, ...], attrs: dict | None = None)
 @pytest.mark.parametrize(
     ("dataset", "attrs", "preset_name", "expected"),
     [
-        ("kitti-raw", {"ground_truth": {"protocol": "eigen"}}, "monodepth2-m", ("eigen", False)),
-        ("kitti-raw", {}, "monodepth2-m", ("eigen", False)),
+        ("kitti-raw", {"ground_truth": {"protocol": "eigen"}}, "monodepth2-m", ("eigen", MEDIAN)),
+        ("kitti-raw", {}, "monodepth2-m", ("eigen", MEDIAN)),
         (
             "kitti-raw",
             {"ground_truth": {"protocol": "eigen_benchmark"}},
             "monodepth2-m",
-            ("eigen_benchmark", False),
+            ("eigen_benchmark", MEDIAN),
         ),
-        ("kitti-raw", {"ground_truth": {"protocol": "eigen"}}, "monodepth2-s", ("eigen", True)),
-        ("kitti-raw", {"ground_truth": {"protocol": "eigen"}}, "monodepth2-ms", ("eigen", True)),
-        ("nyu-labeled", {}, "monodepth2-nyu-m", ("nyu", False)),
+        ("kitti-raw", {"ground_truth": {"protocol": "eigen"}}, "monodepth2-s", ("eigen", STEREO)),
+        ("kitti-raw", {"ground_truth": {"protocol": "eigen"}}, "monodepth2-ms", ("eigen", STEREO)),
+        ("nyu-labeled", {}, "monodepth2-nyu-m", ("nyu", MEDIAN)),
     ],
 )
 def test_protocol_from_store_attrs(dataset, attrs, preset_name, expected) -> None:
     store = fake_store(dataset, ("image", "gt_depth", "gt_size"), attrs)
-    assert select_protocol(store, preset(preset_name)) == Protocol(*expected)
+    assert select_protocol(store, _scaling(preset_name)) == Protocol(*expected)
+
+
+def _scaling(preset_name: str) -> Scaling:
+    config = preset(preset_name)
+    p = config.params
+    return STEREO if p.use_stereo else MEDIAN
 
 
 def test_protocol_needs_ground_truth_and_known_scaling() -> None:
     with pytest.raises(ValueError, match="no gt_depth"):
-        select_protocol(fake_store("kitti-raw", ("image",)), preset("monodepth2-m"))
+        select_protocol(fake_store("kitti-raw", ("image",)), MEDIAN)
     store = fake_store("kitti-raw", ("image", "gt_depth"))
-    assert select_protocol(store, preset("monodepth2-m"), "stereo").stereo
+    assert select_protocol(store, MEDIAN, "stereo").scaling == STEREO
+    assert select_protocol(store, STEREO, "median").scaling == MEDIAN
     with pytest.raises(ValueError, match="scaling"):
-        select_protocol(store, preset("monodepth2-m"), "cubic")
+        select_protocol(store, MEDIAN, "cubic")
 
 
 def test_untrained_model_is_scored_with_pictures(test_store: str, tmp_path: Path) -> None:
     config = apply_overrides(preset("monodepth2-m"), TINY)
-    report = evaluate_models(
-        build_models(config), config, test_store, batch_size=3, save_images=tmp_path, max_images=2
+    method, nets, _ = method_parts(config)
+    report = evaluate_networks(
+        method, nets, test_store, batch_size=3, save_images=tmp_path, max_images=2
     )
-    assert report.n_images == 8 and report.protocol == Protocol("eigen", False)
+    assert report.n_images == 8 and report.protocol == Protocol("eigen", MEDIAN)
     assert set(EIGEN_METRIC_NAMES) <= set(report.metrics)
     assert all(np.isfinite(v) for v in report.metrics.values())
     assert "abs_rel" in report.table() and "ratio median" in str(report)
@@ -85,12 +96,77 @@ def test_untrained_model_is_scored_with_pictures(test_store: str, tmp_path: Path
     assert panel.shape == (3 * 64, 96, 3)  # image, prediction, ground truth
 
 
-def test_post_processing_changes_little(test_store: str) -> None:
+class GroundTruthPredictor(Predictor):
+    """Returns the store's ground truth in store order (zeros -> 1 m): the evaluation oracle."""
+
+    def __init__(self, gt: np.ndarray) -> None:
+        super().__init__()
+        self.gt = np.where(gt > 0, gt, 1.0).astype(np.float32)
+        self.next = 0
+        self.scaling = MEDIAN
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        n = image.shape[0]
+        out = torch.from_numpy(self.gt[self.next : self.next + n]).unsqueeze(1)
+        self.next += n
+        return out
+
+
+def _oracle_method(config, predictor: Predictor):
+    method = method_class(config.method)(config)
+    method.predictor = lambda nets: predictor  # type: ignore[method-assign]
+    return method
+
+
+def test_ground_truth_scores_perfectly_on_kitti(test_store: str) -> None:
+    from pipelines.store import open_store
+
+    store = open_store(test_store)
+    h, w = (int(v) for v in store["gt_size"][0])
+    rows = np.asarray(store["samples"][:, 0])
+    gt = np.asarray(store["gt_depth"][:, :h, :w])[rows]  # one map per sample, in sample order
     config = apply_overrides(preset("monodepth2-m"), TINY)
-    models = build_models(config)
-    plain = evaluate_models(models, config, test_store)
-    post = evaluate_models(models, config, test_store, post_process=True)
-    assert post.post_process and abs(post.metrics["abs_rel"] - plain.metrics["abs_rel"]) < 0.1
+    method = _oracle_method(config, GroundTruthPredictor(gt))
+    report = evaluate_networks(method, None, test_store, batch_size=3)  # type: ignore[arg-type]
+    assert report.metrics["abs_rel"] < 1e-6 and report.metrics["a1"] == 1.0
+
+
+def test_ground_truth_scores_perfectly_on_nyu() -> None:
+    rng = np.random.default_rng(0)
+    gt = rng.uniform(0.5, 9.0, size=(2, 480, 640)).astype(np.float32)
+    pred = gt[:, 44:471, 40:601]
+    metrics = protocol_metrics(Protocol("nyu", MEDIAN), list(gt), pred)
+    assert metrics["abs_rel"] < 1e-6 and metrics["a1"] == 1.0
+
+
+def test_post_processing_is_the_flip_blend(test_store: str) -> None:
+    """A prediction that is the same for an image and its mirror image is left unchanged by
+    flip post-processing; an asymmetric one is not."""
+    config = apply_overrides(preset("monodepth2-m"), TINY)
+    method, nets, _ = method_parts(config)
+    symmetric = _oracle_method(config, ConstantPredictor(mirror_symmetric=True))
+    plain = evaluate_networks(symmetric, nets, test_store)
+    post = evaluate_networks(symmetric, nets, test_store, post_process=True)
+    assert post.post_process and post.metrics == plain.metrics
+    ramp = _oracle_method(config, ConstantPredictor(mirror_symmetric=False))
+    plain = evaluate_networks(ramp, nets, test_store)
+    post = evaluate_networks(ramp, nets, test_store, post_process=True)
+    assert post.metrics["abs_rel"] != plain.metrics["abs_rel"]
+
+
+class ConstantPredictor(Predictor):
+    """Depth 2 m everywhere, or a left-to-right ramp (which a mirror image reverses)."""
+
+    def __init__(self, mirror_symmetric: bool) -> None:
+        super().__init__()
+        self.mirror_symmetric = mirror_symmetric
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        b, _, h, w = image.shape
+        if self.mirror_symmetric:
+            return torch.full((b, 1, h, w), 2.0)
+        ramp = torch.linspace(1.0, 8.0, w) * (1 + image[:, :1].mean(dim=(2, 3), keepdim=True))
+        return ramp.expand(b, 1, h, w).contiguous()
 
 
 def test_colorize_is_magma_and_blacks_out_invalid() -> None:
@@ -104,16 +180,9 @@ def test_colorize_is_magma_and_blacks_out_invalid() -> None:
 
 def _checkpoint(path: Path, preset_name: str = "monodepth2-m") -> Path:
     config = apply_overrides(preset(preset_name), TINY)
-    models = build_models(config)
-    optimiser = build_optimiser(config, models)
+    _, nets, optimisers = method_parts(config)
     return save_checkpoint(
-        path,
-        config,
-        models,
-        optimiser,
-        build_scheduler(config, optimiser),
-        TrainState(),
-        {"augment": torch.Generator()},
+        path, config, nets, optimisers, TrainState(), {"augment": torch.Generator()}
     )
 
 
@@ -146,7 +215,7 @@ def test_cli_eval_writes_json_and_pngs(test_store: str, tmp_path: Path, capsys) 
 def test_cli_eval_stereo_model_is_metric(test_store: str, tmp_path: Path, capsys) -> None:
     ckpt = _checkpoint(tmp_path / "s.pt", "monodepth2-s")
     run_cli(["eval", str(ckpt), test_store, "--device", "cpu"])
-    assert "x5.4 (stereo)" in capsys.readouterr().out
+    assert "x5.4 (fixed)" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
@@ -176,7 +245,6 @@ def test_nyu_protocol_scores_crop_sized_predictions() -> None:
     small = np.stack(
         [cv2.resize(1.0 / (0.1 * c), (48, 32), interpolation=cv2.INTER_NEAREST) for c in crop]
     )
-    config = preset("monodepth2-nyu-m")
-    metrics = protocol_metrics(Protocol("nyu", False), list(gt), small, config)
+    metrics = protocol_metrics(Protocol("nyu", MEDIAN), list(gt), 1.0 / small)
     assert metrics["abs_rel"] < 0.02 and metrics["a1"] > 0.98
     assert metrics["ratio_median"] == pytest.approx(10.0, rel=0.02)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from pipelines.augment import AugmentConfig, image_pyramid
 from train.geometry import (
     invert_intrinsics,
     kitti_intrinsics,
@@ -13,7 +14,6 @@ from train.geometry import (
 from train.losses import (
     Monodepth2LossConfig,
     Views,
-    image_pyramid,
     min_reprojection_loss,
     monodepth2_loss,
     photometric_error,
@@ -100,7 +100,7 @@ def test_smoothness_gradcheck() -> None:
 
 
 def test_image_pyramid_sizes() -> None:
-    levels = image_pyramid(torch.rand(1, 3, 64, 96), 4)
+    levels = image_pyramid(torch.rand(1, 3, 64, 96), AugmentConfig(height=64, width=96, scales=4))
     assert [tuple(x.shape[-2:]) for x in levels] == [(64, 96), (32, 48), (16, 24), (8, 12)]
 
 
@@ -150,7 +150,7 @@ def test_monodepth2_loss_gradients_and_smoothness_weighting() -> None:
     no_photo = Monodepth2LossConfig(automask=False, disparity_smoothness=1.0)
     views_static = Views(views.target, [views.target], [torch.eye(4)[None]], views.K, views.inv_K)
     same = monodepth2_loss(disps, views_static, no_photo)
-    pyramid = image_pyramid(views.target, 4)
+    pyramid = image_pyramid(views.target, AugmentConfig(height=h, width=w, scales=4))
     for s, loss_s in enumerate(same.per_scale):
         smooth = smoothness_loss(disps[s], pyramid[s]) / 2**s
         assert abs(loss_s.item() - smooth.item()) < 1e-5  # photometric part ~0: identity warp

@@ -1,4 +1,4 @@
-"""train.evaluate: KITTI (monodepth2) and NYU (P2Net) evaluation protocols in numpy."""
+"""train.eval.metrics: KITTI (monodepth2) and NYU (P2Net) evaluation protocols in numpy."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from train.evaluate import (
+from train.eval.metrics import (
     EIGEN_METRIC_NAMES,
     compute_errors,
     eigen_metrics,
@@ -114,5 +114,5 @@ def test_format_metrics() -> None:
 
 
 def test_import_is_torch_free() -> None:
-    code = "import sys, train.evaluate, kitti; assert 'torch' not in sys.modules"
+    code = "import sys, train.eval.metrics, kitti; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[1])

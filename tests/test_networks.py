@@ -8,7 +8,7 @@ import pytest
 import torch
 from torchvision.models import ResNet18_Weights, resnet18
 
-from train.networks import (
+from train.models import (
     DepthNet,
     MissingWeightsError,
     PoseNet,

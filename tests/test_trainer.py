@@ -9,12 +9,15 @@ import torch
 
 from pipelines.dataset import make_loader
 from pipelines.toystore import ToySpec, write_toy_store
-from train.build import build_models, build_optimiser, build_runtime, build_scheduler
-from train.checkpoint import TrainState, read_checkpoint, restore, save_checkpoint
-from train.config import PRESETS, TrainConfig, apply_overrides, preset
-from train.logging import RunLogger, read_log
-from train.step import train_step
-from train.trainer import run_config, train
+from tests.helpers import method_parts
+from train.engine.checkpoint import TrainState, read_checkpoint, restore, save_checkpoint
+from train.engine.config import TrainConfig, apply_overrides
+from train.engine.presets import PRESETS, preset
+from train.engine.runlog import RunLogger, read_log
+from train.engine.runtime import build_runtime
+from train.engine.step import train_step
+from train.engine.trainer import run_config, train
+from train.methods import method_class
 
 TINY = {
     "pretrained": False,
@@ -47,10 +50,12 @@ def test_presets_have_reference_settings() -> None:
         PRESETS[k] for k in ("monodepth2-m", "monodepth2-s", "monodepth2-ms", "monodepth2-nyu-m")
     )
     assert (m.height, m.width, m.batch_size, m.lr, m.epochs) == (192, 640, 12, 1e-4, 20)
-    assert m.frame_ids == (0, -1, 1) and not m.use_stereo
-    assert s.frame_ids == (0, "s") and s.use_stereo and s.temporal_ids == ()
-    assert ms.frame_ids == (0, -1, 1, "s") and ms.loader_frames == ("prev", "next", "stereo")
-    assert (nyu.height, nyu.width, nyu.max_depth, nyu.intrinsics) == (288, 384, 10.0, "store")
+    assert m.params.frame_ids == (0, -1, 1) and not m.params.use_stereo
+    assert s.params.frame_ids == (0, "s") and s.params.use_stereo and s.params.temporal_ids == ()
+    assert ms.params.frame_ids == (0, -1, 1, "s")
+    assert method_class(ms.method)(ms).loader_request().frames == ("prev", "next", "stereo")
+    nyu_p = nyu.params
+    assert (nyu.height, nyu.width, nyu_p.max_depth, nyu_p.intrinsics) == (288, 384, 10.0, "store")
     # lr 1e-4 for epochs 0-14, 1e-5 from 15 (the reference under PyTorch 0.4.1)
     assert m.lr_at(14) == pytest.approx(1e-4) and m.lr_at(15) == pytest.approx(1e-5)
 
@@ -61,8 +66,10 @@ def test_overrides_parse_by_field_type() -> None:
         ["epochs=3", "lr=2e-4", "amp=false", "frame_ids=0,-1,s", "max_steps=none", "device=cpu"],
     )
     assert config.epochs == 3 and config.lr == 2e-4 and config.amp is False
-    assert config.frame_ids == (0, -1, "s") and config.max_steps is None
+    assert config.params.frame_ids == (0, -1, "s") and config.max_steps is None
     assert TrainConfig.from_dict(config.to_dict()) == config
+    nested = apply_overrides(config, ["params.disparity_smoothness=0.01", "min_depth=0.5"])
+    assert nested.params.disparity_smoothness == 0.01 and nested.params.min_depth == 0.5
 
 
 @pytest.mark.parametrize(
@@ -93,37 +100,30 @@ def test_run_config_needs_preset_or_resume(tmp_path: Path) -> None:
 # ------------------------------------------------------------------ one step
 def test_steps_on_a_fixed_batch_lower_the_loss(toy_store: str) -> None:
     config = tiny_config(lr=1e-3, jitter_prob=0.0, flip_prob=0.0)
-    models = build_models(config)
-    runtime = build_runtime(config, models, torch.device("cpu"))
-    optimiser = build_optimiser(config, models)
-    loader = make_loader(
-        toy_store, 4, workers=0, shuffle=False, frames=config.loader_frames, extras=()
-    )
+    method, nets, optimisers = method_parts(config)
+    runtime = build_runtime(config, method, nets, torch.device("cpu"))
+    frames = method.loader_request().frames
+    loader = make_loader(toy_store, 4, workers=0, shuffle=False, frames=frames, extras=())
     batch = next(iter(loader))
     generator = torch.Generator().manual_seed(0)
     losses = []
     for _ in range(4):
-        result = train_step(runtime, optimiser, batch, config, generator)
+        result = train_step(runtime, method, optimisers, batch, generator)
         assert result is not None
         losses.append(float(result.loss))
     assert losses[-1] < losses[0]
-    assert result.disp.shape == (result.samples, 1, 64, 64)
+    assert result.images["disp"].shape == (result.samples, 1, 64, 64)
 
 
 def test_stereo_step_runs_without_pose_net(toy_store: str) -> None:
     config = apply_overrides(preset("monodepth2-s"), TINY)
-    models = build_models(config)
-    assert models.pose is None
-    runtime = build_runtime(config, models, torch.device("cpu"))
-    loader = make_loader(
-        toy_store, 2, workers=0, shuffle=False, frames=config.loader_frames, extras=()
-    )
+    method, nets, optimisers = method_parts(config)
+    assert "pose" not in nets
+    runtime = build_runtime(config, method, nets, torch.device("cpu"))
+    frames = method.loader_request().frames
+    loader = make_loader(toy_store, 2, workers=0, shuffle=False, frames=frames, extras=())
     result = train_step(
-        runtime,
-        build_optimiser(config, models),
-        next(iter(loader)),
-        config,
-        torch.Generator().manual_seed(0),
+        runtime, method, optimisers, next(iter(loader)), torch.Generator().manual_seed(0)
     )
     assert result is not None and torch.isfinite(result.loss)
 
@@ -131,25 +131,20 @@ def test_stereo_step_runs_without_pose_net(toy_store: str) -> None:
 # ------------------------------------------------------------------ checkpoints and resume
 def test_checkpoint_round_trip(tmp_path: Path) -> None:
     config = tiny_config()
-    models = build_models(config)
-    optimiser = build_optimiser(config, models)
-    scheduler = build_scheduler(config, optimiser)
+    _, nets, optimisers = method_parts(config)
     generators = {"augment": torch.Generator().manual_seed(5)}
     path = save_checkpoint(
-        tmp_path / "c.pt", config, models, optimiser, scheduler, TrainState(3, 42, 7), generators
+        tmp_path / "c.pt", config, nets, optimisers, TrainState(3, 42, 7), generators
     )
     expected_draw = torch.rand(3, generator=generators["augment"])
     expected_global = torch.rand(3)
 
-    other = build_models(tiny_config(seed=1))
-    other_opt = build_optimiser(config, other)
+    _, other, other_opt = method_parts(tiny_config(seed=1))
     other_gen = {"augment": torch.Generator().manual_seed(99)}
-    state = restore(
-        read_checkpoint(path), other, other_opt, build_scheduler(config, other_opt), other_gen
-    )
+    state = restore(read_checkpoint(path), other, other_opt, other_gen)
     assert state == TrainState(3, 42, 7)
     for a, b in zip(
-        models.depth.state_dict().values(), other.depth.state_dict().values(), strict=True
+        nets["depth"].state_dict().values(), other["depth"].state_dict().values(), strict=True
     ):
         assert torch.equal(a, b)
     assert torch.equal(torch.rand(3, generator=other_gen["augment"]), expected_draw)
@@ -197,16 +192,9 @@ def test_resume_continues_exactly(toy_store: str, tmp_path: Path) -> None:
 
 def test_resume_refuses_a_different_config(toy_store: str, tmp_path: Path) -> None:
     config = tiny_config()
-    models = build_models(config)
-    optimiser = build_optimiser(config, models)
+    _, nets, optimisers = method_parts(config)
     save_checkpoint(
-        tmp_path / "checkpoints" / "last.pt",
-        config,
-        models,
-        optimiser,
-        build_scheduler(config, optimiser),
-        TrainState(),
-        {},
+        tmp_path / "checkpoints" / "last.pt", config, nets, optimisers, TrainState(), {}
     )
     with pytest.raises(ValueError, match="lr"):
         train(tiny_config(lr=1.0), toy_store, tmp_path, resume=True, progress=False)
@@ -217,24 +205,22 @@ def test_epoch_files_are_weights_only_and_pruned(toy_store: str, tmp_path: Path)
     folder = tmp_path / "checkpoints"
     assert sorted(p.name for p in folder.glob("epoch_*.pt")) == ["epoch_001.pt", "epoch_002.pt"]
     weights, last = read_checkpoint(folder / "epoch_002.pt"), read_checkpoint(folder / "last.pt")
-    assert "optimiser" not in weights and "rng" not in weights and weights["epoch"] == 3
+    assert "optimisers" not in weights and "rng" not in weights and weights["epoch"] == 3
     assert all(
         torch.equal(weights["models"][n][k], v)
         for n, sd in last["models"].items()
         for k, v in sd.items()
     )
     assert (folder / "epoch_002.pt").stat().st_size < (folder / "last.pt").stat().st_size / 2
-    config = tiny_config()
-    models = build_models(config)
-    optimiser = build_optimiser(config, models)
+    _, nets, optimisers = method_parts(tiny_config())
     with pytest.raises(ValueError, match="weights-only"):
-        restore(weights, models, optimiser, build_scheduler(config, optimiser), {})
+        restore(weights, nets, optimisers, {})
     with pytest.raises(ValueError, match="keep_epochs"):
         tiny_config(keep_epochs=-1)
 
 
 def test_epoch_files_pruned_by_epoch_number(tmp_path: Path) -> None:
-    from train.trainer import _prune_epoch_files
+    from train.engine.trainer import _prune_epoch_files
 
     for epoch in (998, 999, 1000, 1001):
         (tmp_path / f"epoch_{epoch:03d}.pt").write_bytes(b"")

@@ -2,7 +2,8 @@
 
 One ``torch.save`` file, a plain dict: ``format``, ``method``, ``config`` (a dict),
 ``models`` (state dict per network, frozen ones included), ``optimisers`` and ``schedulers``
-(state dict per :class:`~train.methods.OptimiserSpec` name), ``epoch`` (the epoch to run next, or the current one when ``batch_in_epoch`` > 0), ``step``
+(state dict per :class:`~train.methods.OptimiserSpec` name), ``epoch`` (the epoch to run
+next, or the current one when ``batch_in_epoch`` > 0), ``step``
 (optimiser steps done), ``batch_in_epoch`` (batches of ``epoch`` already consumed), ``rng``
 (python, numpy, torch CPU, CUDA, and the run's own generators). The numpy RNG state is not a
 tensor, so the file needs ``torch.load(weights_only=False)``: read only checkpoints you trust.
@@ -139,9 +140,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     if payload.get("format") not in (FORMAT, *OLDER_FORMATS) or "method" not in payload.get(
         "config", {}
     ):
-        raise ValueError(
-            f"{path}: written as {written}, which this version ({FORMAT}) cannot read"
-        )
+        raise ValueError(f"{path}: written as {written}, which this version ({FORMAT}) cannot read")
     if payload["config"]["method"] not in METHODS:
         raise ValueError(
             f"{path}: trained with method {payload['config']['method']!r}, which this version "

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 import torch
 from torch import Tensor, nn
 
-from pipelines.loader import Augmented, AugmentConfig
+from pipelines.loader import AugmentConfig, Augmented
 
 if TYPE_CHECKING:
     from pipelines.store import Store
@@ -99,7 +99,8 @@ class OptimiserSpec:
         optimiser: over some trainable parameters.
         scheduler: stepped after every epoch (``interval="epoch"``) or every optimiser step.
         interval: ``"epoch"`` or ``"step"``.
-        clip_grad_norm: clip the optimiser's parameters to this L2 norm before stepping (None = off).
+        clip_grad_norm: clip the optimiser's parameters to this L2 norm before stepping
+            (None = off).
         name: checkpoint and log name.
     """
 
@@ -161,7 +162,8 @@ class Predictor(nn.Module):
 
 
 class Forward(Protocol):
-    """What :meth:`Method.loss` gets from the engine's runtime (:class:`train.engine.runtime.Runtime`)."""
+    """What :meth:`Method.loss` gets from the engine's runtime
+    (:class:`train.engine.runtime.Runtime`)."""
 
     device: torch.device
     nets: Mapping[str, Callable[..., Any]]

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from pipelines.loader import Augmented, AugmentConfig
+from pipelines.loader import AugmentConfig, Augmented
 from train.eval.metrics import STEREO_SCALE_FACTOR
 from train.geometry import KITTI_NORMALISED_INTRINSICS, disp_to_depth
 from train.losses.monodepth2 import Monodepth2LossConfig, Views, monodepth2_loss
@@ -184,9 +184,7 @@ class Monodepth2(Method):
 
     def predictor(self, nets: Networks) -> Predictor:
         p = self.params
-        scaling = (
-            Scaling(median=False, factor=STEREO_SCALE_FACTOR) if p.use_stereo else Scaling()
-        )
+        scaling = Scaling(median=False, factor=STEREO_SCALE_FACTOR) if p.use_stereo else Scaling()
         return Monodepth2Predictor(nets["depth"], p.min_depth, p.max_depth, scaling)
 
     @classmethod

@@ -63,7 +63,9 @@ def depth_net(
     return DepthNet(encoder, DepthDecoder(encoder.num_ch_enc, num_scales))
 
 
-@register_network("monodepth2_pose", input_channels=6, min_size=32, summary="separate-ResNet pose net")
+@register_network(
+    "monodepth2_pose", input_channels=6, min_size=32, summary="separate-ResNet pose network"
+)
 def pose_net(
     num_layers: int = 18, encoder_weights: WeightsArg = None, num_input_images: int = 2
 ) -> PoseNet:

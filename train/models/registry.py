@@ -1,10 +1,10 @@
 """Registry of networks: name -> builder, as torchvision's ``get_model`` does for its models.
 
 Every builder takes its own keyword arguments, pretrained weights among them (see
-:data:`train.models.weights.WeightsArg`; none = random initialisation) and returns an ``nn.Module``. Methods build their
-networks through :func:`build_network`; the tests run every registered network through the same
-checks (output shapes, backward pass, export), using :attr:`NetworkEntry.input_channels` and
-:attr:`NetworkEntry.min_size` to make an example input.
+:data:`train.models.weights.WeightsArg`; none = random initialisation) and returns an
+``nn.Module``. Methods build their networks through :func:`build_network`; the tests run every
+registered network through the same checks (output shapes, backward pass, export), using
+:attr:`NetworkEntry.input_channels` and :attr:`NetworkEntry.min_size` for an example input.
 """
 
 from __future__ import annotations
