@@ -181,10 +181,7 @@ def prepare_kitti_command(
 @app.command()
 def train(
     preset: str = typer.Option(
-        None,
-        "--preset",
-        help="monodepth2-m, monodepth2-s, monodepth2-ms or monodepth2-nyu-m (optional with "
-        "--resume).",
+        None, "--preset", help="A preset listed above (optional with --resume)."
     ),
     train_store: str = typer.Option(..., "--train", help="Training store (train.zarr)."),
     val_store: str = typer.Option(None, "--val", help="Validation store, checked every epoch."),
@@ -210,7 +207,20 @@ def train(
     ),
     resume: bool = typer.Option(False, "--resume", help="Continue OUT/checkpoints/last.pt."),
 ) -> None:
-    """Train a method from stores (presets below); resumable with --resume."""
+    """Train a method from stores; resumable with --resume.
+
+    \b
+    Methods: monodepth2 (self-supervised, mono / stereo / both).
+    Presets:
+      monodepth2-m      monodepth2, KITTI, frames 0 -1 +1, 192x640
+      monodepth2-s      monodepth2, KITTI, frames 0 s (stereo), 192x640
+      monodepth2-ms     monodepth2, KITTI, frames 0 -1 +1 s, 192x640
+      monodepth2-nyu-m  monodepth2, NYU raw, frames 0 -1 +1, 288x384, store intrinsics
+
+    --batch-size is per process: under torchrun the global batch is it times the number of
+    processes. --set key=value reaches any config field, method fields too
+    (--set disparity_smoothness=1e-2 or --set params.disparity_smoothness=1e-2).
+    """
     from train.engine.trainer import run_config
     from train.engine.trainer import train as run_training
 
