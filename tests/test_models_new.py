@@ -20,6 +20,7 @@ from torchvision.models import (
 )
 from torchvision.ops import StochasticDepth
 
+from train.models import NETWORKS, MissingWeightsError, ResnetEncoder, build_network
 from train.models.densedepth import (
     DenseDepthNet,
     densedepth_net,
@@ -30,7 +31,6 @@ from train.models.densedepth import (
 from train.models.featdepth_depth import FeatDepthNet, featdepth_depth_net
 from train.models.featurenet import FeatureNet, featurenet
 from train.models.segdepth_unet import SegDepthUNet, segdepth_unet
-from train.networks import MissingWeightsError, ResnetEncoder
 
 H, W = 96, 128
 
@@ -312,10 +312,10 @@ def test_weights_from_state_dict(name: str) -> None:
         )
     else:
         state = _old_style(densenet169(weights=None).state_dict())
-        assert "features.denseblock1.denselayer1.norm.1.weight" in state
+        assert "features.denseblock1.denselayer1.conv.1.weight" in state
         net = densedepth_net(weights=state)
-        got = net.encoder.features.denseblock1.denselayer1.norm1.weight
-        want = state["features.denseblock1.denselayer1.norm.1.weight"]
+        got = net.encoder.features.denseblock1.denselayer1.conv1.weight
+        want = state["features.denseblock1.denselayer1.conv.1.weight"]
     assert torch.equal(got, want)
     with pytest.raises(ValueError, match="do not fit"):
         _build(name, {"bogus": torch.zeros(1)})
@@ -349,3 +349,17 @@ def test_enum_weights_come_from_local_cache_only(
     wrong = ResNet18_Weights.IMAGENET1K_V1 if name == "densedepth" else DenseNet169_Weights.DEFAULT
     with pytest.raises(ValueError, match="do not belong"):
         _build(name, wrong)
+
+
+def test_registered() -> None:
+    builders = {
+        "featdepth_depth": featdepth_depth_net,
+        "featdepth_featurenet": featurenet,
+        "segdepth_unet": segdepth_unet,
+        "densedepth_depth": densedepth_net,
+    }
+    for name, builder in builders.items():
+        assert NETWORKS[name].builder is builder
+    assert NETWORKS["segdepth_unet"].input_channels == 1
+    net = build_network("featdepth_featurenet", num_layers=18)
+    assert isinstance(net, FeatureNet) and net.encoder.num_layers == 18

@@ -16,7 +16,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.models import DenseNet169_Weights, WeightsEnum, densenet169
 
-from ..networks.weights import WeightsArg, load_weights, resolve_weights
+from .registry import register_network
+from .weights import WeightsArg, load_weights, resolve_weights
 
 ENCODER_CHANNELS = (64, 64, 128, 256, 1664)
 MIN_DEPTH_CM = 10.0
@@ -160,6 +161,9 @@ class DenseDepthNet(nn.Module):
         return self.decoder(self.encoder(image))
 
 
+@register_network(
+    "densedepth_depth", min_size=32, summary="DenseDepth: DenseNet-169 + Keras decoder (H/2)"
+)
 def densedepth_net(weights: Weights = None) -> DenseDepthNet:
     """DenseDepth, randomly initialised or with an ImageNet DenseNet-169 encoder.
 

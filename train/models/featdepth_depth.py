@@ -14,9 +14,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.models import WeightsEnum
 
-from ..networks.depth_decoder import Conv3x3, DepthOutput
-from ..networks.resnet_encoder import ResnetEncoder
-from ..networks.weights import WeightsArg, load_weights, resnet_weights_enum, resolve_weights
+from .depth_decoder import Conv3x3, DepthOutput
+from .registry import register_network
+from .resnet_encoder import ResnetEncoder
+from .weights import WeightsArg, load_weights, resnet_weights_enum, resolve_weights
 
 LAYERS = (18, 34, 50)
 TOP_CHANNELS = 512  # f4 is reduced to this many channels
@@ -132,6 +133,9 @@ class FeatDepthNet(nn.Module):
         return self.decoder(self.encoder(image))
 
 
+@register_network(
+    "featdepth_depth", summary="FeatDepth: ResNet encoder + RefineNet-style decoder (finest H/2)"
+)
 def featdepth_depth_net(
     num_layers: int = 50, weights: Weights = None, dropout: float = 0.5
 ) -> FeatDepthNet:

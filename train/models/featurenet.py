@@ -15,9 +15,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.models import WeightsEnum
 
-from ..networks.depth_decoder import NUM_CH_DEC, Conv3x3, ConvBlock
-from ..networks.resnet_encoder import ResnetEncoder
-from ..networks.weights import WeightsArg, load_weights, resnet_weights_enum, resolve_weights
+from .depth_decoder import NUM_CH_DEC, Conv3x3, ConvBlock
+from .registry import register_network
+from .resnet_encoder import ResnetEncoder
+from .weights import WeightsArg, load_weights, resnet_weights_enum, resolve_weights
 
 LAYERS = (18, 34, 50)
 NUM_SCALES = 4
@@ -106,6 +107,7 @@ class FeatureNet(nn.Module):
         return FeatureNetOutput(features=features, reconstructions=self.decoder(features[4]))
 
 
+@register_network("featdepth_featurenet", summary="FeatDepth stage-1 auto-encoder (FeatureNet)")
 def featurenet(num_layers: int = 50, weights: Weights = None) -> FeatureNet:
     """FeatDepth's FeatureNet (``mono_autoencoder``), randomly initialised or with ImageNet weights.
 

@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.models import EfficientNet_B3_Weights, WeightsEnum, efficientnet_b3
 
-from ..networks.weights import WeightsArg, load_weights, resolve_weights
+from .registry import register_network
+from .weights import WeightsArg, load_weights, resolve_weights
 
 ENCODER_CHANNELS = (40, 32, 48, 136, 384)
 DECODER_CHANNELS = (256, 128, 64, 32, 16)
@@ -146,6 +147,9 @@ class SegDepthUNet(nn.Module):
         return torch.sigmoid(self.head(self.decoder(features)))
 
 
+@register_network(
+    "segdepth_unet", input_channels=1, min_size=32, summary="SegDepth U-Net on the disparity"
+)
 def segdepth_unet(weights: Weights = None, num_classes: int = 2) -> SegDepthUNet:
     """SegDepth's U-Net, randomly initialised or with an ImageNet EfficientNet-B3 encoder.
 
