@@ -14,10 +14,10 @@ from collections.abc import Mapping
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchvision.models import DenseNet169_Weights, WeightsEnum, densenet169
+from torchvision.models import DenseNet169_Weights, densenet169
 
 from .registry import register_network
-from .weights import WeightsArg, load_weights, resolve_weights
+from .weights import Weights, weights_state_dict
 
 ENCODER_CHANNELS = (64, 64, 128, 256, 1664)
 MIN_DEPTH_CM = 10.0
@@ -25,7 +25,6 @@ MAX_DEPTH_CM = 1000.0
 DEPTH_NORM = 1000.0  # y = DEPTH_NORM / depth_cm
 LEAKY_SLOPE = 0.2
 
-Weights = WeightsArg | Mapping[str, Tensor]
 """``None`` (random init), a torchvision enum member (or its name), a file, or a state dict."""
 
 # torchvision's released DenseNet files name dense-layer modules "norm.1", "conv.2", ...
@@ -178,15 +177,7 @@ def densedepth_net(weights: Weights = None) -> DenseDepthNet:
         ValueError: weights that do not fit.
     """
     encoder = DenseNetEncoder()
-    state = _state_dict(weights, DenseNet169_Weights)
+    state = weights_state_dict(weights, DenseNet169_Weights)
     if state is not None:
         encoder.load_imagenet(state)
     return DenseDepthNet(encoder, DenseDepthDecoder(encoder.num_ch_enc))
-
-
-def _state_dict(weights: Weights, enum_cls: type[WeightsEnum]) -> dict[str, Tensor] | None:
-    """The state dict ``weights`` stands for (through the one resolver), ``None`` = random."""
-    if isinstance(weights, Mapping):
-        return dict(weights)
-    resolved = resolve_weights(weights, enum_cls)
-    return None if resolved is None else load_weights(resolved)

@@ -7,17 +7,16 @@ level, upsamples by 2 and takes the next-finer encoder map as a skip. Its finest
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchvision.models import WeightsEnum
 
 from .depth_decoder import Conv3x3, DepthOutput
 from .registry import register_network
 from .resnet_encoder import ResnetEncoder
-from .weights import WeightsArg, load_weights, resnet_weights_enum, resolve_weights
+from .weights import Weights, resnet_weights_enum, weights_state_dict
 
 LAYERS = (18, 34, 50)
 TOP_CHANNELS = 512  # f4 is reduced to this many channels
@@ -25,7 +24,6 @@ BOTTLENECK = 256  # every other decoder map
 CRP_STAGES = 4
 NUM_SCALES = 4
 
-Weights = WeightsArg | Mapping[str, Tensor]
 """``None`` (random init), a torchvision enum member (or its name), a file, or a state dict."""
 
 
@@ -155,15 +153,7 @@ def featdepth_depth_net(
     if num_layers not in LAYERS:
         raise ValueError(f"num_layers must be one of {LAYERS}, got {num_layers}")
     encoder = ResnetEncoder(num_layers)
-    state = _state_dict(weights, resnet_weights_enum(num_layers))
+    state = weights_state_dict(weights, resnet_weights_enum(num_layers))
     if state is not None:
         encoder.load_imagenet(state)
     return FeatDepthNet(encoder, RefineDecoder(encoder.num_ch_enc, dropout))
-
-
-def _state_dict(weights: Weights, enum_cls: type[WeightsEnum]) -> dict[str, Tensor] | None:
-    """The state dict ``weights`` stands for (through the one resolver), ``None`` = random."""
-    if isinstance(weights, Mapping):
-        return dict(weights)
-    resolved = resolve_weights(weights, enum_cls)
-    return None if resolved is None else load_weights(resolved)

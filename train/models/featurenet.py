@@ -7,23 +7,20 @@ extractor of the feature-metric loss (its level-0 map, 64 channels at H/2).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchvision.models import WeightsEnum
 
 from .depth_decoder import NUM_CH_DEC, Conv3x3, ConvBlock
 from .registry import register_network
 from .resnet_encoder import ResnetEncoder
-from .weights import WeightsArg, load_weights, resnet_weights_enum, resolve_weights
+from .weights import Weights, resnet_weights_enum, weights_state_dict
 
 LAYERS = (18, 34, 50)
 NUM_SCALES = 4
 
-Weights = WeightsArg | Mapping[str, Tensor]
 """``None`` (random init), a torchvision enum member (or its name), a file, or a state dict."""
 
 
@@ -124,15 +121,7 @@ def featurenet(num_layers: int = 50, weights: Weights = None) -> FeatureNet:
     if num_layers not in LAYERS:
         raise ValueError(f"num_layers must be one of {LAYERS}, got {num_layers}")
     encoder = RawResnetEncoder(num_layers)
-    state = _state_dict(weights, resnet_weights_enum(num_layers))
+    state = weights_state_dict(weights, resnet_weights_enum(num_layers))
     if state is not None:
         encoder.load_imagenet(state)
     return FeatureNet(encoder, ReconstructionDecoder(encoder.num_ch_enc[4]))
-
-
-def _state_dict(weights: Weights, enum_cls: type[WeightsEnum]) -> dict[str, Tensor] | None:
-    """The state dict ``weights`` stands for (through the one resolver), ``None`` = random."""
-    if isinstance(weights, Mapping):
-        return dict(weights)
-    resolved = resolve_weights(weights, enum_cls)
-    return None if resolved is None else load_weights(resolved)

@@ -13,10 +13,10 @@ from collections.abc import Mapping
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchvision.models import EfficientNet_B3_Weights, WeightsEnum, efficientnet_b3
+from torchvision.models import EfficientNet_B3_Weights, efficientnet_b3
 
 from .registry import register_network
-from .weights import WeightsArg, load_weights, resolve_weights
+from .weights import Weights, weights_state_dict
 
 ENCODER_CHANNELS = (40, 32, 48, 136, 384)
 DECODER_CHANNELS = (256, 128, 64, 32, 16)
@@ -26,7 +26,6 @@ the stem (H/2) and the last block of the 32-, 48-, 136- and 384-channel stages (
 smp's stages split the blocks the same way (stage indices 5, 8, 18, 26); the 24-channel stage
 at H/2 and the final 1x1 conv to 1536 channels are not tapped (the latter is dropped)."""
 
-Weights = WeightsArg | Mapping[str, Tensor]
 """``None`` (random init), a torchvision enum member (or its name), a file, or a state dict."""
 
 
@@ -164,7 +163,7 @@ def segdepth_unet(weights: Weights = None, num_classes: int = 2) -> SegDepthUNet
         ValueError: weights that do not fit.
     """
     encoder = EfficientNetEncoder()
-    state = _state_dict(weights, EfficientNet_B3_Weights)
+    state = weights_state_dict(weights, EfficientNet_B3_Weights)
     if state is not None:
         encoder.load_imagenet(state)
     return SegDepthUNet(encoder, num_classes)
@@ -180,11 +179,3 @@ def _init_decoder(module: nn.Module) -> None:
         elif isinstance(m, nn.BatchNorm2d):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
-
-
-def _state_dict(weights: Weights, enum_cls: type[WeightsEnum]) -> dict[str, Tensor] | None:
-    """The state dict ``weights`` stands for (through the one resolver), ``None`` = random."""
-    if isinstance(weights, Mapping):
-        return dict(weights)
-    resolved = resolve_weights(weights, enum_cls)
-    return None if resolved is None else load_weights(resolved)

@@ -7,6 +7,7 @@ when it is missing, :class:`MissingWeightsError` says which file to put where.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -19,6 +20,10 @@ WeightsArg = WeightsEnum | str | Path | None
 (``"IMAGENET1K_V1"``, ``"DEFAULT"``, ``"ResNet18_Weights.IMAGENET1K_V1"``, or ``"imagenet"`` for
 ``IMAGENET1K_V1``, the weights monodepth2 used), a path to a state-dict file, or ``None`` (random
 initialisation)."""
+
+
+Weights = WeightsArg | Mapping[str, Tensor]
+"""A :data:`WeightsArg`, or an already loaded state dict."""
 
 
 class MissingWeightsError(ValueError):
@@ -88,3 +93,12 @@ def load_weights(weights: WeightsEnum | Path) -> dict[str, Tensor]:
             "instead, or use random initialisation"
         )
     return load_state_dict_file(path)
+
+
+def weights_state_dict(weights: Weights, enum_cls: type[WeightsEnum]) -> dict[str, Tensor] | None:
+    """The state dict ``weights`` stands for (a given dict as it is, an enum member from the local
+    cache, a file), or ``None`` for random initialisation."""
+    if isinstance(weights, Mapping):
+        return dict(weights)
+    resolved = resolve_weights(weights, enum_cls)
+    return None if resolved is None else load_weights(resolved)
