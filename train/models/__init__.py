@@ -4,8 +4,8 @@ Monodepth2: :mod:`resnet_encoder`, :mod:`depth_decoder`, :mod:`pose_decoder`, th
 in :mod:`monodepth2` (registered as ``monodepth2_depth`` and ``monodepth2_pose``) and the
 released-weights fix-ups in :mod:`monodepth2_weights`. FeatDepth: :mod:`featdepth_depth`
 (``featdepth_depth``) and the auto-encoder :mod:`featurenet` (``featdepth_featurenet``).
-SegDepth: :mod:`segdepth_unet` (``segdepth_unet``). DenseDepth: :mod:`densedepth` (``densedepth_depth``). Pretrained weights go through the one
-resolver in :mod:`weights`.
+SegDepth: :mod:`segdepth_unet` (``segdepth_unet``). DenseDepth: :mod:`densedepth`
+(``densedepth_depth``). Pretrained weights go through the one resolver in :mod:`weights`.
 """
 
 # Importing the network modules registers their builders.
