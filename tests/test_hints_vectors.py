@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 from pipelines.passes.hints import (
+    _first_distinct,
     candidate_depths,
     fused_sgm_hints,
     hint_resolution_image,
@@ -59,6 +60,18 @@ class TestStereoMatchers:
             depth = candidate_depths(disp, fx, 0.1)
             assert depth.dtype == np.float32
             np.testing.assert_array_equal(depth, expected[key])
+
+
+class TestFirstDistinct:
+    def test_keeps_the_first_of_equal_maps(self) -> None:
+        a, b = np.zeros((2, 3), np.float32), np.ones((2, 3), np.float32)
+        np.testing.assert_array_equal(_first_distinct(np.stack([a, b, a, b, b])), [0, 1])
+
+    def test_block_sizes_2_and_3_agree(self, testvectors: Path) -> None:
+        # OpenCV's SGBM uses blockSize // 2 as its half window: matchers 4..7 equal 8..11.
+        _, _, expected = _load(testvectors, "64x320")
+        keep = _first_distinct(expected["candidates_left"])
+        np.testing.assert_array_equal(keep, np.arange(8))
 
 
 class TestSelectHints:

@@ -241,6 +241,15 @@ def select_hints(
     return index.cpu().numpy(), errors.cpu().numpy()
 
 
+def _first_distinct(maps: np.ndarray) -> np.ndarray:
+    """Indices of the maps of ``(N, H, W)`` that equal no earlier map, in order."""
+    keep: list[int] = []
+    for i, m in enumerate(maps):
+        if not any(np.array_equal(m, maps[k]) for k in keep):
+            keep.append(i)
+    return np.asarray(keep)
+
+
 def fused_sgm_hints(
     left: np.ndarray,
     right: np.ndarray,
@@ -285,7 +294,11 @@ def fused_sgm_hints(
         (disp_right, tr, tl, _REFERENCE_BASELINE),
     ):
         candidates = candidate_depths(disp, ref_fx, _REFERENCE_BASELINE)
-        index, _ = select_hints(candidates, target, source, tx)
+        # A candidate equal to an earlier one ties with it everywhere and never wins the
+        # first-lowest choice: drop it (OpenCV's SGBM halves the block size, so 2 and 3 agree).
+        keep = _first_distinct(candidates)
+        index, _ = select_hints(candidates[keep], target, source, tx)
+        index = keep[index]
         if fx is None and baseline == _REFERENCE_BASELINE:
             chosen = candidates
         else:
