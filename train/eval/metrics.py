@@ -4,6 +4,10 @@ KITTI: monodepth2 ``evaluate_depth.py`` (spec kitti.md section 10): Eigen split 
 or the improved ground truth of ``eigen_benchmark``. NYU Depth V2: the self-supervised protocol of
 P2Net / StructDepth (spec nyuv2.md sections 7.2 and 7.5). Depths are metres; disparities are the
 network's "scaled" sigmoid disparities.
+
+NYU supervised metrics (nyuv2.md section 7.3, training.md section 8): :func:`pooled_errors`
+(DenseDepth's ``compute_errors`` over all pixels at once), :func:`edge_f1` (Hu et al.'s Sobel
+edge F1) and :func:`mssim` (Gaussian SSIM of the depth maps; needs scikit-image).
 """
 
 from __future__ import annotations
@@ -225,3 +229,155 @@ def format_metrics(metrics: Mapping[str, float], names: Sequence[str] = EIGEN_ME
     header = " | ".join(f"{name:>8}" for name in names)
     values = " | ".join(f"{metrics[name]:8.3f}" for name in names)
     return f"{header}\n{values}"
+
+
+# NYU supervised metrics: DenseDepth pooled errors, edge F1, mSSIM.
+
+#: Sobel kernels of Hu et al.'s ``sobel.py`` (applied as a cross-correlation).
+_SOBEL_X = np.array([[1, 0, -1], [2, 0, -2], [1, 0, -1]], dtype=np.float32)
+_SOBEL_Y = np.array([[1, 2, 1], [0, 0, 0], [-1, -2, -1]], dtype=np.float32)
+
+
+def pooled_errors(gt: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    """DenseDepth's ``compute_errors(gt, pred)`` over every pixel of the stack, pooled.
+
+    The arrays are flattened and upcast to float64; select the valid pixels (e.g.
+    ``gt[gt > 0]``) before calling. Unlike DenseDepth's own ``evaluate()`` (which passes the
+    prediction first, so its abs_rel divides by the prediction), the ground truth comes first.
+
+    Args:
+        gt: ground-truth depth in metres, any shape, all > 0.
+        pred: predicted depth in metres, the shape of ``gt``, all > 0.
+
+    Returns:
+        ``a1, a2, a3`` (fraction of pixels with ``max(gt/pred, pred/gt) < 1.25**k``),
+        ``abs_rel`` (``mean|gt - pred| / gt``), ``rmse`` (metres) and ``log10``
+        (``mean|log10 gt - log10 pred|``).
+    """
+    gt = np.asarray(gt, dtype=np.float64).ravel()
+    pred = np.asarray(pred, dtype=np.float64).ravel()
+    if gt.shape != pred.shape:
+        raise ValueError(f"gt and pred differ in size: {gt.size} and {pred.size} pixels")
+    if gt.size == 0:
+        raise ValueError("no pixels to evaluate")
+    thresh = np.maximum(gt / pred, pred / gt)
+    return {
+        "a1": float((thresh < 1.25).mean()),
+        "a2": float((thresh < 1.25**2).mean()),
+        "a3": float((thresh < 1.25**3).mean()),
+        "abs_rel": float(np.mean(np.abs(gt - pred) / gt)),
+        "rmse": float(np.sqrt(np.mean((gt - pred) ** 2))),
+        "log10": float(np.mean(np.abs(np.log10(gt) - np.log10(pred)))),
+    }
+
+
+def _check_maps(pred: np.ndarray, gt: np.ndarray) -> None:
+    if pred.shape != gt.shape or pred.ndim not in (2, 3):
+        raise ValueError(
+            f"need (H, W) or (N, H, W) maps of one shape, got {pred.shape}, {gt.shape}"
+        )
+
+
+def _correlate3x3(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """3x3 cross-correlation with zero padding, in float32 (the reference's conv2d)."""
+    h, w = image.shape
+    padded = np.pad(image, 1)
+    out = np.zeros((h, w), dtype=np.float32)
+    for i in range(3):
+        for j in range(3):
+            if kernel[i, j] != 0:
+                out += kernel[i, j] * padded[i : i + h, j : j + w]
+    return out
+
+
+def _sobel_magnitude(depth: np.ndarray) -> np.ndarray:
+    """``sqrt(gx² + gy²)`` of Hu et al.'s Sobel filter, float32 ``(H, W)``."""
+    depth = np.asarray(depth, dtype=np.float32)
+    gx = _correlate3x3(depth, _SOBEL_X)
+    gy = _correlate3x3(depth, _SOBEL_Y)
+    return np.sqrt(gx * gx + gy * gy)
+
+
+def _edge_scores(pred: np.ndarray, gt: np.ndarray, threshold: float) -> tuple[float, float, float]:
+    """``(F1, P, R)`` of one ``(H, W)`` pair as Hu et al.'s ``test()`` prints them.
+
+    nan where undefined (no edge in a map, or none in common for F1).
+    """
+    pred_edges = _sobel_magnitude(pred) > threshold
+    gt_edges = _sobel_magnitude(gt) > threshold
+    both = int(np.count_nonzero(pred_edges & gt_edges))
+    n_pred = int(np.count_nonzero(pred_edges))
+    n_gt = int(np.count_nonzero(gt_edges))
+    precision = both / n_pred if n_pred else float("nan")
+    recall = both / n_gt if n_gt else float("nan")
+    total = precision + recall
+    f1 = 2 * precision * recall / total if total > 0 else float("nan")
+    return f1, precision, recall
+
+
+def _edge_f1_image(pred: np.ndarray, gt: np.ndarray, threshold: float) -> float:
+    f1 = _edge_scores(pred, gt, threshold)[0]
+    return 0.0 if np.isnan(f1) else f1
+
+
+def edge_f1(pred: np.ndarray, gt: np.ndarray, threshold: float = 0.25) -> float:
+    """Edge F1 of Hu et al. (Revisiting Single Depth Estimation, ``test.py``), per image.
+
+    Edges are where the Sobel gradient magnitude (3x3 kernels, cross-correlation, zero
+    padding, computed in float32 as the reference) of the metric depth exceeds ``threshold``;
+    the zero padding makes the image border an edge wherever the depth is large enough.
+    ``P = |pred & gt| / |pred|``, ``R = |pred & gt| / |gt|``, ``F1 = 2PR / (P + R)``, and 0
+    where that is undefined (no common edge, or no edge in one of the maps).
+
+    Args:
+        pred: predicted depth in metres, ``(H, W)`` or ``(N, H, W)`` (resized to the GT size).
+        gt: ground-truth depth in metres, the shape of ``pred``.
+        threshold: edge threshold on the gradient magnitude (metres per pixel, x4 of the
+            central difference: Hu et al. use 0.25, 0.5 and 1).
+
+    Returns:
+        F1 in [0, 1]; for a stack, the mean over images of the per-image F1 (Hu et al.
+        evaluate one image per batch and average over images).
+    """
+    pred = np.asarray(pred)
+    gt = np.asarray(gt)
+    _check_maps(pred, gt)
+    if pred.ndim == 2:
+        return _edge_f1_image(pred, gt, threshold)
+    return float(np.mean([_edge_f1_image(p, g, threshold) for p, g in zip(pred, gt, strict=True)]))
+
+
+def mssim(pred: np.ndarray, gt: np.ndarray, data_range: float = 10.0) -> float:
+    """Mean over images of the SSIM of predicted against true depth.
+
+    scikit-image's ``structural_similarity(gt, pred)`` on float64 images with an 11x11
+    Gaussian window (sigma 1.5), K1 = 0.01, K2 = 0.03, population covariance and a fixed
+    ``data_range``; per image the mean of the SSIM map.
+
+    Args:
+        pred: predicted depth in metres, ``(H, W)`` or ``(N, H, W)``, each side >= 11 pixels.
+        gt: ground-truth depth in metres, the shape of ``pred``.
+        data_range: the dynamic range of depth in metres (10 for NYU).
+
+    Returns:
+        mSSIM in [-1, 1] (1 for identical maps).
+    """
+    from skimage.metrics import structural_similarity  # optional dependency, loaded on use
+
+    pred = np.asarray(pred, dtype=np.float64)
+    gt = np.asarray(gt, dtype=np.float64)
+    _check_maps(pred, gt)
+    if pred.ndim == 2:
+        pred, gt = pred[None], gt[None]
+    values = [
+        structural_similarity(
+            g,
+            p,
+            data_range=data_range,
+            gaussian_weights=True,
+            sigma=1.5,
+            use_sample_covariance=False,
+        )
+        for p, g in zip(pred, gt, strict=True)
+    ]
+    return float(np.mean(values))
