@@ -193,7 +193,3 @@ def open_store(
     except (OSError, zarr.errors.BaseZarrError) as e:
         raise ValueError(f"{url}: not a zarr store ({e})") from e
     return read_store(group, url)
-
-
-def require_complete(store):  # TEMPORARY SHIM
-    return store
