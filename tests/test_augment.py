@@ -6,9 +6,9 @@ import pytest
 import torch
 from torchvision.transforms.v2 import functional as TF
 
-from pipelines.augment import Augment, AugmentConfig, pixel_intrinsics
-from pipelines.batch import Batch
-from pipelines.colour import (
+from pipelines.loader.augment import Augment, AugmentConfig, pixel_intrinsics
+from pipelines.loader.batch import Batch
+from pipelines.loader.colour import (
     JitterParams,
     adjust_brightness,
     adjust_contrast,

@@ -10,12 +10,12 @@ import pytest
 import torch
 
 from pipelines import open_store
-from pipelines.batch import Batch, collate
-from pipelines.dataset import StoreDataset, make_loader
-from pipelines.schema import StoreLayout
-from pipelines.sharding import slot_buffers
-from pipelines.toystore import ToySpec, write_toy_store
-from pipelines.writer import create_schema_array
+from pipelines.loader.batch import Batch, collate
+from pipelines.loader.dataset import StoreDataset, make_loader
+from pipelines.loader.sharding import slot_buffers
+from pipelines.store.schema import StoreLayout
+from pipelines.store.toystore import ToySpec, write_toy_store
+from pipelines.store.writer import create_schema_array
 
 ALL_FRAMES = ("prev", "next", "stereo")
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from pipelines.store import Store
-from pipelines.toystore import ToySpec, write_toy_store
+from pipelines.store.toystore import ToySpec, write_toy_store
 from tests.helpers import run_cli
 from train.build import build_models, build_optimiser, build_scheduler
 from train.checkpoint import TrainState, save_checkpoint

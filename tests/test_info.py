@@ -11,8 +11,8 @@ import zarr
 
 import cli
 from pipelines import open_store
-from pipelines.inspect import verify
-from pipelines.toystore import ToySpec, write_toy_store
+from pipelines.store.inspect import verify
+from pipelines.store.toystore import ToySpec, write_toy_store
 
 NYU = ToySpec(dataset="nyu-raw", n_sequences=2, frames_per_sequence=6, chunk=4)
 

@@ -11,15 +11,15 @@ import torch
 import zarr
 
 from pipelines import open_store
-from pipelines.inspect import verify
-from pipelines.masks import (
+from pipelines.passes.masks import (
     MissingWeightsError,
     build_segmenter,
     compute_masks,
     segment,
     weights_file,
 )
-from pipelines.toystore import ToySpec, write_toy_store
+from pipelines.store.inspect import verify
+from pipelines.store.toystore import ToySpec, write_toy_store
 from tests.helpers import run_cli
 
 TINY = ToySpec(

@@ -14,12 +14,12 @@ import pytest
 
 import kitti
 from pipelines import open_store
-from pipelines.inspect import verify
-from pipelines.kitti_blocks import KittiBlocks
-from pipelines.kitti_plan import MissingFilesError
-from pipelines.kitti_prepare import KittiPrepareOptions, prepare_kitti
-from pipelines.runner import parse_size, run_conversion
-from pipelines.toystore import ToySpec, create_toy_writer
+from pipelines.prepare.kitti.blocks import KittiBlocks
+from pipelines.prepare.kitti.plan import MissingFilesError
+from pipelines.prepare.kitti.prepare import KittiPrepareOptions, prepare_kitti
+from pipelines.store.inspect import verify
+from pipelines.store.runner import parse_size, run_conversion
+from pipelines.store.toystore import ToySpec, create_toy_writer
 from tests.helpers import run_cli, tree_bytes
 
 SIZE = (64, 192)
@@ -307,7 +307,7 @@ def test_dask_distributed_cluster_gives_the_same_stores(
 
 
 def test_needed_files_follow_kitti_paths(tmp_path: Path) -> None:
-    from pipelines.kitti_plan import needed_files
+    from pipelines.prepare.kitti.plan import needed_files
 
     folder = "2011_09_26/2011_09_26_drive_0001_sync"
     entry = kitti.SplitEntry(folder, 5, "l")

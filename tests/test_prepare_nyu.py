@@ -13,9 +13,9 @@ import pytest
 
 import nyutools
 from pipelines import open_store
-from pipelines.inspect import verify
-from pipelines.nyu_blocks import NyuRawBlocks, nyu_intrinsics
-from pipelines.nyu_prepare import NyuPrepareOptions, PrepareReport, prepare_nyu
+from pipelines.prepare.nyu.blocks import NyuRawBlocks, nyu_intrinsics
+from pipelines.prepare.nyu.prepare import NyuPrepareOptions, PrepareReport, prepare_nyu
+from pipelines.store.inspect import verify
 from pipelines.synth.nyu import plan_recording, write_recording
 from tests.helpers import run_cli, tree_bytes
 

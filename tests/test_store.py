@@ -11,9 +11,9 @@ import pytest
 import zarr
 
 from pipelines import StoreWriter, open_store
-from pipelines.schema import ARRAYS, SCHEMA, SEG_NOT_COMPUTED, StoreLayout, numpy_dtype
-from pipelines.toystore import ToySpec, create_toy_writer, write_toy_store
-from pipelines.writer import write_blocks
+from pipelines.store.schema import ARRAYS, SCHEMA, SEG_NOT_COMPUTED, StoreLayout, numpy_dtype
+from pipelines.store.toystore import ToySpec, create_toy_writer, write_toy_store
+from pipelines.store.writer import write_blocks
 
 
 @pytest.mark.parametrize("dataset", ["kitti-raw", "nyu-raw"])
@@ -136,7 +136,7 @@ def test_blocks_written_from_worker_processes(tmp_path: Path) -> None:
 
 def test_whole_frame_arrays_written_beside_the_blocks(tmp_path: Path) -> None:
     """Conversion.frames: metadata written whole by the runner; blocks carry only pixels."""
-    from pipelines.runner import Conversion, run_conversions
+    from pipelines.store.runner import Conversion, run_conversions
 
     spec = ToySpec(n_sequences=2, frames_per_sequence=5, chunk=2)
     whole = spec.block(slice(0, spec.n_frames))

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from pipelines.dataset import make_loader
-from pipelines.toystore import ToySpec, write_toy_store
+from pipelines.loader.dataset import make_loader
+from pipelines.store.toystore import ToySpec, write_toy_store
 from train.build import build_models, build_optimiser, build_runtime, build_scheduler
 from train.checkpoint import TrainState, read_checkpoint, restore, save_checkpoint
 from train.config import PRESETS, TrainConfig, apply_overrides, preset

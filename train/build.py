@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from pipelines.augment import Augment, AugmentConfig
+from pipelines.loader import Augment, AugmentConfig
 from train.config import TrainConfig
 from train.networks import DepthNet, PoseNet, depth_net, pose_net
 

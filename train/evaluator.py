@@ -28,8 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipelines.augment import resize_bilinear
-from pipelines.dataset import make_loader
+from pipelines.loader import make_loader, resize_bilinear
 from pipelines.store import Store, open_store
 from train.build import Models, build_models, resolve_device
 from train.checkpoint import checkpoint_config, load_models, read_checkpoint

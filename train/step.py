@@ -13,8 +13,7 @@ from dataclasses import dataclass, fields, replace
 import torch
 from torch import Tensor
 
-from pipelines.augment import Augmented
-from pipelines.batch import Batch
+from pipelines.loader import Augmented, Batch
 from train.build import Runtime
 from train.config import TrainConfig
 from train.losses import Monodepth2LossConfig, Monodepth2LossOutput, Views, monodepth2_loss

@@ -31,7 +31,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from pipelines.dataset import make_loader
+from pipelines.loader import make_loader
 from pipelines.store import open_store
 from train.build import (
     build_models,

@@ -6,8 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from pipelines.augment import resize_bilinear
-from pipelines.dataset import make_loader
+from pipelines.loader import make_loader, resize_bilinear
 from pipelines.store import open_store
 from train.build import Models, Runtime
 from train.config import TrainConfig

@@ -3,16 +3,16 @@
 Steps (:func:`prepare_nyu`):
 
 1. plan before writing anything: the labeled ``.mat`` and ``splits.mat`` (when given,
-   :mod:`pipelines.nyu_labeled_plan`), the scenes under the raw root, the scenes excluded because
-   they hold labeled test images, the validation scenes, and every stride-grid frame's files
-   (:mod:`pipelines.nyu_plan`; unreadable frames are skipped and listed);
+   :mod:`pipelines.prepare.nyu.labeled_plan`), the scenes under the raw root, the scenes excluded
+   because they hold labeled test images, the validation scenes, and every stride-grid frame's
+   files (:mod:`pipelines.prepare.nyu.plan`; unreadable frames are skipped and listed);
 2. refuse, before touching any store, an existing store made with other arguments (unless
    ``overwrite``);
-3. convert every store in one dask graph with :func:`pipelines.runner.run_conversions` (blocks
-   of whole chunks, resumable; block functions in :mod:`pipelines.nyu_blocks`):
+3. convert every store in one dask graph with :func:`pipelines.store.runner.run_conversions`
+   (blocks of whole chunks, resumable; block functions in :mod:`pipelines.prepare.nyu.blocks`):
    ``raw_train.zarr`` / ``raw_val.zarr`` (``nyu-raw``, V = 1, at ``size``) and
    ``labeled_train.zarr`` / ``labeled_test.zarr`` (``nyu-labeled``, 480x640);
-4. optionally fill ``seg`` of the raw stores with DeepLabv3 (:mod:`pipelines.masks`).
+4. optionally fill ``seg`` of the raw stores with DeepLabv3 (:mod:`pipelines.passes.masks`).
 """
 
 from __future__ import annotations
@@ -25,13 +25,20 @@ from typing import Any
 
 import numpy as np
 
-from pipelines.nyu_attrs import labeled_attrs, raw_attrs
-from pipelines.nyu_blocks import NATIVE, NyuLabeledBlocks, NyuRawBlocks
-from pipelines.nyu_labeled_plan import LabeledInputs, LabeledPlan, plan_labeled
-from pipelines.nyu_plan import RawPlan, SceneSplit, find_scenes, plan_scene, raw_plan, split_scenes
-from pipelines.runner import Conversion, RunSummary, run_conversions
-from pipelines.schema import DEFAULT_CHUNK
-from pipelines.writer import StoreWriter, make_fingerprint, refuse_other_store
+from pipelines.prepare.nyu.attrs import labeled_attrs, raw_attrs
+from pipelines.prepare.nyu.blocks import NATIVE, NyuLabeledBlocks, NyuRawBlocks
+from pipelines.prepare.nyu.labeled_plan import LabeledInputs, LabeledPlan, plan_labeled
+from pipelines.prepare.nyu.plan import (
+    RawPlan,
+    SceneSplit,
+    find_scenes,
+    plan_scene,
+    raw_plan,
+    split_scenes,
+)
+from pipelines.store.runner import Conversion, RunSummary, run_conversions
+from pipelines.store.schema import DEFAULT_CHUNK
+from pipelines.store.writer import StoreWriter, make_fingerprint, refuse_other_store
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +116,7 @@ class PrepareReport:
 
     overview: RawOverview | None
     stores: tuple[RunSummary, ...]
-    masks: tuple[Any, ...] = field(default=())  # pipelines.masks.MaskReport
+    masks: tuple[Any, ...] = field(default=())  # pipelines.passes.masks.MaskReport
 
     def __str__(self) -> str:
         head = [str(self.overview)] if self.overview else []
@@ -153,7 +160,7 @@ def prepare_nyu(
     raw_root, out_dir = Path(raw_root), Path(out_dir)
     weights = None
     if opts.masks == "deeplabv3":  # fail before converting, not after
-        from pipelines.masks import check_weights  # imports torch: only when needed
+        from pipelines.passes.masks import check_weights  # imports torch: only when needed
 
         weights = check_weights(opts.seg_arch, opts.seg_weights)
 
@@ -188,7 +195,7 @@ def prepare_nyu(
 
     mask_reports = []
     if weights is not None:
-        from pipelines.masks import compute_masks
+        from pipelines.passes.masks import compute_masks
 
         for job in jobs:
             if job.dataset == "nyu-raw":

@@ -12,7 +12,7 @@ raw tree before anything is converted:
 * every line needs its date's calibration files and the drive's ``image_02/timestamps.txt``.
 
 Missing files are reported together (:class:`MissingFilesError`), or, with ``skip_missing``,
-the lines that need them are dropped and listed as :class:`~pipelines.runner.SkippedItem`.
+the lines that need them are dropped and listed as :class:`~pipelines.store.runner.SkippedItem`.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import numpy as np
 import kitti
 from kitti import SplitEntry
 from kitti.calib import CAM_TO_CAM, VELO_TO_CAM
-from pipelines.runner import SkippedItem
+from pipelines.store.runner import SkippedItem
 
 SPLIT_FILES = {"train": "train_files.txt", "val": "val_files.txt", "test": "test_files.txt"}
 GT_KINDS = ("auto", "velodyne", "improved")

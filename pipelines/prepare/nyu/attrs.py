@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nyutools import camera
-from pipelines.nyu_blocks import NATIVE, nyu_intrinsics
-from pipelines.nyu_labeled_plan import LabeledInputs, LabeledPlan
-from pipelines.nyu_plan import RawPlan, SceneSplit
-from pipelines.writer import package_version
+from pipelines.prepare.nyu.blocks import NATIVE, nyu_intrinsics
+from pipelines.prepare.nyu.labeled_plan import LabeledInputs, LabeledPlan
+from pipelines.prepare.nyu.plan import RawPlan, SceneSplit
+from pipelines.store.writer import package_version
 
 if TYPE_CHECKING:
-    from pipelines.nyu_prepare import NyuPrepareOptions
+    from pipelines.prepare.nyu.prepare import NyuPrepareOptions
 
 FILLED_DEPTH = "colorization in-painted (fill_depth), then nearest-neighbour resize"
 RAW_DEPTH = "projected Kinect depth (project_depth), nearest-neighbour resize, 0 = none"

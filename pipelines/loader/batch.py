@@ -3,7 +3,7 @@
 Images stay uint8 on the CPU side. They are shaped ``(..., 3, H, W)`` (CHW) but laid out in memory
 as HWC (``torch.channels_last``), because the store holds HWC pixels and a permuted view costs
 nothing; the float conversion, resizing and augmentation happen on the training device
-(:mod:`pipelines.augment`).
+(:mod:`pipelines.loader.augment`).
 
 Absent things follow two rules: a field the loader was not asked for (or the store does not have)
 is ``None``; a temporal neighbour that a sample lacks (``-1`` in the store's ``samples`` table)
@@ -97,12 +97,12 @@ class Batch(Sample):
 
     def __reduce__(self) -> tuple:
         """Pickle as one shared buffer plus a view layout when built in a recycled buffer
-        (DataLoader workers, see :mod:`pipelines.shm`); field by field otherwise."""
+        (DataLoader workers, see :mod:`pipelines.loader.shm`); field by field otherwise."""
         buffer = getattr(self, "_buffer", None)
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         if buffer is None:
             return (_batch_from_fields, (values,))
-        from pipelines.shm import pack
+        from pipelines.loader.shm import pack
 
         return (_batch_from_buffer, (buffer, pack(buffer, values), self._lease))
 
@@ -117,7 +117,7 @@ def _batch_from_fields(values: dict) -> Batch:
 
 
 def _batch_from_buffer(buffer: Tensor, layout: list, lease: tuple | None) -> Batch:
-    from pipelines.shm import unpack
+    from pipelines.loader.shm import unpack
 
     return Batch(**unpack(buffer, layout, lease))
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines.store import Store
-from pipelines.writer import StoreWriter, make_fingerprint, write_blocks
+from pipelines.store.reader import Store
+from pipelines.store.writer import StoreWriter, make_fingerprint, write_blocks
 
 
 @dataclass(frozen=True)

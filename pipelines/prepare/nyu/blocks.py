@@ -1,9 +1,9 @@
 """Per-block pixel work of ``prepare-nyu``: raw dumps -> projected, resized frames; labeled frames.
 
 :class:`NyuRawBlocks` and :class:`NyuLabeledBlocks` are the block functions handed to
-:func:`pipelines.runner.run_conversion`: ``blocks(block, rows)`` returns the per-frame arrays of
-frame rows ``rows``. Everything that needs no pixels (file names, times, accelerometer values,
-intrinsics) comes from the plan, so a block is a pure function of the input files.
+:func:`pipelines.store.runner.run_conversion`: ``blocks(block, rows)`` returns the per-frame
+arrays of frame rows ``rows``. Everything that needs no pixels (file names, times, accelerometer
+values, intrinsics) comes from the plan, so a block is a pure function of the input files.
 
 Resizing (:func:`resize_frame`): the image with ``cv2.INTER_AREA`` when shrinking (pixel-area
 averaging) and ``cv2.INTER_CUBIC`` when enlarging; the depth with ``cv2.INTER_NEAREST_EXACT``,
@@ -22,8 +22,8 @@ import numpy as np
 
 import nyutools
 from nyutools import camera
-from pipelines.kitti_blocks import resized_intrinsics
-from pipelines.nyu_plan import SceneSource
+from pipelines.prepare.kitti.blocks import resized_intrinsics
+from pipelines.prepare.nyu.plan import SceneSource
 
 NATIVE = (camera.HEIGHT, camera.WIDTH)
 
@@ -40,7 +40,7 @@ def nyu_intrinsics(size: tuple[int, int]) -> np.ndarray:
     """float64 (3, 3) pixel intrinsics of the undistorted RGB (``K_RGB``) resized to ``size``.
 
     The toolbox's undistortion keeps ``K_RGB`` and uses 0-based pixel centres, so the pixel
-    centre-preserving rescale of :func:`pipelines.kitti_blocks.resized_intrinsics` applies.
+    centre-preserving rescale of :func:`pipelines.prepare.kitti.blocks.resized_intrinsics` applies.
     """
     return resized_intrinsics(camera.K_RGB, NATIVE, size)
 

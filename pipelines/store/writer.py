@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 import zarr
 
-from pipelines.schema import (
+from pipelines.store.reader import Store, open_group, open_store, read_store, store_url
+from pipelines.store.schema import (
     ARRAYS,
     DATASETS,
     DEFAULT_CHUNK,
@@ -38,7 +39,6 @@ from pipelines.schema import (
     array_spec,
     compressors,
 )
-from pipelines.store import Store, open_group, open_store, read_store, store_url
 
 _OWN_ATTRS = ("schema", "dataset", "split", "image_size", "complete", WRITER_ATTR)
 
@@ -330,7 +330,7 @@ class StoreWriter:
             raise ValueError(f"{self.url}: {len(pending)} blocks not written: {shown}")
         group = self.group
         if verify:
-            from pipelines.inspect import verify as verify_store
+            from pipelines.store.inspect import verify as verify_store
 
             problems = verify_store(read_store(group, self.url), deep=False, require_complete=False)
             if problems:

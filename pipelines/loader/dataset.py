@@ -5,9 +5,9 @@ frame rows its samples need (centre rows plus the neighbour rows, usually one fr
 each side) as a few contiguous slices, one zarr call per slice and array, then gathers the
 samples' frames with plain numpy copies straight into the output tensors (in shared memory inside
 DataLoader workers, so handing them to the main process copies nothing). Workers only decompress
-and gather; everything per-pixel happens on the training device (:mod:`pipelines.augment`).
+and gather; everything per-pixel happens on the training device (:mod:`pipelines.loader.augment`).
 
-Order and sharding (details in :mod:`pipelines.sharding`): chunk groups are shuffled per
+Order and sharding (details in :mod:`pipelines.loader.sharding`): chunk groups are shuffled per
 ``(seed, epoch)``, samples are shuffled inside each buffer, and the epoch sequence is split into
 contiguous pieces, one per slot = ``rank * num_workers + worker``. Every sample is yielded exactly
 once per epoch across all workers and ranks (``even="none"``); ``even="drop"`` / ``"pad"`` make
@@ -26,12 +26,12 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from pipelines import shm
-from pipelines.batch import IMAGE_FIELDS, Batch, Sample
-from pipelines.rowtable import RowTable
-from pipelines.sharding import EVEN_MODES, Even, slot_buffers, slot_range
-from pipelines.shm import BufferPool, Channel
-from pipelines.store import Store, open_store
+from pipelines.loader import shm
+from pipelines.loader.batch import IMAGE_FIELDS, Batch, Sample
+from pipelines.loader.sharding import EVEN_MODES, Even, slot_buffers, slot_range
+from pipelines.loader.shm import BufferPool, Channel
+from pipelines.store.reader import Store, open_store
+from pipelines.store.rowtable import RowTable
 
 FRAMES = ("prev", "next", "stereo")
 EXTRAS = ("seg", "depth", "gt")  # "gt" = gt_depth + gt_size
@@ -113,7 +113,8 @@ class StoreDataset(IterableDataset):
 
     def attach_workers(self, workers: int) -> None:
         """Tell the dataset its DataLoader's worker count, before the loader starts: sets
-        :meth:`__len__` and opens the channel that recycles batch buffers (:mod:`pipelines.shm`).
+        :meth:`__len__` and opens the channel that recycles batch buffers
+        (:mod:`pipelines.loader.shm`).
         """
         self.num_workers = workers
         self._channel = shm.open_channel(workers, owner=self)

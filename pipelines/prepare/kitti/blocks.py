@@ -1,10 +1,10 @@
 """Per-block pixel work of ``prepare-kitti``: read, check and resize images; ground-truth maps.
 
-:class:`KittiBlocks` is the block function handed to :func:`pipelines.runner.run_conversion`:
+:class:`KittiBlocks` is the block function handed to :func:`pipelines.store.runner.run_conversion`:
 ``blocks(block, rows)`` returns the pixel arrays of frame rows ``rows``; a block is a pure function
 of the raw files, so re-running it gives the same bytes. Everything that does not need pixels
 (intrinsics, baselines, timestamps, sequence and frame numbers) is computed by the caller and
-written whole beside the blocks (:attr:`pipelines.runner.Conversion.frames`): a few zarr calls
+written whole beside the blocks (:attr:`pipelines.store.runner.Conversion.frames`): a few zarr calls
 per store instead of five per block, which saves about 1 ms of CPU per frame.
 
 Resizing: ``cv2.INTER_AREA`` when shrinking (pixel-area averaging, the high-quality choice for

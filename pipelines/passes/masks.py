@@ -27,7 +27,7 @@ from torchvision.models.segmentation import (
     deeplabv3_resnet101,
 )
 
-from pipelines.schema import SEG_CLASSES, SEG_NOT_COMPUTED
+from pipelines.store.schema import SEG_CLASSES, SEG_NOT_COMPUTED
 
 ARCHS: dict[str, tuple[Callable[..., torch.nn.Module], Any]] = {
     "mobilenet_v3_large": (deeplabv3_mobilenet_v3_large, DeepLabV3_MobileNet_V3_Large_Weights),
@@ -135,8 +135,8 @@ def compute_masks(
     attribute; a store whose masks came from another model is refused unless ``overwrite``,
     which recomputes every chunk.
     """
-    from pipelines.store import open_store
-    from pipelines.writer import create_schema_array
+    from pipelines.store.reader import open_store
+    from pipelines.store.writer import create_schema_array
 
     store = open_store(store_path, mode="r+")
     if not store.complete:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import zarr
 
-from pipelines.schema import ARRAYS, DIM_LABELS, DONE_ARRAY, SCHEMA, WRITER_ATTR, StoreLayout
+from pipelines.store.schema import ARRAYS, DIM_LABELS, DONE_ARRAY, SCHEMA, WRITER_ATTR, StoreLayout
 
 if TYPE_CHECKING:
     import dask.array

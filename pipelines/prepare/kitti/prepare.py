@@ -2,13 +2,15 @@
 
 Steps (:func:`prepare_kitti`):
 
-1. plan (:mod:`pipelines.kitti_plan`): every line of every split file is checked against the raw
-   tree before anything is written; calibration and timestamps are read for every drive used;
+1. plan (:mod:`pipelines.prepare.kitti.plan`): every line of every split file is checked
+   against the raw tree before anything is written; calibration and timestamps are read for
+   every drive used;
 2. refuse, before touching any store, an existing store made with other arguments (unless
    ``overwrite``);
-3. convert all stores in one dask graph with :func:`pipelines.runner.run_conversions` (tasks =
-   blocks of whole chunks, resumable; block function :class:`pipelines.kitti_blocks.KittiBlocks`);
-4. optionally fill ``seg`` of the training stores with DeepLabv3 (:mod:`pipelines.masks`).
+3. convert all stores in one dask graph with :func:`pipelines.store.runner.run_conversions`
+   (tasks = blocks of whole chunks, resumable; block function
+   :class:`pipelines.prepare.kitti.blocks.KittiBlocks`);
+4. optionally fill ``seg`` of the training stores with DeepLabv3 (:mod:`pipelines.passes.masks`).
 
 Training / validation stores hold V = 2 views (0 = camera 02, 1 = camera 03) for every frame a
 sample needs; the test store holds camera 02 (V = 1) and native-resolution ``gt_depth``.
@@ -23,11 +25,16 @@ from typing import Any
 import numpy as np
 
 import kitti
-from pipelines.kitti_blocks import KittiBlocks, resized_intrinsics
-from pipelines.kitti_plan import StorePlan, plan_stores
-from pipelines.runner import Conversion, RunSummary, run_conversions
-from pipelines.schema import DEFAULT_CHUNK
-from pipelines.writer import StoreWriter, make_fingerprint, package_version, refuse_other_store
+from pipelines.prepare.kitti.blocks import KittiBlocks, resized_intrinsics
+from pipelines.prepare.kitti.plan import StorePlan, plan_stores
+from pipelines.store.runner import Conversion, RunSummary, run_conversions
+from pipelines.store.schema import DEFAULT_CHUNK
+from pipelines.store.writer import (
+    StoreWriter,
+    make_fingerprint,
+    package_version,
+    refuse_other_store,
+)
 
 MASKS = ("none", "deeplabv3")
 TRAIN_ARRAYS = ("image", "intrinsics", "baseline", "seg", "sequence", "frame", "timestamp")
@@ -63,7 +70,7 @@ class PrepareReport:
     """What :func:`prepare_kitti` did: one run summary per store, then the mask reports."""
 
     stores: tuple[RunSummary, ...]
-    masks: tuple[Any, ...] = field(default=())  # pipelines.masks.MaskReport
+    masks: tuple[Any, ...] = field(default=())  # pipelines.passes.masks.MaskReport
 
     def __str__(self) -> str:
         return "\n".join([*map(str, self.stores), *map(str, self.masks)])
@@ -90,7 +97,7 @@ def prepare_kitti(
     root, split_dir, out_dir = Path(root), Path(split_dir), Path(out_dir)
     weights = None
     if opts.masks == "deeplabv3":  # fail before converting, not after
-        from pipelines.masks import check_weights  # imports torch: only when needed
+        from pipelines.passes.masks import check_weights  # imports torch: only when needed
 
         weights = check_weights(opts.seg_arch, opts.seg_weights)
 
@@ -127,7 +134,7 @@ def prepare_kitti(
 
     mask_reports = []
     if opts.masks == "deeplabv3":
-        from pipelines.masks import compute_masks
+        from pipelines.passes.masks import compute_masks
 
         for url, plan, _, _ in jobs:
             if plan.gt is None:  # training stores only

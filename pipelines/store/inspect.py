@@ -6,7 +6,8 @@ import json
 
 import numpy as np
 
-from pipelines.schema import (
+from pipelines.store.reader import Store
+from pipelines.store.schema import (
     ARRAYS,
     DATASETS,
     REQUIRED_ARRAYS,
@@ -15,7 +16,6 @@ from pipelines.schema import (
     SEG_CLASSES,
     SEG_NOT_COMPUTED,
 )
-from pipelines.store import Store
 
 
 def describe(store: Store) -> str:
@@ -160,7 +160,7 @@ def info_report(path_or_url: str, check: bool) -> tuple[str, int]:
     """Text of ``cli.py info`` and its problem count: description, then (``check``) the
     problems found by :func:`verify` and one line saying how many, or ``ok``.
     """
-    from pipelines.store import open_store
+    from pipelines.store.reader import open_store
 
     store = open_store(path_or_url)
     text = describe(store)

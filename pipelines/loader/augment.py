@@ -1,6 +1,6 @@
 """Batched augmentation on the training device: uint8 batch in, float pyramids out.
 
-:class:`Augment` turns a :class:`pipelines.batch.Batch` (moved to the device) into an
+:class:`Augment` turns a :class:`pipelines.loader.batch.Batch` (moved to the device) into an
 :class:`Augmented`: images as float in [0, 1] resized to the model input, a colour-jittered copy
 (one draw per sample shared by all its frames and scales, probability 0.5, kitti.md section 8),
 a horizontal flip (probability 0.5 per sample) applied to every image, ``seg``, ``depth``, the
@@ -34,8 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pipelines.batch import Batch
-from pipelines.colour import JitterParams, color_jitter
+from pipelines.loader.batch import Batch
+from pipelines.loader.colour import JitterParams, color_jitter
 
 FRAME_NAMES = ("target", "prev", "next", "stereo")
 

@@ -1,7 +1,7 @@
 """Generic conversion driver: dask over a writer's pending blocks, progress bar, summary.
 
 Dataset pipelines (``prepare-kitti``, ``prepare-nyu``) plan their frames, create a
-:class:`~pipelines.writer.StoreWriter`, write the samples table, and hand this module a *block
+:class:`~pipelines.store.writer.StoreWriter`, write the samples table, and hand this module a *block
 function* ``make_block(block, rows) -> {array name: values}`` that computes the per-frame arrays
 of frame rows ``rows`` (a slice). :func:`run_conversions` (several stores, one graph) or
 :func:`run_conversion` (one store) then
@@ -31,7 +31,7 @@ import numpy as np
 from rich.progress import ProgressColumn, Task
 from rich.text import Text
 
-from pipelines.writer import StoreWriter
+from pipelines.store.writer import StoreWriter
 
 BlockFn = Callable[[int, slice], Mapping[str, np.ndarray]]
 """``make_block(block, rows)``: the per-frame arrays of frame rows ``rows`` of ``block``."""

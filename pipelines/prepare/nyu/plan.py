@@ -5,7 +5,7 @@ No pixel is decoded here. For every scene kept (see :func:`split_scenes`) the sy
 and every grid frame's files are checked cheaply: depth and RGB by size and header (a stat or
 zip directory entry plus the first 17 bytes), the 12-byte accelerometer record by reading it.
 A frame with a missing, truncated or malformed file is dropped here, at planning time, and
-listed as a :class:`~pipelines.runner.SkippedItem` (with a logged warning naming the file), so
+listed as a :class:`~pipelines.store.runner.SkippedItem` (with a logged warning naming the file), so
 the blocks written later are a pure function of the plan.
 
 Neighbours. A stored frame with synced index ``i`` has its temporal neighbours at synced
@@ -36,7 +36,7 @@ from nyutools.readers import (
     NyuFormatError,
     read_accel_dump,
 )
-from pipelines.runner import SkippedItem
+from pipelines.store.runner import SkippedItem
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ main process has dropped every tensor that uses them.
 
 How:
 
-* Every :class:`~pipelines.batch.Batch` a worker builds lives in ONE shared uint8 buffer (its
+* Every :class:`~pipelines.loader.batch.Batch` a worker builds lives in ONE shared uint8 buffer (its
   fields are views at 64-byte aligned offsets), so pickling it passes one file descriptor.
 * ``Batch.__reduce__`` sends the buffer, the views' layout and a lease ``(channel, worker,
   buffer id)``; :func:`unpack` rebuilds the views in the main process and remembers a weak

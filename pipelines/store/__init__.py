@@ -1,0 +1,76 @@
+"""Schema v1 zarr stores: the schema, open/read, the block writer, the dask runner, info/verify.
+
+Torch-free: nothing under :mod:`pipelines.store` imports torch. Modules:
+
+* :mod:`~pipelines.store.schema`: names, dtypes, dimensions, chunks and codecs of every array;
+* :mod:`~pipelines.store.reader`: :func:`open_store` -> :class:`Store` (zarr, dask, xarray views);
+* :mod:`~pipelines.store.writer`: :class:`StoreWriter`, resumable block-wise writing;
+* :mod:`~pipelines.store.runner`: dask over the pending blocks of one or more stores;
+* :mod:`~pipelines.store.inspect`: :func:`describe` and :func:`verify` (``cli.py info``);
+* :mod:`~pipelines.store.rowtable`: chunk-aligned row reads; :mod:`~pipelines.store.toystore`:
+  small deterministic stores for tests and benchmarks.
+"""
+
+from __future__ import annotations
+
+from pipelines.store.inspect import describe, info_report, verify
+from pipelines.store.reader import Store, open_store, read_store
+from pipelines.store.rowtable import RowTable
+from pipelines.store.runner import (
+    Conversion,
+    RunSummary,
+    SkippedItem,
+    parse_size,
+    run_conversion,
+    run_conversions,
+)
+from pipelines.store.schema import (
+    ARRAYS,
+    DATASETS,
+    DEFAULT_CHUNK,
+    SCHEMA,
+    SEG_CLASSES,
+    SEG_NOT_COMPUTED,
+    ArraySpec,
+    StoreLayout,
+)
+from pipelines.store.toystore import ToySpec, create_toy_writer, write_toy_store
+from pipelines.store.writer import (
+    StoreWriter,
+    create_schema_array,
+    make_fingerprint,
+    refuse_other_store,
+    write_blocks,
+)
+
+__all__ = [
+    "ARRAYS",
+    "DATASETS",
+    "DEFAULT_CHUNK",
+    "SCHEMA",
+    "SEG_CLASSES",
+    "SEG_NOT_COMPUTED",
+    "ArraySpec",
+    "Conversion",
+    "RowTable",
+    "RunSummary",
+    "SkippedItem",
+    "Store",
+    "StoreLayout",
+    "StoreWriter",
+    "ToySpec",
+    "create_schema_array",
+    "create_toy_writer",
+    "describe",
+    "info_report",
+    "make_fingerprint",
+    "open_store",
+    "parse_size",
+    "read_store",
+    "refuse_other_store",
+    "run_conversion",
+    "run_conversions",
+    "verify",
+    "write_blocks",
+    "write_toy_store",
+]
