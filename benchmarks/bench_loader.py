@@ -34,7 +34,8 @@ from torchvision.transforms import functional as TF
 
 from pipelines.loader.augment import Augment, AugmentConfig
 from pipelines.loader.dataset import make_loader
-from pipelines.store.writer import StoreWriter, make_fingerprint, write_blocks
+from pipelines.store.runner import write_blocks
+from pipelines.store.writer import StoreWriter, make_fingerprint
 
 FULL_W, FULL_H = 1242, 375
 W, H = 640, 192

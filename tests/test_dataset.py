@@ -13,9 +13,9 @@ from pipelines import open_store
 from pipelines.loader.batch import Batch, collate
 from pipelines.loader.dataset import StoreDataset, make_loader
 from pipelines.loader.sharding import slot_buffers
+from pipelines.store.arrays import create_schema_array
 from pipelines.store.schema import StoreLayout
 from pipelines.store.toystore import ToySpec, write_toy_store
-from pipelines.store.writer import create_schema_array
 
 ALL_FRAMES = ("prev", "next", "stereo")
 

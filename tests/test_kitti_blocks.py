@@ -8,8 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
+from pipelines.prepare.common import resized_intrinsics
 from pipelines.prepare.kitti import blocks as kitti_blocks
-from pipelines.prepare.kitti.blocks import read_resized, read_rgb, resized_intrinsics
+from pipelines.prepare.kitti.blocks import read_resized, read_rgb
 
 
 @pytest.fixture

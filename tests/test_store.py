@@ -11,9 +11,9 @@ import pytest
 import zarr
 
 from pipelines import StoreWriter, open_store
+from pipelines.store.runner import write_blocks
 from pipelines.store.schema import ARRAYS, SCHEMA, SEG_NOT_COMPUTED, StoreLayout, numpy_dtype
 from pipelines.store.toystore import ToySpec, create_toy_writer, write_toy_store
-from pipelines.store.writer import write_blocks
 
 
 @pytest.mark.parametrize("dataset", ["kitti-raw", "nyu-raw"])

@@ -9,9 +9,9 @@ import pytest
 import zarr
 
 from pipelines import open_store
+from pipelines.store.runner import write_blocks
 from pipelines.store.schema import DONE_ARRAY
 from pipelines.store.toystore import ToySpec, create_toy_writer, write_toy_store
-from pipelines.store.writer import write_blocks
 
 SPEC = ToySpec(n_sequences=2, frames_per_sequence=9, chunk=2, frames_per_block=4)
 

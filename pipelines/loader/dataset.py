@@ -113,8 +113,7 @@ class StoreDataset(IterableDataset):
 
     def attach_workers(self, workers: int) -> None:
         """Tell the dataset its DataLoader's worker count, before the loader starts: sets
-        :meth:`__len__` and opens the channel that recycles batch buffers
-        (:mod:`pipelines.loader.shm`).
+        :meth:`__len__` and opens the channel that recycles batch buffers (:mod:`.shm`).
         """
         self.num_workers = workers
         self._channel = shm.open_channel(workers, owner=self)

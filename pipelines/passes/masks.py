@@ -135,8 +135,8 @@ def compute_masks(
     attribute; a store whose masks came from another model is refused unless ``overwrite``,
     which recomputes every chunk.
     """
+    from pipelines.store.arrays import create_schema_array
     from pipelines.store.reader import open_store
-    from pipelines.store.writer import create_schema_array
 
     store = open_store(store_path, mode="r+")
     if not store.complete:

@@ -4,7 +4,8 @@ Torch-free: nothing under :mod:`pipelines.store` imports torch. Modules:
 
 * :mod:`~pipelines.store.schema`: names, dtypes, dimensions, chunks and codecs of every array;
 * :mod:`~pipelines.store.reader`: :func:`open_store` -> :class:`Store` (zarr, dask, xarray views);
-* :mod:`~pipelines.store.writer`: :class:`StoreWriter`, resumable block-wise writing;
+* :mod:`~pipelines.store.writer`: :class:`StoreWriter`, resumable block-wise writing, with
+  :mod:`~pipelines.store.arrays` (array creation and value checks);
 * :mod:`~pipelines.store.runner`: dask over the pending blocks of one or more stores;
 * :mod:`~pipelines.store.inspect`: :func:`describe` and :func:`verify` (``cli.py info``);
 * :mod:`~pipelines.store.rowtable`: chunk-aligned row reads; :mod:`~pipelines.store.toystore`:
@@ -13,6 +14,7 @@ Torch-free: nothing under :mod:`pipelines.store` imports torch. Modules:
 
 from __future__ import annotations
 
+from pipelines.store.arrays import create_schema_array
 from pipelines.store.inspect import describe, info_report, verify
 from pipelines.store.reader import Store, open_store, read_store
 from pipelines.store.rowtable import RowTable
@@ -23,6 +25,7 @@ from pipelines.store.runner import (
     parse_size,
     run_conversion,
     run_conversions,
+    write_blocks,
 )
 from pipelines.store.schema import (
     ARRAYS,
@@ -35,13 +38,7 @@ from pipelines.store.schema import (
     StoreLayout,
 )
 from pipelines.store.toystore import ToySpec, create_toy_writer, write_toy_store
-from pipelines.store.writer import (
-    StoreWriter,
-    create_schema_array,
-    make_fingerprint,
-    refuse_other_store,
-    write_blocks,
-)
+from pipelines.store.writer import StoreWriter, make_fingerprint, refuse_other_store
 
 __all__ = [
     "ARRAYS",

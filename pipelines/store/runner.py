@@ -210,6 +210,26 @@ def run_conversions(
     ]
 
 
+def write_blocks(
+    writer: StoreWriter,
+    make_block: BlockFn,
+    *,
+    scheduler: Any = None,
+) -> int:
+    """Compute and write every pending block with dask; returns how many were written.
+
+    ``make_block(block, frames)`` returns the block's arrays for frame rows ``frames``; it runs
+    in a dask task (threads by default; pass ``scheduler="processes"`` or a
+    ``distributed.Client``), so it and the writer must be picklable for remote schedulers.
+    """
+    import dask
+
+    pending = writer.pending_blocks()
+    tasks = [dask.delayed(_write_one)(writer, make_block, b) for b in pending]
+    dask.compute(*tasks, scheduler=scheduler)
+    return len(pending)
+
+
 def _write_frames(jobs: Sequence[Conversion]) -> None:
     """Write the whole per-frame arrays of ``jobs`` (:attr:`Conversion.frames`)."""
     for job in jobs:

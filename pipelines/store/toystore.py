@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from pipelines.store.reader import Store
-from pipelines.store.writer import StoreWriter, make_fingerprint, write_blocks
+from pipelines.store.runner import write_blocks
+from pipelines.store.writer import StoreWriter, make_fingerprint
 
 
 @dataclass(frozen=True)

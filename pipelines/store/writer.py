@@ -10,7 +10,7 @@ checked every block and the samples, and is set as the very last write.
 
 Inside a dask task (threads or ``dask.distributed`` workers) the writer is pickled as its URL and
 layout and re-opens the store lazily, so ``dask.delayed(writer.write_block)(b, **arrays)`` or
-:func:`write_blocks` just work.
+:func:`pipelines.store.runner.write_blocks` just work.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -26,31 +26,19 @@ from typing import Any
 import numpy as np
 import zarr
 
+from pipelines.store.arrays import as_dtype, check_arrays, create_schema_array
 from pipelines.store.reader import Store, open_group, open_store, read_store, store_url
 from pipelines.store.schema import (
     ARRAYS,
     DATASETS,
     DEFAULT_CHUNK,
     DONE_ARRAY,
-    REQUIRED_ARRAYS,
     SCHEMA,
     WRITER_ATTR,
     StoreLayout,
-    array_spec,
-    compressors,
 )
 
 _OWN_ATTRS = ("schema", "dataset", "split", "image_size", "complete", WRITER_ATTR)
-
-
-def package_version() -> str:
-    """Installed depthkit version (recorded in each store's ``source``), or ``unknown``."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("depthkit")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 def refuse_other_store(url: str, fingerprint: str, overwrite: bool) -> None:
@@ -127,7 +115,7 @@ class StoreWriter:
         fingerprint (unless ``overwrite``), and for a non-store folder at the location.
         """
         url = store_url(path_or_url)
-        names = _check_arrays(arrays, gt_size)
+        names = check_arrays(arrays, gt_size)
         fpb = chunk if frames_per_block is None else int(frames_per_block)
         if chunk < 1 or fpb < 1 or fpb % chunk:
             raise ValueError(f"frames_per_block {fpb} must be a positive multiple of chunk {chunk}")
@@ -273,7 +261,7 @@ class StoreWriter:
         """
         self.expect_frames(*arrays)
         for name, values in arrays.items():
-            data = _as_dtype(name, values)
+            data = as_dtype(name, values)
             if data.shape != self.layout.shape(name):
                 raise ValueError(f"{name} is {data.shape}, expected {self.layout.shape(name)}")
             self._array(name)[...] = data
@@ -301,7 +289,7 @@ class StoreWriter:
             raise ValueError(f"block {block}: missing arrays {missing}, unexpected {unknown}")
         for name, values in arrays.items():
             target = self._array(name)
-            data = _as_dtype(name, values)
+            data = as_dtype(name, values)
             expected = (rows.stop - rows.start, *target.shape[1:])
             if data.shape != expected:
                 raise ValueError(f"block {block}: {name} is {data.shape}, expected {expected}")
@@ -310,7 +298,7 @@ class StoreWriter:
 
     def write_samples(self, samples: np.ndarray) -> None:
         """Write the whole samples table, int (M, 4): (center, previous, next, view), -1 absent."""
-        data = _as_dtype("samples", samples)
+        data = as_dtype("samples", samples)
         if data.shape != self.layout.shape("samples"):
             raise ValueError(f"samples is {data.shape}, expected {self.layout.shape('samples')}")
         self._array("samples")[...] = data
@@ -337,65 +325,6 @@ class StoreWriter:
                 raise ValueError(f"{self.url}: verification failed: " + "; ".join(problems))
         group.attrs.update({"complete": True})
         return open_store(self.url, storage_options=self.storage_options)
-
-
-def create_schema_array(group: zarr.Group, name: str, layout: StoreLayout) -> zarr.Array:
-    """Create array ``name`` in ``group`` with the schema's dtype, chunks, codec and fill."""
-    spec = array_spec(name)
-    return group.create_array(
-        name,
-        shape=layout.shape(name),
-        chunks=layout.chunks(name),
-        dtype=spec.dtype,
-        compressors=compressors(spec.codec),
-        fill_value=spec.fill_value,
-        dimension_names=spec.dims,
-    )
-
-
-def write_blocks(
-    writer: StoreWriter,
-    make_block: Callable[[int, slice], Mapping[str, np.ndarray]],
-    *,
-    scheduler: Any = None,
-) -> int:
-    """Compute and write every pending block with dask; returns how many were written.
-
-    ``make_block(block, frames)`` returns the block's arrays for frame rows ``frames``; it runs
-    in a dask task (threads by default; pass ``scheduler="processes"`` or a
-    ``distributed.Client``), so it and the writer must be picklable for remote schedulers.
-    """
-    import dask
-
-    pending = writer.pending_blocks()
-    tasks = [dask.delayed(_write_one)(writer, make_block, b) for b in pending]
-    dask.compute(*tasks, scheduler=scheduler)
-    return len(pending)
-
-
-def _write_one(
-    writer: StoreWriter, make_block: Callable[[int, slice], Mapping[str, np.ndarray]], block: int
-) -> None:
-    writer.write_block(block, **make_block(block, writer.block_frames(block)))
-
-
-def _check_arrays(arrays: Sequence[str], gt_size: tuple[int, int] | None) -> list[str]:
-    names = [array_spec(n).name for n in arrays]
-    names += [n for n in REQUIRED_ARRAYS if n not in names]
-    missing = [n for n in REQUIRED_ARRAYS if n not in arrays and n != "samples"]
-    if missing:
-        raise ValueError(f"every store needs arrays {missing}")
-    if ("gt_depth" in names) != (gt_size is not None):
-        raise ValueError("gt_size must be given exactly when 'gt_depth' is stored")
-    return [n for n in ARRAYS if n in names]  # schema order, deterministic
-
-
-def _as_dtype(name: str, values: Any) -> np.ndarray:
-    data = np.asarray(values)
-    dtype = np.dtype(ARRAYS[name].dtype)
-    if not np.can_cast(data.dtype, dtype, "same_kind"):
-        raise ValueError(f"{name}: cannot store {data.dtype} values as {dtype}")
-    return data.astype(dtype, copy=False)
 
 
 def _try_open(url: str, storage_options: dict[str, Any] | None) -> zarr.Group | None:

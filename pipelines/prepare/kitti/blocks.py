@@ -9,7 +9,7 @@ per store instead of five per block, which saves about 1 ms of CPU per frame.
 
 Resizing: ``cv2.INTER_AREA`` when shrinking (pixel-area averaging, the high-quality choice for
 downscaling), ``cv2.INTER_CUBIC`` when enlarging. Both map pixel centres onto pixel centres,
-which is what :func:`resized_intrinsics` assumes.
+which is what :func:`pipelines.prepare.common.resized_intrinsics` assumes.
 """
 
 from __future__ import annotations
@@ -26,28 +26,6 @@ import kitti
 
 # DEPTHKIT_PNG=opencv decodes every PNG with OpenCV (an escape hatch, and the A/B switch).
 _FAST_PNG = os.environ.get("DEPTHKIT_PNG", "") != "opencv"
-
-
-def resized_intrinsics(K: np.ndarray, native: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
-    """Pixel intrinsics after resizing an image from ``native`` to ``size`` (both (H, W)).
-
-    Pixel centres sit at integer coordinates (KITTI's convention) and the resize maps pixel
-    centres onto pixel centres, so ``fx' = fx * sx`` and ``cx' = (cx + 0.5) * sx - 0.5`` with
-    ``sx = W / W_native`` (rows likewise with ``sy``).
-
-    Args:
-        K: (3, 3) pixel intrinsics at the native size.
-
-    Returns:
-        float64 (3, 3) intrinsics at ``size``.
-    """
-    sy, sx = size[0] / native[0], size[1] / native[1]
-    out = np.array(K, dtype=np.float64, copy=True)
-    out[0, :2] *= sx
-    out[1, 1] *= sy
-    out[0, 2] = (out[0, 2] + 0.5) * sx - 0.5
-    out[1, 2] = (out[1, 2] + 0.5) * sy - 0.5
-    return out
 
 
 def read_rgb(path: Path) -> np.ndarray:

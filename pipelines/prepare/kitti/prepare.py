@@ -25,18 +25,19 @@ from typing import Any
 import numpy as np
 
 import kitti
-from pipelines.prepare.kitti.blocks import KittiBlocks, resized_intrinsics
+from pipelines.prepare.common import (
+    mask_args,
+    mask_weights,
+    package_version,
+    resized_intrinsics,
+    run_masks,
+)
+from pipelines.prepare.kitti.blocks import KittiBlocks
 from pipelines.prepare.kitti.plan import StorePlan, plan_stores
 from pipelines.store.runner import Conversion, RunSummary, run_conversions
 from pipelines.store.schema import DEFAULT_CHUNK
-from pipelines.store.writer import (
-    StoreWriter,
-    make_fingerprint,
-    package_version,
-    refuse_other_store,
-)
+from pipelines.store.writer import StoreWriter, make_fingerprint, refuse_other_store
 
-MASKS = ("none", "deeplabv3")
 TRAIN_ARRAYS = ("image", "intrinsics", "baseline", "seg", "sequence", "frame", "timestamp")
 TEST_ARRAYS = (*TRAIN_ARRAYS, "gt_depth", "gt_size")
 # monodepth2's normalised KITTI intrinsics (kitti.md section 5): rows 0 / 1 divided by W / H.
@@ -90,16 +91,10 @@ def prepare_kitti(
             store made with other arguments, missing DeepLabv3 weights.
     """
     opts = options or KittiPrepareOptions()
-    if opts.masks not in MASKS:
-        raise ValueError(f"--masks {opts.masks!r} must be one of {', '.join(MASKS)}")
     if opts.chunk < 1:
         raise ValueError(f"--chunk must be positive (got {opts.chunk})")
     root, split_dir, out_dir = Path(root), Path(split_dir), Path(out_dir)
-    weights = None
-    if opts.masks == "deeplabv3":  # fail before converting, not after
-        from pipelines.passes.masks import check_weights  # imports torch: only when needed
-
-        weights = check_weights(opts.seg_arch, opts.seg_weights)
+    weights = mask_weights(opts.masks, opts.seg_arch, opts.seg_weights)  # fails before converting
 
     plans = plan_stores(root, split_dir, opts.gt, opts.skip_missing)
     jobs = [_job(root, split_dir, out_dir, plan, opts) for plan in plans]
@@ -132,16 +127,9 @@ def prepare_kitti(
         conversions, workers=opts.workers, scheduler=opts.scheduler, progress=opts.progress
     )
 
-    mask_reports = []
-    if opts.masks == "deeplabv3":
-        from pipelines.passes.masks import compute_masks
-
-        for url, plan, _, _ in jobs:
-            if plan.gt is None:  # training stores only
-                mask_reports.append(
-                    compute_masks(url, opts.seg_arch, weights, progress=opts.progress)
-                )
-    return PrepareReport(tuple(summaries), tuple(mask_reports))
+    training = [url for url, plan, _, _ in jobs if plan.gt is None]  # masks: training stores only
+    masks = run_masks(training, opts.seg_arch, weights, opts.progress)
+    return PrepareReport(tuple(summaries), masks)
 
 
 def _job(
@@ -255,11 +243,7 @@ def _command_line(root: Path, split_dir: Path, opts: KittiPrepareOptions) -> str
         "--chunk",
         str(opts.chunk),
     ]
-    parts += ["--masks", opts.masks]
-    if opts.masks != "none":
-        parts += ["--seg-arch", opts.seg_arch]
-        if opts.seg_weights:
-            parts += ["--seg-weights", str(opts.seg_weights)]
+    parts += mask_args(opts.masks, opts.seg_arch, opts.seg_weights)
     if opts.skip_missing:
         parts.append("--skip-missing")
     return " ".join(parts)

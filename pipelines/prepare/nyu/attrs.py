@@ -8,16 +8,14 @@ line, the input files, the scenes excluded as test scenes and the frames skipped
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from nyutools import camera
+from pipelines.prepare.common import mask_args, package_version
 from pipelines.prepare.nyu.blocks import NATIVE, nyu_intrinsics
 from pipelines.prepare.nyu.labeled_plan import LabeledInputs, LabeledPlan
+from pipelines.prepare.nyu.options import NyuPrepareOptions
 from pipelines.prepare.nyu.plan import RawPlan, SceneSplit
-from pipelines.store.writer import package_version
-
-if TYPE_CHECKING:
-    from pipelines.prepare.nyu.prepare import NyuPrepareOptions
 
 FILLED_DEPTH = "colorization in-painted (fill_depth), then nearest-neighbour resize"
 RAW_DEPTH = "projected Kinect depth (project_depth), nearest-neighbour resize, 0 = none"
@@ -125,9 +123,5 @@ def command_line(
         parts.append("--include-test-scenes")
     if opts.glob:
         parts += ["--glob", opts.glob]
-    parts += ["--chunk", str(opts.chunk), "--masks", opts.masks]
-    if opts.masks != "none":
-        parts += ["--seg-arch", opts.seg_arch]
-        if opts.seg_weights:
-            parts += ["--seg-weights", str(opts.seg_weights)]
+    parts += ["--chunk", str(opts.chunk), *mask_args(opts.masks, opts.seg_arch, opts.seg_weights)]
     return " ".join(parts)

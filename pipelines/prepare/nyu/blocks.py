@@ -22,7 +22,7 @@ import numpy as np
 
 import nyutools
 from nyutools import camera
-from pipelines.prepare.kitti.blocks import resized_intrinsics
+from pipelines.prepare.common import resized_intrinsics
 from pipelines.prepare.nyu.plan import SceneSource
 
 NATIVE = (camera.HEIGHT, camera.WIDTH)
@@ -40,7 +40,7 @@ def nyu_intrinsics(size: tuple[int, int]) -> np.ndarray:
     """float64 (3, 3) pixel intrinsics of the undistorted RGB (``K_RGB``) resized to ``size``.
 
     The toolbox's undistortion keeps ``K_RGB`` and uses 0-based pixel centres, so the pixel
-    centre-preserving rescale of :func:`pipelines.prepare.kitti.blocks.resized_intrinsics` applies.
+    centre-preserving rescale of :func:`pipelines.prepare.common.resized_intrinsics` applies.
     """
     return resized_intrinsics(camera.K_RGB, NATIVE, size)
 

@@ -25,9 +25,11 @@ from typing import Any
 
 import numpy as np
 
+from pipelines.prepare.common import check_masks_option, mask_weights, run_masks
 from pipelines.prepare.nyu.attrs import labeled_attrs, raw_attrs
 from pipelines.prepare.nyu.blocks import NATIVE, NyuLabeledBlocks, NyuRawBlocks
 from pipelines.prepare.nyu.labeled_plan import LabeledInputs, LabeledPlan, plan_labeled
+from pipelines.prepare.nyu.options import NyuPrepareOptions
 from pipelines.prepare.nyu.plan import (
     RawPlan,
     SceneSplit,
@@ -37,42 +39,14 @@ from pipelines.prepare.nyu.plan import (
     split_scenes,
 )
 from pipelines.store.runner import Conversion, RunSummary, run_conversions
-from pipelines.store.schema import DEFAULT_CHUNK
 from pipelines.store.writer import StoreWriter, make_fingerprint, refuse_other_store
 
 log = logging.getLogger(__name__)
 
-MASKS = ("none", "deeplabv3")
 RAW_ARRAYS = ("image", "intrinsics", "baseline", "depth", "seg", "sequence", "frame",
               "timestamp", "accel")  # fmt: skip
 LABELED_ARRAYS = ("image", "intrinsics", "baseline", "depth", "gt_depth", "gt_size", "sequence",
                   "frame", "timestamp", "accel")  # fmt: skip
-
-
-@dataclass(frozen=True)
-class NyuPrepareOptions:
-    """Options of ``prepare-nyu`` (CLI defaults).
-
-    ``size``, ``stride``, ``neighbour_gap``, ``fill``, ``val_fraction``, ``include_test_scenes``,
-    ``glob`` and ``chunk`` shape the content (fingerprint); ``workers``, ``scheduler`` and
-    ``progress`` only how it is computed.
-    """
-
-    size: tuple[int, int] = (288, 384)
-    stride: int = 1
-    neighbour_gap: int = 1
-    fill: bool = False
-    val_fraction: float = 0.0
-    include_test_scenes: bool = False
-    glob: str | None = None
-    masks: str = "none"  # none | deeplabv3
-    seg_arch: str = "mobilenet_v3_large"
-    seg_weights: str | None = None  # None = torch hub cache
-    workers: int | None = None  # None = all cores
-    scheduler: str | None = None
-    overwrite: bool = False
-    chunk: int = DEFAULT_CHUNK
-    progress: bool = True
 
 
 @dataclass(frozen=True)
@@ -158,11 +132,7 @@ def prepare_nyu(
     opts = options or NyuPrepareOptions()
     _check_options(opts, labeled, splits)
     raw_root, out_dir = Path(raw_root), Path(out_dir)
-    weights = None
-    if opts.masks == "deeplabv3":  # fail before converting, not after
-        from pipelines.passes.masks import check_weights  # imports torch: only when needed
-
-        weights = check_weights(opts.seg_arch, opts.seg_weights)
+    weights = mask_weights(opts.masks, opts.seg_arch, opts.seg_weights)  # fails before converting
 
     inputs = None
     if labeled is not None and splits is not None:
@@ -193,16 +163,9 @@ def prepare_nyu(
         conversions, workers=opts.workers, scheduler=opts.scheduler, progress=opts.progress
     )
 
-    mask_reports = []
-    if weights is not None:
-        from pipelines.passes.masks import compute_masks
-
-        for job in jobs:
-            if job.dataset == "nyu-raw":
-                mask_reports.append(
-                    compute_masks(job.url, opts.seg_arch, weights, progress=opts.progress)
-                )
-    return PrepareReport(overview, tuple(summaries), tuple(mask_reports))
+    raw = [job.url for job in jobs if job.dataset == "nyu-raw"]  # masks: raw stores only
+    masks = run_masks(raw, opts.seg_arch, weights, opts.progress)
+    return PrepareReport(overview, tuple(summaries), masks)
 
 
 def _plan_raw(
@@ -245,8 +208,7 @@ def _check_options(
 ) -> None:
     if (labeled is None) != (splits is None):
         raise ValueError("--labeled and --splits go together: give both or neither")
-    if opts.masks not in MASKS:
-        raise ValueError(f"--masks {opts.masks!r} must be one of {', '.join(MASKS)}")
+    check_masks_option(opts.masks)
     for name, value in (("--stride", opts.stride), ("--neighbour-gap", opts.neighbour_gap),
                         ("--chunk", opts.chunk)):  # fmt: skip
         if value < 1:
