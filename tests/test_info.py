@@ -11,6 +11,7 @@ import zarr
 
 import cli
 from pipelines import open_store
+from pipelines.store.arrays import consolidate
 from pipelines.store.inspect import verify
 from pipelines.store.toystore import ToySpec, write_toy_store
 
@@ -61,8 +62,27 @@ def _negative_depth(g: zarr.Group) -> None:
 
 
 def _bad_seg(g: zarr.Group) -> None:
-    seg = g.create_array("seg", shape=(12, 1, 16, 24), chunks=(4, 1, 16, 24), dtype="uint8")
+    seg = g.create_array(
+        "seg", shape=(12, 1, 16, 24), chunks=(4, 1, 16, 24), dtype="uint8",
+        dimension_names=("frame", "view", "y", "x"),
+    )  # fmt: skip
     seg[0, 0, 0, 0] = 42
+    consolidate(g)
+
+
+def _unnamed_dims(g: zarr.Group) -> None:
+    del g["frame"]
+    g.create_array("frame", shape=(12,), chunks=(4,), dtype="int32")
+    consolidate(g)
+
+
+def _stale_consolidated(g: zarr.Group) -> None:
+    g.create_array("seg", shape=(12, 1, 16, 24), chunks=(4, 1, 16, 24), dtype="uint8",
+                   fill_value=255, dimension_names=("frame", "view", "y", "x"))  # fmt: skip
+
+
+def _not_consolidated(g: zarr.Group) -> None:
+    zarr.open_group(g.store, mode="r+", use_consolidated=False).attrs["note"] = "hand edit"
 
 
 def _incomplete(g: zarr.Group) -> None:
@@ -77,6 +97,9 @@ def _incomplete(g: zarr.Group) -> None:
         (_neighbour_other_sequence, "sample next frame in another sequence: 1 row(s), e.g. 5"),
         (_negative_depth, "depth: negative values (1)"),
         (_bad_seg, "seg: values outside 0..20 and 255 (1)"),
+        (_unnamed_dims, "frame: no dimension names (xarray cannot open the store)"),
+        (_stale_consolidated, "consolidated metadata is stale for ['seg']"),
+        (_not_consolidated, "consolidated metadata missing (a complete store has it)"),
         (_incomplete, "store is not complete"),
     ],
 )

@@ -18,7 +18,9 @@ from pipelines.passes.masks import (
     segment,
     weights_file,
 )
+from pipelines.store import IncompleteStoreError, create_schema_array
 from pipelines.store.inspect import verify
+from pipelines.store.schema import SEG_NOT_COMPUTED
 from pipelines.store.toystore import ToySpec, write_toy_store
 from tests.helpers import run_cli
 
@@ -67,14 +69,30 @@ def test_compute_masks_random_model_on_cpu(tmp_path: Path) -> None:
     assert (report.chunks, report.computed, report.skipped, report.images) == (2, 2, 0, 4)
     store = open_store(path)
     seg = store["seg"][...]
-    assert seg.shape == (4, 1, 64, 96) and seg.dtype == np.uint8 and seg.max() <= 20
+    assert seg.shape == (4, 1, 64, 96) and seg.dtype == np.uint8
+    assert (seg != SEG_NOT_COMPUTED).all()  # the real network ran on every pixel
     assert store.attrs["masks"] == {"arch": "mobilenet_v3_large", "weights": "random"}
     assert store.complete and verify(store) == []
 
-    zarr.open_group(str(path), mode="r+")["seg"][2:4] = 255  # chunk 1 "not computed"
+
+def test_compute_masks_fills_every_pixel_and_resumes(tmp_path: Path, stub_segmenter) -> None:
+    path = tmp_path / "s.zarr"
+    store = write_toy_store(path, TINY)
+    create_schema_array(open_store(path, mode="r+").group, "seg", store.layout)
+    assert (open_store(path)["seg"][...] == SEG_NOT_COMPUTED).all()  # not passed yet
+
+    stub_segmenter(7)  # the "network" answers class 7 everywhere
+    report = compute_masks(path, weights=None, device="cpu", progress=False)
+    assert (report.computed, report.skipped) == (2, 0)
+    assert (open_store(path)["seg"][...] == 7).all()
+
+    zarr.open_group(str(path), mode="r+")["seg"][2:4] = SEG_NOT_COMPUTED  # chunk 1 pending
+    stub_segmenter(4)
     report = compute_masks(path, weights=None, device="cpu", progress=False)
     assert (report.computed, report.skipped) == (1, 1)
-    assert (open_store(path)["seg"][2:4] <= 20).all()
+    seg = open_store(path)["seg"][...]
+    assert (seg[:2] == 7).all() and (seg[2:] == 4).all()  # chunk 0 kept, chunk 1 computed
+    assert verify(open_store(path)) == []  # metadata re-consolidated with seg in it
 
 
 def test_weights_from_hub_cache_or_file(tmp_path: Path, hub_dir: Path) -> None:
@@ -121,5 +139,5 @@ def test_masks_refuse_incomplete_store_and_other_model(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="seg was computed with"):
         compute_masks(path, arch="mobilenet_v3_large", weights=tmp_path / "x.pth", progress=False)
     group.attrs["complete"] = False
-    with pytest.raises(ValueError, match="not complete"):
+    with pytest.raises(IncompleteStoreError, match="incomplete"):
         compute_masks(path, weights=None, device="cpu", progress=False)

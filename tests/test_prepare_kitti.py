@@ -17,10 +17,11 @@ from pipelines import open_store
 from pipelines.prepare.kitti.blocks import KittiBlocks
 from pipelines.prepare.kitti.plan import MissingFilesError
 from pipelines.prepare.kitti.prepare import KittiPrepareOptions, prepare_kitti
+from pipelines.store import IncompleteStoreError
 from pipelines.store.inspect import verify
 from pipelines.store.runner import parse_size, run_conversion
 from pipelines.store.toystore import ToySpec, create_toy_writer
-from tests.helpers import run_cli, tree_bytes
+from tests.helpers import assert_opens_in_xarray, run_cli, tree_bytes
 
 SIZE = (64, 192)
 OPTS = KittiPrepareOptions(size=SIZE, chunk=4, workers=2, progress=False)
@@ -124,6 +125,11 @@ def test_velodyne_test_store(prepared: Path, kitti_world: Path) -> None:
         assert np.median(np.abs(gt[valid] - true[valid]) / true[valid]) < 0.05
 
 
+def test_stores_open_in_xarray_with_named_dims(prepared: Path) -> None:
+    for name in ("train.zarr", "val.zarr", "test/test.zarr"):
+        assert_opens_in_xarray(prepared / name)
+
+
 def test_improved_ground_truth_chosen_automatically(kitti_world: Path, tmp_path: Path) -> None:
     split = kitti_world / "splits" / "eigen_benchmark"
     report = prepare_kitti(kitti_world, split, tmp_path, OPTS)
@@ -179,6 +185,12 @@ def test_resume_after_kill_is_identical(
     stores = [open_store(tmp_path / name) for name in ("train.zarr", "val.zarr")]
     assert not any(s.complete for s in stores)
     assert sum(int(s.done_blocks.sum()) for s in stores) == 1
+    with pytest.raises(IncompleteStoreError) as refused:  # what training on it says
+        open_store(tmp_path / "train.zarr", require_complete=True)
+    message = str(refused.value)
+    assert message.startswith(f"{tmp_path / 'train.zarr'}: the store is incomplete")
+    assert f"`prepare-kitti {kitti_world} {split} OUT_DIR --size 64x192" in message
+    assert message.endswith(f"with OUT_DIR = {tmp_path}") and "\n" not in message
     monkeypatch.undo()
 
     report = prepare_kitti(kitti_world, split, tmp_path, OPTS)
@@ -265,6 +277,7 @@ def test_masks_stage_runs_after_conversion(
     assert "masks:" in str(report)
     store = open_store(tmp_path / "out" / "train.zarr")
     assert (store["seg"][...] == 7).all() and store.attrs["masks"]["weights"] == "w"
+    assert_opens_in_xarray(tmp_path / "out" / "train.zarr")  # re-consolidated after the pass
 
 
 def test_runner_summary_and_scheduler_errors(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from pipelines.prepare.nyu.blocks import NyuRawBlocks, nyu_intrinsics
 from pipelines.prepare.nyu.prepare import NyuPrepareOptions, PrepareReport, prepare_nyu
 from pipelines.store.inspect import verify
 from pipelines.synth.nyu import plan_recording, write_recording
-from tests.helpers import run_cli, tree_bytes
+from tests.helpers import assert_opens_in_xarray, run_cli, tree_bytes
 
 SIZE = (96, 128)
 OPTS = NyuPrepareOptions(size=SIZE, chunk=4, workers=2, progress=False)
@@ -110,6 +110,11 @@ def test_labeled_stores(prepared: tuple[Path, PrepareReport], nyu_world: Path) -
             assert store.sequences[seq[row]] == labeled.scene(i)
         np.testing.assert_array_equal(store["accel"][...], labeled.accels()[idx])
     assert {open_store(out / "labeled_test.zarr").sequences[0]} == {TEST_SCENE}
+
+
+def test_stores_open_in_xarray_with_named_dims(prepared: tuple[Path, PrepareReport]) -> None:
+    for name in STORES:
+        assert_opens_in_xarray(prepared[0] / name)
 
 
 def test_test_scenes_included_on_request_and_val_split(nyu_world: Path, tmp_path: Path) -> None:
@@ -248,6 +253,7 @@ def test_masks_stage_runs_after_conversion(nyu_world: Path, tmp_path: Path, stub
     report = prepare_nyu(nyu_world / "raw", tmp_path / "out", options=opts)
     assert "masks:" in str(report)
     assert (open_store(tmp_path / "out" / "raw_train.zarr")["seg"][...] == 9).all()
+    assert_opens_in_xarray(tmp_path / "out" / "raw_train.zarr")  # re-consolidated after the pass
 
 
 @pytest.mark.slow

@@ -9,6 +9,7 @@ import pytest
 import zarr
 
 from pipelines import open_store
+from pipelines.store import IncompleteStoreError, require_complete
 from pipelines.store.runner import write_blocks
 from pipelines.store.schema import DONE_ARRAY
 from pipelines.store.toystore import ToySpec, create_toy_writer, write_toy_store
@@ -113,5 +114,47 @@ def test_crash_while_creating_arrays_resumes(tmp_path: Path, reference: Path) ->
     create_toy_writer(path, SPEC)
     group = zarr.open_group(str(path), mode="r+")
     del group["image"], group[DONE_ARRAY]  # died before these were created
+    write_toy_store(path, SPEC)
+    assert_identical(path, reference)
+
+
+def test_incomplete_store_is_refused_saying_how_to_finish(tmp_path: Path) -> None:
+    path = tmp_path / "s.zarr"
+    writer = create_toy_writer(path, SPEC)
+    writer.write_block(0, **SPEC.block(writer.block_frames(0)))
+    del writer  # "killed" after one block
+    store = open_store(path)  # still opens: info and resuming need that
+    with pytest.raises(IncompleteStoreError) as refused:
+        require_complete(store)
+    message = str(refused.value)
+    assert isinstance(refused.value, ValueError) and "\n" not in message
+    assert message.startswith(f"{path}: the store is incomplete (the prepare run")
+    assert "interrupted, 1 of 5 blocks written" in message
+    assert "re-run the same prepare command, which resumes" in message
+    assert message.endswith("`toystore`")  # the command recorded in attrs["source"]
+    with pytest.raises(IncompleteStoreError, match="incomplete"):
+        open_store(path, require_complete=True)
+
+    write_toy_store(path, SPEC)  # the re-run finishes it
+    assert require_complete(open_store(path)).complete
+    assert open_store(path, require_complete=True).complete
+
+
+def test_done_markers_have_dimension_names_and_old_ones_get_them(
+    tmp_path: Path, reference: Path
+) -> None:
+    path = tmp_path / "s.zarr"
+    writer = create_toy_writer(path, SPEC)
+    assert writer.group[DONE_ARRAY].metadata.dimension_names == ("block",)
+    for block in (1, 3):
+        writer.write_block(block, **SPEC.block(writer.block_frames(block)))
+    # An interrupted store of an older version: the same markers without dimension names.
+    group = zarr.open_group(str(path), mode="r+")
+    group.create_array(DONE_ARRAY, shape=(5,), chunks=(1,), dtype="bool", overwrite=True)
+    group[DONE_ARRAY][[1, 3]] = True
+
+    writer = create_toy_writer(path, SPEC)
+    assert writer.pending_blocks() == [0, 2, 4]  # markers kept
+    assert writer.group[DONE_ARRAY].metadata.dimension_names == ("block",)
     write_toy_store(path, SPEC)
     assert_identical(path, reference)

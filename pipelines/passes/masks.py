@@ -27,6 +27,8 @@ from torchvision.models.segmentation import (
     deeplabv3_resnet101,
 )
 
+from pipelines.store.arrays import consolidate, create_schema_array
+from pipelines.store.reader import open_store
 from pipelines.store.schema import SEG_CLASSES, SEG_NOT_COMPUTED
 
 ARCHS: dict[str, tuple[Callable[..., torch.nn.Module], Any]] = {
@@ -130,17 +132,14 @@ def compute_masks(
 ) -> MaskReport:
     """Fill ``seg`` of a complete store with DeepLabv3 class indices, resumably.
 
+    An incomplete store is refused (:class:`pipelines.store.IncompleteStoreError`).
+
     Creates ``seg`` (all 255) when absent; processes one frame chunk (all its views) at a time
     and skips chunks already computed. Records ``{"arch", "weights"}`` in the ``masks``
-    attribute; a store whose masks came from another model is refused unless ``overwrite``,
-    which recomputes every chunk.
+    attribute and re-consolidates the store's metadata before filling. A store whose masks came
+    from another model is refused unless ``overwrite``, which recomputes every chunk.
     """
-    from pipelines.store.arrays import create_schema_array
-    from pipelines.store.reader import open_store
-
-    store = open_store(store_path, mode="r+")
-    if not store.complete:
-        raise ValueError(f"{store.path}: store is not complete; finish writing it first")
+    store = open_store(store_path, mode="r+", require_complete=True)
     tag = {"arch": arch, "weights": _weights_tag(weights)}
     previous = store.attrs.get("masks")
     if store.has("seg") and previous not in (None, tag) and not overwrite:
@@ -151,6 +150,7 @@ def compute_masks(
     if not store.has("seg"):
         create_schema_array(store.group, "seg", store.layout)
     store.group.attrs.update({"masks": tag})
+    consolidate(store.group)  # the metadata changed (seg, masks); filling chunks leaves it alone
     seg, image = store.group["seg"], store["image"]
     chunk, n = store.chunk, store.n_frames
     starts = list(range(0, n, chunk))

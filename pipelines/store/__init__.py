@@ -4,6 +4,8 @@ Torch-free: nothing under :mod:`pipelines.store` imports torch. Modules:
 
 * :mod:`~pipelines.store.schema`: names, dtypes, dimensions, chunks and codecs of every array;
 * :mod:`~pipelines.store.reader`: :func:`open_store` -> :class:`Store` (zarr, dask, xarray views);
+  :func:`require_complete` (or ``open_store(..., require_complete=True)``) refuses a store whose
+  prepare run was interrupted with :class:`IncompleteStoreError`, saying how to finish it;
 * :mod:`~pipelines.store.writer`: :class:`StoreWriter`, resumable block-wise writing, with
   :mod:`~pipelines.store.arrays` (array creation and value checks);
 * :mod:`~pipelines.store.runner`: dask over the pending blocks of one or more stores;
@@ -16,7 +18,13 @@ from __future__ import annotations
 
 from pipelines.store.arrays import create_schema_array
 from pipelines.store.inspect import describe, info_report, verify
-from pipelines.store.reader import Store, open_store, read_store
+from pipelines.store.reader import (
+    IncompleteStoreError,
+    Store,
+    open_store,
+    read_store,
+    require_complete,
+)
 from pipelines.store.rowtable import RowTable
 from pipelines.store.runner import (
     Conversion,
@@ -49,6 +57,7 @@ __all__ = [
     "SEG_NOT_COMPUTED",
     "ArraySpec",
     "Conversion",
+    "IncompleteStoreError",
     "RowTable",
     "RunSummary",
     "SkippedItem",
@@ -65,6 +74,7 @@ __all__ = [
     "parse_size",
     "read_store",
     "refuse_other_store",
+    "require_complete",
     "run_conversion",
     "run_conversions",
     "verify",

@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import zarr
 
 from pipelines.store.reader import Store
 from pipelines.store.schema import (
     ARRAYS,
     DATASETS,
+    DONE_ARRAY,
+    DONE_DIMS,
     REQUIRED_ARRAYS,
     REQUIRED_ATTRS,
     SCHEMA,
@@ -46,12 +49,15 @@ def describe(store: Store) -> str:
 def verify(store: Store, *, deep: bool = True, require_complete: bool = True) -> list[str]:
     """Problems found in ``store`` (empty when consistent).
 
-    Checks attributes, array shapes and dtypes against the schema, done markers, sample rows
+    Checks attributes, array shapes, dtypes and dimension names against the schema (every
+    array, ``_done`` included, must name its dimensions), the consolidated metadata of a
+    complete store (present, and listing the arrays as they are), done markers, sample rows
     (indices in range, neighbours in the center's sequence) and, when ``deep``, array contents:
     no NaN / negative / infinite depth, ``gt_size`` within ``gt_depth``, seg in 0..20 or 255,
     ``sequence`` indices in range. ``require_complete`` reports a store not marked complete.
     """
     problems = _check_attrs(store, require_complete) + _check_arrays(store)
+    problems += _check_metadata(store)
     done = store.done_blocks
     if done is not None and not done.all():
         problems.append(f"{int((~done).sum())} of {done.size} blocks not written")
@@ -87,6 +93,40 @@ def _check_arrays(store: Store) -> list[str]:
         if spec.per_frame and arr.chunks[0] != chunk:
             problems.append(f"{name}: {arr.chunks[0]} frames per chunk, expected {chunk}")
     return problems
+
+
+def _check_metadata(store: Store) -> list[str]:
+    """Dimension names of every array; consolidated metadata of a complete store."""
+    problems = []
+    found = dict(store.group.arrays())
+    known = {**{name: spec.dims for name, spec in ARRAYS.items()}, DONE_ARRAY: DONE_DIMS}
+    for name, arr in sorted(found.items()):
+        dims = getattr(arr.metadata, "dimension_names", None)
+        expected = known.get(name)
+        if not dims or None in dims:
+            problems.append(f"{name}: no dimension names (xarray cannot open the store)")
+        elif expected is not None and tuple(dims) != expected:
+            problems.append(f"{name}: dimension names {tuple(dims)}, expected {expected}")
+    if store.complete:
+        problems += _check_consolidated(store.group, found)
+    return problems
+
+
+def _check_consolidated(group: zarr.Group, found: dict[str, zarr.Array]) -> list[str]:
+    try:
+        listed = zarr.open_group(
+            store=group.store, path=group.path, mode="r", use_consolidated=True
+        ).metadata.consolidated_metadata
+    except ValueError:
+        listed = None
+    if listed is None:
+        return ["consolidated metadata missing (a complete store has it)"]
+    have = {k: v for k, v in listed.metadata.items() if v.node_type == "array" and "/" not in k}
+    stale = sorted(set(found) ^ set(have))
+    stale += sorted(
+        n for n in set(found) & set(have) if have[n].to_dict() != found[n].metadata.to_dict()
+    )
+    return [f"consolidated metadata is stale for {stale}"] if stale else []
 
 
 def _check_samples(store: Store) -> list[str]:

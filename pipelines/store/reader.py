@@ -2,7 +2,11 @@
 
 A store may be a local path or any fsspec URL zarr accepts (``memory://``, ``s3://``, ...).
 Arrays stay lazy (zarr arrays); :meth:`Store.to_dask` and :meth:`Store.to_xarray` give
-lazy dask / xarray views for notebooks.
+lazy dask / xarray views for notebooks (``xarray.open_zarr(path)`` opens a complete store too).
+
+This reader reads every array's own metadata, never the consolidated copy in the group's
+``zarr.json``: that copy is written for other tools when a store completes
+(:func:`pipelines.store.arrays.consolidate`) and could be stale after a hand edit.
 """
 
 from __future__ import annotations
@@ -31,10 +35,15 @@ def store_url(path_or_url: str | Path) -> str:
 def open_group(
     path_or_url: str | Path, mode: str, storage_options: dict[str, Any] | None = None
 ) -> zarr.Group:
-    """``zarr.open_group`` on a local path or fsspec URL (zarr v3); storage options for URLs."""
+    """``zarr.open_group`` on a local path or fsspec URL (zarr v3); storage options for URLs.
+
+    Consolidated metadata is not used (see the module docstring).
+    """
     url = store_url(path_or_url)
     options = storage_options if "://" in url else None
-    return zarr.open_group(url, mode=mode, zarr_format=3, storage_options=options)
+    return zarr.open_group(
+        url, mode=mode, zarr_format=3, storage_options=options, use_consolidated=False
+    )
 
 
 @dataclass
@@ -181,15 +190,58 @@ def open_store(
     *,
     mode: str = "r",
     storage_options: dict[str, Any] | None = None,
+    require_complete: bool = False,
 ) -> Store:
     """Open a schema v1 store at a local path or fsspec URL.
 
     ``mode="r+"`` allows writing (the mask stage fills ``seg`` that way). Raises ValueError
     naming the path when there is no zarr group there or its schema is not ``depthstore/1``.
+    ``require_complete=True`` also refuses a store whose writer did not finish, with
+    :class:`IncompleteStoreError` (see :func:`require_complete`): what training, evaluation
+    and the passes want.
     """
     url = store_url(path_or_url)
     try:
         group = open_group(url, mode, storage_options)
     except (OSError, zarr.errors.BaseZarrError) as e:
         raise ValueError(f"{url}: not a zarr store ({e})") from e
-    return read_store(group, url)
+    store = read_store(group, url)
+    if require_complete:
+        _refuse_incomplete(store)
+    return store
+
+
+class IncompleteStoreError(ValueError):
+    """A store whose writer did not finish (its ``complete`` attribute is not true)."""
+
+
+def require_complete(store: Store) -> Store:
+    """``store`` itself when it is complete, else :class:`IncompleteStoreError`.
+
+    A store is complete only after its writer wrote and verified every block and set
+    ``complete`` as the very last write; anything else is a prepare run that was interrupted (or
+    is still running), whose arrays are partly fill values (zero intrinsics, empty images). The
+    one-line message names the store, how many blocks were written, and how to finish it:
+    re-run the same prepare command, which resumes; the command line recorded in the store's
+    ``source`` attribute is quoted, with its ``OUT_DIR`` placeholder spelled out.
+    Same as ``open_store(path, require_complete=True)`` on an already opened store.
+    """
+    _refuse_incomplete(store)
+    return store
+
+
+def _refuse_incomplete(store: Store) -> None:
+    if store.complete:
+        return
+    done = store.done_blocks
+    written = "" if done is None else f", {int(done.sum())} of {done.size} blocks written"
+    command = " ".join(str(store.source.get("command", "")).split())  # one line
+    how = "re-run the same prepare command, which resumes where it stopped"
+    if command:
+        how += f": `{command}`"
+        if "OUT_DIR" in command.split():
+            how += f" with OUT_DIR = {store.path.rstrip('/').rpartition('/')[0] or '.'}"
+    raise IncompleteStoreError(
+        f"{store.path}: the store is incomplete (the prepare run that writes it was interrupted"
+        f"{written}); to finish it, {how}"
+    )

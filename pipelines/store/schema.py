@@ -6,7 +6,9 @@ A store is one zarr v3 group per dataset split. Every array is described here by
 the xarray dimension names of :meth:`pipelines.store.Store.to_xarray`.
 
 The frame axis is chunked (``DEFAULT_CHUNK`` frames), every other axis is whole; ``samples`` is
-chunked along its own row axis.
+chunked along its own row axis. Every array, the writer's ``_done`` markers included, carries its
+zarr v3 ``dimension_names``, and a complete store has consolidated metadata, so
+``xarray.open_zarr(path)`` opens it with named dimensions.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ REQUIRED_ATTRS = ("schema", "dataset", "split", "image_size", "sequences", "comp
 OPTIONAL_ATTRS = ("camera", "source", "masks")
 WRITER_ATTR = "_writer"  # {"fingerprint", "frames_per_block", "n_blocks"}: writer bookkeeping
 DONE_ARRAY = "_done"  # bool (n_blocks,), one chunk per block: True once a block is written
+DONE_DIMS = ("block",)  # its dimension name (every array of a store has them, for xarray)
 
 # Arrays every store has; the rest are present only for datasets that have them.
 REQUIRED_ARRAYS = ("image", "sequence", "samples")

@@ -6,7 +6,8 @@ block and only then sets the block's done marker (one chunk of the ``_done`` boo
 block). Re-creating a writer with the same fingerprint resumes: done blocks are skipped and the
 result is identical to an uninterrupted run. Another fingerprint is refused unless
 ``overwrite=True``. ``complete`` is False from creation until :meth:`StoreWriter.finish` has
-checked every block and the samples, and is set as the very last write.
+checked every block and the samples and consolidated the metadata, and is set as the very last
+write.
 
 Inside a dask task (threads or ``dask.distributed`` workers) the writer is pickled as its URL and
 layout and re-opens the store lazily, so ``dask.delayed(writer.write_block)(b, **arrays)`` or
@@ -26,7 +27,13 @@ from typing import Any
 import numpy as np
 import zarr
 
-from pipelines.store.arrays import as_dtype, check_arrays, create_schema_array
+from pipelines.store.arrays import (
+    as_dtype,
+    check_arrays,
+    consolidate,
+    create_schema_array,
+    ensure_done_array,
+)
 from pipelines.store.reader import Store, open_group, open_store, read_store, store_url
 from pipelines.store.schema import (
     ARRAYS,
@@ -191,13 +198,10 @@ class StoreWriter:
         for name in self.arrays:
             if name not in existing:
                 create_schema_array(group, name, self.layout)
-        done = existing.get(DONE_ARRAY)
-        if done is not None and done.shape != (self.n_blocks,):
-            raise ValueError(f"{self.url}: block layout changed; pass overwrite=True")
-        if done is None:
-            group.create_array(
-                DONE_ARRAY, shape=(self.n_blocks,), chunks=(1,), dtype="bool", fill_value=False
-            )
+        try:
+            ensure_done_array(group, self.n_blocks)
+        except ValueError as e:
+            raise ValueError(f"{self.url}: {e}") from None
 
     # ------------------------------------------------------------------ pickling for dask
     def __getstate__(self) -> dict[str, Any]:
@@ -311,7 +315,8 @@ class StoreWriter:
         self.group.attrs.update(attrs)
 
     def finish(self, verify: bool = True) -> Store:
-        """Check every block is done, verify (shapes, dtypes, samples), then set complete."""
+        """Check every block is done, verify (shapes, dtypes, samples), consolidate the metadata,
+        then set complete (the last write)."""
         pending = self.pending_blocks()
         if pending:
             shown = ", ".join(map(str, pending[:10])) + (" ..." if len(pending) > 10 else "")
@@ -323,7 +328,8 @@ class StoreWriter:
             problems = verify_store(read_store(group, self.url), deep=False, require_complete=False)
             if problems:
                 raise ValueError(f"{self.url}: verification failed: " + "; ".join(problems))
-        group.attrs.update({"complete": True})
+        # Through the consolidated group, so that setting complete keeps the consolidated metadata.
+        consolidate(group).attrs.update({"complete": True})
         return open_store(self.url, storage_options=self.storage_options)
 
 
