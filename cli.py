@@ -61,7 +61,7 @@ def info(
     verify: bool = typer.Option(False, "--verify", help="Check shapes, samples and values."),
 ) -> None:
     """Describe a store: dataset, split, sizes, sequences, samples, completeness, provenance."""
-    from pipelines.inspect import info_report
+    from pipelines.store.inspect import info_report
 
     text, problems = info_report(store, verify)
     typer.echo(text)
@@ -89,7 +89,7 @@ def masks(
     overwrite: bool = typer.Option(False, "--overwrite", help="Recompute every chunk."),
 ) -> None:
     """Fill the store's seg array with DeepLabv3 VOC class indices (resumable)."""
-    from pipelines.masks import compute_masks
+    from pipelines.passes.masks import compute_masks
 
     weights = "default" if seg_weights is None else seg_weights
     report = compute_masks(
@@ -159,8 +159,8 @@ def prepare_kitti_command(
     chunk: int = CHUNK_OPTION,
 ) -> None:
     """KITTI raw + split files -> schema v1 stores (resumable: re-run the same command)."""
-    from pipelines.kitti_prepare import KittiPrepareOptions, prepare_kitti
-    from pipelines.runner import parse_size
+    from pipelines.prepare.kitti.prepare import KittiPrepareOptions, prepare_kitti
+    from pipelines.store.runner import parse_size
 
     options = KittiPrepareOptions(
         size=parse_size(size),
@@ -348,8 +348,8 @@ def prepare_nyu(
     chunk: int = CHUNK_OPTION,
 ) -> None:
     """NYU Depth V2 raw scenes (+ labeled .mat) -> schema v1 stores (resumable: re-run it)."""
-    from pipelines.nyu_prepare import NyuPrepareOptions, prepare_nyu
-    from pipelines.runner import parse_size
+    from pipelines.prepare.nyu.prepare import NyuPrepareOptions, prepare_nyu
+    from pipelines.store.runner import parse_size
 
     options = NyuPrepareOptions(
         size=parse_size(size),

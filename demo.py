@@ -74,8 +74,8 @@ def demo_end_to_end(
 ) -> DemoResult:
     """``cli.py demo``: synthesise a KITTI-style and an NYU-style world, prepare their stores,
     then :func:`run_demo` on the KITTI stores."""
-    from pipelines.kitti_prepare import KittiPrepareOptions, prepare_kitti
-    from pipelines.nyu_prepare import NyuPrepareOptions, prepare_nyu
+    from pipelines.prepare.kitti.prepare import KittiPrepareOptions, prepare_kitti
+    from pipelines.prepare.nyu.prepare import NyuPrepareOptions, prepare_nyu
     from pipelines.synth import write_kitti, write_nyu_labeled
 
     out = Path(out)

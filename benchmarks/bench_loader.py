@@ -5,8 +5,8 @@ Workload: mono+stereo samples (target, previous, next and stereo frames) at 192 
 full resolution 1242 x 375, written as PNGs for the baseline and, resized once (INTER_AREA) to
 640 x 192, into a schema v1 store for ours.
 
-* ours: :func:`pipelines.dataset.make_loader` (uint8 batches, whole-chunk reads); the on-device
-  augmentation (:class:`pipelines.augment.Augment`, on this machine's CPU) is timed separately.
+* ours: :func:`pipelines.loader.make_loader` (uint8 batches, whole-chunk reads); the on-device
+  augmentation (:class:`pipelines.loader.Augment`, on this machine's CPU) is timed separately.
 * baseline: what monodepth2's ``KITTIDataset`` does per sample: PIL open of each full-resolution
   PNG, random flip, LANCZOS resize to 640 x 192 and the chained pyramid to scale 3, one
   ``ColorJitter.get_params`` draw applied to every frame and scale, ``ToTensor`` of plain and
@@ -32,9 +32,10 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import ColorJitter
 from torchvision.transforms import functional as TF
 
-from pipelines.augment import Augment, AugmentConfig
-from pipelines.dataset import make_loader
-from pipelines.writer import StoreWriter, make_fingerprint, write_blocks
+from pipelines.loader.augment import Augment, AugmentConfig
+from pipelines.loader.dataset import make_loader
+from pipelines.store.runner import write_blocks
+from pipelines.store.writer import StoreWriter, make_fingerprint
 
 FULL_W, FULL_H = 1242, 375
 W, H = 640, 192

@@ -26,8 +26,8 @@ from pathlib import Path
 import cv2
 
 import kitti
-from pipelines.kitti_blocks import read_rgb
-from pipelines.kitti_prepare import KittiPrepareOptions, prepare_kitti
+from pipelines.prepare.kitti.blocks import read_rgb
+from pipelines.prepare.kitti.prepare import KittiPrepareOptions, prepare_kitti
 from pipelines.store import open_store
 from pipelines.synth import write_kitti
 

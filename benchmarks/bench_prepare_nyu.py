@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import nyutools
-import pipelines.nyu_blocks as nyu_blocks
-from pipelines.nyu_prepare import NyuPrepareOptions, prepare_nyu
+import pipelines.prepare.nyu.blocks as nyu_blocks
+from pipelines.prepare.nyu.prepare import NyuPrepareOptions, prepare_nyu
+from pipelines.store.writer import StoreWriter
 from pipelines.synth import write_nyu_raw
-from pipelines.writer import StoreWriter
 
 FRAMES = 12
 LINKS = 2  # extra names per folder scene

@@ -40,7 +40,7 @@ from train.methods import method_class
 
 def fake_batch(batch: int, height: int, width: int, seed: int = 0):
     """A uint8 Batch with prev/next frames at the network size (no store needed)."""
-    from pipelines.batch import Batch
+    from pipelines.loader.batch import Batch
 
     g = torch.Generator().manual_seed(seed)
 
@@ -213,7 +213,7 @@ def true_depth_abs_rel(world: Path, test_store: Path, method, models) -> float:
 
 
 def bench_learning() -> None:
-    from pipelines.kitti_prepare import KittiPrepareOptions, prepare_kitti
+    from pipelines.prepare.kitti.prepare import KittiPrepareOptions, prepare_kitti
     from pipelines.synth import write_kitti
     from train.engine.trainer import train
     from train.eval.evaluate import load_checkpoint_method

@@ -42,11 +42,12 @@ def kitti_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def stub_segmenter(monkeypatch: pytest.MonkeyPatch):
     """Replace DeepLabv3 by a model that predicts one VOC class everywhere.
 
-    Call the fixture with the class index; ``pipelines.masks.build_segmenter`` then returns it.
+    Call the fixture with the class index; ``pipelines.passes.masks.build_segmenter`` then
+    returns it.
     """
     import torch
 
-    import pipelines.masks
+    import pipelines.passes.masks
 
     class Constant(torch.nn.Module):
         def __init__(self, label: int) -> None:
@@ -60,7 +61,9 @@ def stub_segmenter(monkeypatch: pytest.MonkeyPatch):
             return {"out": out}
 
     def install(label: int) -> None:
-        monkeypatch.setattr(pipelines.masks, "build_segmenter", lambda *a, **k: Constant(label))
+        monkeypatch.setattr(
+            pipelines.passes.masks, "build_segmenter", lambda *a, **k: Constant(label)
+        )
 
     return install
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from pipelines.batch import Batch
+from pipelines.loader.batch import Batch
 
 GOLDEN_SIZE = {"height": 64, "width": 96}
 

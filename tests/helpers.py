@@ -31,3 +31,22 @@ def method_parts(config: Any) -> tuple[Any, Any, list[Any]]:
     method = method_class(config.method)(config)
     nets = method.build_networks("cpu")
     return method, nets, method.optimisers(nets)
+
+
+def assert_opens_in_xarray(path: Path) -> None:
+    """``xarray.open_zarr`` opens the store at ``path`` from its consolidated metadata, with every
+    array (bookkeeping ``_done`` included) present under its own dimension names."""
+    import zarr
+
+    xr = pytest.importorskip("xarray")
+    arrays = dict(zarr.open_group(str(path), mode="r", use_consolidated=False).arrays())
+    consolidated = zarr.open_group(str(path), mode="r", use_consolidated=True)  # raises if absent
+    assert sorted(consolidated.metadata.consolidated_metadata.metadata) == sorted(arrays)
+    with xr.open_zarr(path, consolidated=True) as ds:
+        assert sorted(ds.variables) == sorted(arrays)
+        for name, arr in arrays.items():
+            dims = arr.metadata.dimension_names
+            assert dims is not None and None not in dims, name
+            assert (ds[name].dims, ds[name].shape) == (tuple(dims), arr.shape), name
+        assert ds.attrs["complete"] is True
+        assert (ds["samples"].values == arrays["samples"][...]).all()

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from pipelines.store import Store
-from pipelines.toystore import ToySpec, write_toy_store
+from pipelines.store.toystore import ToySpec, write_toy_store
 from tests.helpers import method_parts, run_cli
 from train.engine.checkpoint import TrainState, save_checkpoint
 from train.engine.config import apply_overrides

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from pipelines.augment import AugmentConfig, image_pyramid
+from pipelines.loader.augment import AugmentConfig, image_pyramid
 from train.geometry import (
     invert_intrinsics,
     kitti_intrinsics,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from pipelines.toystore import ToySpec, write_toy_store
+from pipelines.store.toystore import ToySpec, write_toy_store
 from tests.helpers import method_parts, run_cli
 from train.engine.checkpoint import (
     TrainState,

@@ -14,8 +14,8 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from pipelines.dataset import make_loader
-from pipelines.toystore import ToySpec, write_toy_store
+from pipelines.loader.dataset import make_loader
+from pipelines.store.toystore import ToySpec, write_toy_store
 from tests.helpers import method_parts
 from train.engine.checkpoint import (
     TrainState,

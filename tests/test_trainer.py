@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from pipelines.dataset import make_loader
-from pipelines.toystore import ToySpec, write_toy_store
+from pipelines.loader.dataset import make_loader
+from pipelines.store.toystore import ToySpec, write_toy_store
 from tests.helpers import method_parts
 from train.engine.checkpoint import TrainState, read_checkpoint, restore, save_checkpoint
 from train.engine.config import TrainConfig, apply_overrides

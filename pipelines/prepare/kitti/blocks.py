@@ -1,0 +1,152 @@
+"""Per-block pixel work of ``prepare-kitti``: read, check and resize images; ground-truth maps.
+
+:class:`KittiBlocks` is the block function handed to :func:`pipelines.store.runner.run_conversion`:
+``blocks(block, rows)`` returns the pixel arrays of frame rows ``rows``; a block is a pure function
+of the raw files, so re-running it gives the same bytes. Everything that does not need pixels
+(intrinsics, baselines, timestamps, sequence and frame numbers) is computed by the caller and
+written whole beside the blocks (:attr:`pipelines.store.runner.Conversion.frames`): a few zarr calls
+per store instead of five per block, which saves about 1 ms of CPU per frame.
+
+Resizing: ``cv2.INTER_AREA`` when shrinking (pixel-area averaging, the high-quality choice for
+downscaling), ``cv2.INTER_CUBIC`` when enlarging. Both map pixel centres onto pixel centres,
+which is what :func:`pipelines.prepare.common.resized_intrinsics` assumes.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import imagecodecs
+import numpy as np
+
+import kitti
+
+# DEPTHKIT_PNG=opencv decodes every PNG with OpenCV (an escape hatch, and the A/B switch).
+_FAST_PNG = os.environ.get("DEPTHKIT_PNG", "") != "opencv"
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """Decode a colour PNG as uint8 (H, W, 3) RGB (ValueError naming the file if unreadable).
+
+    8-bit RGB files (every KITTI colour image) go through imagecodecs' libpng build, which
+    inflates with zlib-ng; anything else (grey, 16-bit, palette, alpha) through OpenCV, which
+    converts it. Both give the same pixels; see ``benchmarks/bench_prepare_kitti.py``.
+    """
+    if _FAST_PNG:
+        try:
+            with open(path, "rb") as f:
+                rgb = imagecodecs.png_decode(f.read())
+        except (OSError, RuntimeError):
+            rgb = None  # OpenCV decides (and reports) below
+        if rgb is not None and rgb.ndim == 3 and rgb.shape[2] == 3 and rgb.dtype == np.uint8:
+            return rgb
+    # OpenCV's PNG decoder swaps to RGB while decoding, cheaper than a cvtColor pass afterwards.
+    rgb = cv2.imread(str(path), cv2.IMREAD_COLOR_RGB)
+    if rgb is None:
+        raise ValueError(f"{path}: cannot read image (missing, truncated or not a PNG)")
+    return rgb
+
+
+def read_resized(
+    path: Path, size: tuple[int, int], native: tuple[int, int], out: np.ndarray | None = None
+) -> np.ndarray:
+    """Read a colour PNG, check it is ``native`` (H, W), resize to ``size`` (H, W).
+
+    ``out`` (uint8 (H, W, 3)), when given, receives the result without an extra copy.
+
+    Returns:
+        uint8 (H, W, 3) RGB.
+
+    Raises:
+        ValueError: naming the file, when it cannot be decoded or has another size.
+    """
+    rgb = read_rgb(path)
+    if rgb.shape[:2] != tuple(native):
+        raise ValueError(
+            f"{path}: image is {rgb.shape[1]}x{rgb.shape[0]} (WxH), the calibration's "
+            f"S_rect says {native[1]}x{native[0]}"
+        )
+    if rgb.shape[:2] == tuple(size):
+        if out is None:
+            return rgb
+        out[...] = rgb
+        return out
+    shrink = size[0] <= native[0] and size[1] <= native[1]
+    interp = cv2.INTER_AREA if shrink else cv2.INTER_CUBIC
+    return cv2.resize(rgb, (size[1], size[0]), dst=out, interpolation=interp)
+
+
+def ground_truth(root: Path, folder: str, frame: int, kind: str) -> np.ndarray:
+    """Native-resolution test ground truth of camera 02: float32 (H, W) metres, 0 = none.
+
+    ``velodyne``: ``kitti.velodyne_depth(calib, scan, cam=2, vel_depth=True)`` as monodepth2's
+    ``export_gt_depth.py`` does for the Eigen split; ``improved``: the annotated-depth PNG.
+    """
+    if kind == "velodyne":
+        calib = kitti.calib_dir(root, folder)
+        scan = kitti.velodyne_path(root, folder, frame)
+        return kitti.velodyne_depth(calib, scan, cam=2, vel_depth=True).astype(np.float32)
+    if kind == "improved":
+        return kitti.read_improved_gt(kitti.improved_gt_path(root, folder, frame))
+    raise ValueError(f"unknown ground truth kind {kind!r}")
+
+
+@dataclass(frozen=True, eq=False)
+class KittiBlocks:
+    """Block function of one KITTI store (picklable, for dask.distributed workers).
+
+    Attributes:
+        root: KITTI raw root.
+        sequences: drive folders; ``sequence`` int32 (N,) indexes them, ``frame`` int32 (N,).
+        sides: split sides stored as views: ``("l", "r")`` for training, ``("l",)`` for test.
+        size: stored image size (H, W).
+        native: int (S, V, 2) native (H, W) per sequence and view (calibration ``S_rect``).
+        gt: None (training) or ``velodyne`` / ``improved``; ``gt_shape`` the padded (Hg, Wg).
+    """
+
+    root: Path
+    sequences: tuple[str, ...]
+    sequence: np.ndarray
+    frame: np.ndarray
+    sides: tuple[str, ...]
+    size: tuple[int, int]
+    native: np.ndarray
+    gt: str | None = None
+    gt_shape: tuple[int, int] | None = None
+
+    def __call__(self, block: int, rows: slice) -> dict[str, np.ndarray]:
+        """Pixel arrays of frame rows ``rows``: image, and for a test store gt_depth (zero
+        padded) and gt_size. The per-frame metadata is written whole up front."""
+        n = rows.stop - rows.start
+        h, w = self.size
+        image = np.empty((n, len(self.sides), h, w, 3), dtype=np.uint8)
+        gt_depth = gt_size = None
+        if self.gt is not None:
+            assert self.gt_shape is not None
+            gt_depth = np.zeros((n, *self.gt_shape), dtype=np.float32)
+            gt_size = np.zeros((n, 2), dtype=np.int32)
+        for i, row in enumerate(range(rows.start, rows.stop)):
+            seq = int(self.sequence[row])
+            folder, frame = self.sequences[seq], int(self.frame[row])
+            for v, side in enumerate(self.sides):
+                path = kitti.image_path(self.root, folder, frame, side)
+                native = (int(self.native[seq, v, 0]), int(self.native[seq, v, 1]))
+                read_resized(path, self.size, native, out=image[i, v])
+            if gt_depth is not None and gt_size is not None:
+                depth = ground_truth(self.root, folder, frame, str(self.gt))
+                expected = (int(self.native[seq, 0, 0]), int(self.native[seq, 0, 1]))
+                if depth.shape != expected:
+                    raise ValueError(
+                        f"{kitti.improved_gt_path(self.root, folder, frame)}: ground truth is "
+                        f"{depth.shape[1]}x{depth.shape[0]}, camera 02 is "
+                        f"{expected[1]}x{expected[0]}"
+                    )
+                gt_depth[i, : depth.shape[0], : depth.shape[1]] = depth
+                gt_size[i] = depth.shape
+        out = {"image": image}
+        if gt_depth is not None and gt_size is not None:
+            out["gt_depth"], out["gt_size"] = gt_depth, gt_size
+        return out

@@ -1,0 +1,33 @@
+"""Options of ``prepare-nyu`` (shared by the driver and the store attributes it records)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pipelines.store.schema import DEFAULT_CHUNK
+
+
+@dataclass(frozen=True)
+class NyuPrepareOptions:
+    """Options of ``prepare-nyu`` (CLI defaults).
+
+    ``size``, ``stride``, ``neighbour_gap``, ``fill``, ``val_fraction``, ``include_test_scenes``,
+    ``glob`` and ``chunk`` shape the content (fingerprint); ``workers``, ``scheduler`` and
+    ``progress`` only how it is computed.
+    """
+
+    size: tuple[int, int] = (288, 384)
+    stride: int = 1
+    neighbour_gap: int = 1
+    fill: bool = False
+    val_fraction: float = 0.0
+    include_test_scenes: bool = False
+    glob: str | None = None
+    masks: str = "none"  # none | deeplabv3
+    seg_arch: str = "mobilenet_v3_large"
+    seg_weights: str | None = None  # None = torch hub cache
+    workers: int | None = None  # None = all cores
+    scheduler: str | None = None
+    overwrite: bool = False
+    chunk: int = DEFAULT_CHUNK
+    progress: bool = True

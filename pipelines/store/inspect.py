@@ -1,0 +1,212 @@
+"""Human-readable description and consistency checks of a schema v1 store (``cli.py info``)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import zarr
+
+from pipelines.store.reader import Store
+from pipelines.store.schema import (
+    ARRAYS,
+    DATASETS,
+    DONE_ARRAY,
+    DONE_DIMS,
+    REQUIRED_ARRAYS,
+    REQUIRED_ATTRS,
+    SCHEMA,
+    SEG_CLASSES,
+    SEG_NOT_COMPUTED,
+)
+
+
+def describe(store: Store) -> str:
+    """Multi-line summary: dataset, split, sizes, sequences, samples, completeness, provenance."""
+    seqs = store.sequences
+    shown = ", ".join(seqs[:8]) + (f", ... ({len(seqs)} in all)" if len(seqs) > 8 else "")
+    lines = [
+        f"store      {store.path}",
+        f"schema     {store.attrs.get('schema')}",
+        f"dataset    {store.dataset}   split {store.split}",
+        f"frames     {store.n_frames} x {store.views} view(s) at {store.image_size[0]}x"
+        f"{store.image_size[1]}, {store.chunk} frames per chunk",
+        f"samples    {store.n_samples}",
+        f"sequences  {len(seqs)}: {shown}",
+        f"complete   {'yes' if store.complete else 'NO'}",
+        "arrays",
+    ]
+    for name, arr in store.arrays.items():
+        size = f"{arr.nbytes_stored() / 2**20:.2f} MiB stored" if _local(store) else ""
+        lines.append(f"  {name:<11}{arr.dtype!s:<8} {tuple(arr.shape)!s:<26} {size}")
+    if "masks" in store.attrs:
+        lines.append(f"masks      {json.dumps(store.attrs['masks'])}")
+    for key, value in store.source.items():
+        lines.append(f"source     {key}: {value}")
+    return "\n".join(lines)
+
+
+def verify(store: Store, *, deep: bool = True, require_complete: bool = True) -> list[str]:
+    """Problems found in ``store`` (empty when consistent).
+
+    Checks attributes, array shapes, dtypes and dimension names against the schema (every
+    array, ``_done`` included, must name its dimensions), the consolidated metadata of a
+    complete store (present, and listing the arrays as they are), done markers, sample rows
+    (indices in range, neighbours in the center's sequence) and, when ``deep``, array contents:
+    no NaN / negative / infinite depth, ``gt_size`` within ``gt_depth``, seg in 0..20 or 255,
+    ``sequence`` indices in range. ``require_complete`` reports a store not marked complete.
+    """
+    problems = _check_attrs(store, require_complete) + _check_arrays(store)
+    problems += _check_metadata(store)
+    done = store.done_blocks
+    if done is not None and not done.all():
+        problems.append(f"{int((~done).sum())} of {done.size} blocks not written")
+    if store.has("sequence") and store.has("samples"):
+        problems += _check_samples(store)
+    if deep:
+        problems += _check_values(store)
+    return problems
+
+
+def _check_attrs(store: Store, require_complete: bool) -> list[str]:
+    problems = [f"attribute {a!r} missing" for a in REQUIRED_ATTRS if a not in store.attrs]
+    if store.attrs.get("schema") != SCHEMA:
+        problems.append(f"schema is {store.attrs.get('schema')!r}, expected {SCHEMA!r}")
+    if store.attrs.get("dataset") not in DATASETS:
+        problems.append(f"dataset {store.attrs.get('dataset')!r} is not one of {DATASETS}")
+    if require_complete and not store.complete:
+        problems.append("store is not complete (interrupted or still being written)")
+    return problems
+
+
+def _check_arrays(store: Store) -> list[str]:
+    problems = [f"array {n!r} missing" for n in REQUIRED_ARRAYS if not store.has(n)]
+    layout = store.layout
+    chunk = store.chunk
+    for name, arr in store.arrays.items():
+        spec = ARRAYS[name]
+        if arr.dtype != np.dtype(spec.dtype):
+            problems.append(f"{name}: dtype {arr.dtype}, expected {spec.dtype}")
+        expected = layout.shape(name)
+        if tuple(arr.shape) != expected:
+            problems.append(f"{name}: shape {tuple(arr.shape)}, expected {expected}")
+        if spec.per_frame and arr.chunks[0] != chunk:
+            problems.append(f"{name}: {arr.chunks[0]} frames per chunk, expected {chunk}")
+    return problems
+
+
+def _check_metadata(store: Store) -> list[str]:
+    """Dimension names of every array; consolidated metadata of a complete store."""
+    problems = []
+    found = dict(store.group.arrays())
+    known = {**{name: spec.dims for name, spec in ARRAYS.items()}, DONE_ARRAY: DONE_DIMS}
+    for name, arr in sorted(found.items()):
+        dims = getattr(arr.metadata, "dimension_names", None)
+        expected = known.get(name)
+        if not dims or None in dims:
+            problems.append(f"{name}: no dimension names (xarray cannot open the store)")
+        elif expected is not None and tuple(dims) != expected:
+            problems.append(f"{name}: dimension names {tuple(dims)}, expected {expected}")
+    if store.complete:
+        problems += _check_consolidated(store.group, found)
+    return problems
+
+
+def _check_consolidated(group: zarr.Group, found: dict[str, zarr.Array]) -> list[str]:
+    try:
+        listed = zarr.open_group(
+            store=group.store, path=group.path, mode="r", use_consolidated=True
+        ).metadata.consolidated_metadata
+    except ValueError:
+        listed = None
+    if listed is None:
+        return ["consolidated metadata missing (a complete store has it)"]
+    have = {k: v for k, v in listed.metadata.items() if v.node_type == "array" and "/" not in k}
+    stale = sorted(set(found) ^ set(have))
+    stale += sorted(
+        n for n in set(found) & set(have) if have[n].to_dict() != found[n].metadata.to_dict()
+    )
+    return [f"consolidated metadata is stale for {stale}"] if stale else []
+
+
+def _check_samples(store: Store) -> list[str]:
+    samples = store.samples
+    n, views = store.n_frames, store.views
+    problems: list[str] = []
+    center, view = samples[:, 0], samples[:, 3]
+    bad_center = (center < 0) | (center >= n)
+    if bad_center.any():
+        problems.append(_rows(f"sample center outside 0..{n - 1}", bad_center))
+    bad = (view < 0) | (view >= views)
+    if bad.any():
+        problems.append(_rows(f"sample view outside 0..{views - 1}", bad))
+    sequence = np.asarray(store["sequence"][...])
+    safe_center = np.clip(center, 0, max(n - 1, 0))
+    for col, what in ((1, "previous"), (2, "next")):
+        idx = samples[:, col]
+        bad = (idx < -1) | (idx >= n)
+        if bad.any():
+            problems.append(_rows(f"sample {what} outside -1..{n - 1}", bad))
+        present = (idx >= 0) & (idx < n) & ~bad_center
+        if n:
+            other = present & (sequence[np.where(present, idx, 0)] != sequence[safe_center])
+            if other.any():
+                problems.append(_rows(f"sample {what} frame in another sequence", other))
+    return problems
+
+
+def _check_values(store: Store) -> list[str]:
+    import dask
+    import dask.array as da
+
+    lazy = store.to_dask()
+    checks: dict[str, da.Array] = {}
+    for name in ("depth", "gt_depth"):
+        if name in lazy:
+            x = lazy[name]
+            checks[f"{name}: NaN values"] = da.isnan(x).sum()
+            checks[f"{name}: infinite values"] = da.isinf(x).sum()
+            checks[f"{name}: negative values"] = (x < 0).sum()
+    if "seg" in lazy:
+        s = lazy["seg"]
+        checks[f"seg: values outside 0..{SEG_CLASSES - 1} and {SEG_NOT_COMPUTED}"] = (
+            (s >= SEG_CLASSES) & (s != SEG_NOT_COMPUTED)
+        ).sum()
+    if "sequence" in lazy:
+        q = lazy["sequence"]
+        checks[f"sequence: index outside 0..{len(store.sequences) - 1}"] = (
+            (q < 0) | (q >= len(store.sequences))
+        ).sum()
+    if "gt_size" in lazy and "gt_depth" in lazy:
+        g, (hg, wg) = lazy["gt_size"], store["gt_depth"].shape[1:]
+        checks[f"gt_size: outside 0..{hg} x 0..{wg}"] = (
+            (g[:, 0] < 0) | (g[:, 0] > hg) | (g[:, 1] < 0) | (g[:, 1] > wg)
+        ).sum()
+    counts = dask.compute(*checks.values())
+    return [f"{what} ({int(c)})" for what, c in zip(checks, counts, strict=True) if c]
+
+
+def _rows(what: str, mask: np.ndarray) -> str:
+    rows = np.flatnonzero(mask)
+    shown = ", ".join(map(str, rows[:5])) + (" ..." if rows.size > 5 else "")
+    return f"{what}: {rows.size} row(s), e.g. {shown}"
+
+
+def _local(store: Store) -> bool:
+    return "://" not in store.path
+
+
+def info_report(path_or_url: str, check: bool) -> tuple[str, int]:
+    """Text of ``cli.py info`` and its problem count: description, then (``check``) the
+    problems found by :func:`verify` and one line saying how many, or ``ok``.
+    """
+    from pipelines.store.reader import open_store
+
+    store = open_store(path_or_url)
+    text = describe(store)
+    if not check:
+        return text, 0
+    problems = verify(store)
+    lines = [f"problem: {p}" for p in problems]
+    lines.append(f"{len(problems)} problem(s) found" if problems else "ok")
+    return text + "\n" + "\n".join(lines), len(problems)

@@ -1,0 +1,336 @@
+"""Generic conversion driver: dask over a writer's pending blocks, progress bar, summary.
+
+Dataset pipelines (``prepare-kitti``, ``prepare-nyu``) plan their frames, create a
+:class:`~pipelines.store.writer.StoreWriter`, write the samples table, and hand this module a *block
+function* ``make_block(block, rows) -> {array name: values}`` that computes the per-frame arrays
+of frame rows ``rows`` (a slice). :func:`run_conversions` (several stores, one graph) or
+:func:`run_conversion` (one store) then
+
+1. builds one dask task per pending block (blocks are whole chunks, so tasks never share a chunk);
+2. runs them on the local threaded scheduler with ``workers`` threads, or on a
+   ``dask.distributed`` cluster when ``scheduler`` is its address (``tcp://host:8786``; workers
+   must see the input files and the store location, and the block function must pickle);
+3. advances a rich progress bar per store (frames, frames/s, ETA) as each block is written;
+4. calls :meth:`StoreWriter.finish` (verify, then ``complete = True``) on every store and returns
+   a :class:`RunSummary` per store.
+
+An exception in any block stops the run; blocks already written keep their done markers, so
+re-running with the same arguments resumes. The block function must be deterministic.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from rich.progress import ProgressColumn, Task
+from rich.text import Text
+
+from pipelines.store.writer import StoreWriter
+
+BlockFn = Callable[[int, slice], Mapping[str, np.ndarray]]
+"""``make_block(block, rows)``: the per-frame arrays of frame rows ``rows`` of ``block``."""
+
+
+@dataclass(frozen=True)
+class SkippedItem:
+    """An input left out of a store (e.g. a split line whose files are missing) and why."""
+
+    item: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.item}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What :func:`run_conversion` did to one store."""
+
+    store: str
+    frames: int  # N, frames in the store
+    samples: int  # M, rows of the samples table
+    frames_written: int  # frames computed and written by this run
+    blocks_written: int
+    blocks_skipped: int  # blocks already done by an earlier (interrupted) run
+    seconds: float
+    skipped: tuple[SkippedItem, ...] = field(default=())
+
+    @property
+    def frames_per_second(self) -> float:
+        return self.frames_written / self.seconds if self.seconds > 0 else 0.0
+
+    def __str__(self) -> str:
+        lines = [
+            f"{self.store}: {self.frames} frames, {self.samples} samples; wrote "
+            f"{self.frames_written} frames in {self.blocks_written} blocks "
+            f"({self.frames_per_second:.1f} frames/s, {self.seconds:.1f} s), "
+            f"{self.blocks_skipped} blocks already done"
+        ]
+        if self.skipped:
+            lines.append(f"  {len(self.skipped)} item(s) skipped:")
+            lines += [f"    {s}" for s in self.skipped[:10]]
+            if len(self.skipped) > 10:
+                lines.append(f"    ... and {len(self.skipped) - 10} more")
+        return "\n".join(lines)
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``"192x640"`` (height x width) -> ``(192, 640)``; ValueError for anything else."""
+    parts = text.lower().replace(" ", "").split("x")
+    try:
+        h, w = (int(p) for p in parts)
+    except ValueError:
+        raise ValueError(f"size {text!r} must be HEIGHTxWIDTH, e.g. 192x640") from None
+    if h < 1 or w < 1:
+        raise ValueError(f"size {text!r} must be positive")
+    return h, w
+
+
+@dataclass(frozen=True, eq=False)
+class Conversion:
+    """One store to write: its writer, its block function, a progress label, skipped inputs,
+    and per-frame arrays known without pixel work (``frames``: name -> (N, ...) values), which
+    are written whole (:meth:`StoreWriter.write_frames`) by a thread of this process while the
+    blocks run, and left out of the blocks."""
+
+    writer: StoreWriter
+    make_block: BlockFn
+    label: str | None = None
+    skipped: tuple[SkippedItem, ...] = ()
+    frames: Mapping[str, np.ndarray] = field(default_factory=dict)
+
+
+def run_conversion(
+    writer: StoreWriter,
+    make_block: BlockFn,
+    *,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    progress: bool = True,
+    label: str | None = None,
+    skipped: Iterable[SkippedItem] = (),
+    finish: bool = True,
+) -> RunSummary:
+    """Compute and write every pending block of one store, then finish it.
+
+    Same as :func:`run_conversions` with one :class:`Conversion`; see there.
+    """
+    job = Conversion(writer, make_block, label, tuple(skipped))
+    (summary,) = run_conversions(
+        [job], workers=workers, scheduler=scheduler, progress=progress, finish=finish
+    )
+    return summary
+
+
+def run_conversions(
+    jobs: Sequence[Conversion],
+    *,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    progress: bool = True,
+    finish: bool = True,
+) -> list[RunSummary]:
+    """Compute and write every pending block of every store in one dask graph, then finish them.
+
+    One graph keeps all workers busy across store boundaries (no idle tail per store).
+
+    Args:
+        jobs: the stores. Each writer is created (or resumed) and should already hold its
+            samples when ``finish`` is True (finishing verifies them). Each block function is
+            deterministic (see :data:`BlockFn`) and returns every array of
+            :attr:`StoreWriter.block_arrays`, shaped ``(rows.stop - rows.start, ...)``.
+        workers: threads of the local scheduler (default: all cores); ignored with ``scheduler``.
+        scheduler: address of a ``dask.distributed`` scheduler, or None for local threads.
+        progress: show one progress bar per store (frames, frames/s, ETA) on stderr.
+        finish: call :meth:`StoreWriter.finish` on every writer after the last block, in order.
+
+    Returns:
+        One :class:`RunSummary` per job, in order; ``seconds`` runs from the start to the
+        store's last block. Exceptions raised by a block function propagate unchanged (no
+        store is finished then).
+    """
+    import dask
+
+    token = uuid.uuid4().hex[:12]
+    prefix = f"write-block-{token}-"
+    pending = [job.writer.pending_blocks() for job in jobs]
+    todo = [sum(_block_len(j.writer, b) for b in p) for j, p in zip(jobs, pending, strict=True)]
+    task = dask.delayed(_write_one, pure=False)
+    tasks = []
+    for k, (job, blocks) in enumerate(zip(jobs, pending, strict=True)):
+        # The writer and the block function enter the graph once, as keys every task refers to.
+        writer = dask.delayed(job.writer, name=f"writer-{token}-{k}", traverse=False)
+        make_block = dask.delayed(job.make_block, name=f"block-fn-{token}-{k}", traverse=False)
+        tasks += [task(writer, make_block, b, dask_key_name=f"{prefix}{k}-{b}") for b in blocks]
+        job.writer.expect_frames(*job.frames)
+
+    t0 = time.perf_counter()
+    ended = [t0] * len(jobs)
+    labels = [job.label or job.writer.url for job in jobs]
+    totals = [job.writer.layout.n_frames for job in jobs]
+    with _Bars(progress, labels, totals, [n - t for n, t in zip(totals, todo, strict=True)]) as bar:
+
+        def advance(key: str, frames: int) -> None:
+            k = int(key[len(prefix) :].split("-")[0])
+            bar.advance(k, frames)
+            ended[k] = time.perf_counter()
+
+        # The whole per-frame arrays are written here, beside the block tasks: as graph tasks
+        # dask orders them last, where they would run alone.
+        with ThreadPoolExecutor(1) as side:
+            frames = side.submit(_write_frames, [job for job in jobs if job.frames])
+            if not tasks:
+                pass
+            elif scheduler:
+                _run_distributed(scheduler, tasks, advance)
+            else:
+                _run_threads(tasks, prefix, workers, advance)
+            frames.result()
+    if finish:
+        for job in jobs:
+            job.writer.finish()
+    return [
+        RunSummary(
+            store=job.writer.url,
+            frames=job.writer.layout.n_frames,
+            samples=job.writer.layout.n_samples,
+            frames_written=todo[k],
+            blocks_written=len(pending[k]),
+            blocks_skipped=job.writer.n_blocks - len(pending[k]),
+            seconds=ended[k] - t0,
+            skipped=job.skipped,
+        )
+        for k, job in enumerate(jobs)
+    ]
+
+
+def write_blocks(
+    writer: StoreWriter,
+    make_block: BlockFn,
+    *,
+    scheduler: Any = None,
+) -> int:
+    """Compute and write every pending block with dask; returns how many were written.
+
+    ``make_block(block, frames)`` returns the block's arrays for frame rows ``frames``; it runs
+    in a dask task (threads by default; pass ``scheduler="processes"`` or a
+    ``distributed.Client``), so it and the writer must be picklable for remote schedulers.
+    """
+    import dask
+
+    pending = writer.pending_blocks()
+    tasks = [dask.delayed(_write_one)(writer, make_block, b) for b in pending]
+    dask.compute(*tasks, scheduler=scheduler)
+    return len(pending)
+
+
+def _write_frames(jobs: Sequence[Conversion]) -> None:
+    """Write the whole per-frame arrays of ``jobs`` (:attr:`Conversion.frames`)."""
+    for job in jobs:
+        job.writer.write_frames(**job.frames)
+
+
+def _block_len(writer: StoreWriter, block: int) -> int:
+    rows = writer.block_frames(block)
+    return rows.stop - rows.start
+
+
+def _write_one(writer: StoreWriter, make_block: BlockFn, block: int) -> int:
+    """One task: compute the block, write it, mark it done; returns its frame count."""
+    rows = writer.block_frames(block)
+    writer.write_block(block, **make_block(block, rows))
+    return rows.stop - rows.start
+
+
+def _run_threads(
+    tasks: Sequence[Any], prefix: str, workers: int | None, advance: Callable[[str, int], None]
+) -> None:
+    import os
+
+    import dask
+    from dask.callbacks import Callback
+
+    def posttask(key: Any, result: Any, dsk: Any, state: Any, worker_id: Any) -> None:
+        if isinstance(key, str) and key.startswith(prefix):
+            advance(key, int(result))
+
+    n = workers if workers and workers > 0 else (os.cpu_count() or 1)
+    with Callback(posttask=posttask):
+        dask.compute(*tasks, scheduler="threads", num_workers=n)
+
+
+def _run_distributed(
+    address: str, tasks: Sequence[Any], advance: Callable[[str, int], None]
+) -> None:
+    try:
+        from distributed import Client, as_completed
+    except ImportError as e:
+        raise ImportError(
+            "--scheduler needs dask.distributed: pip install 'depthkit[distributed]' "
+            "(or pip install distributed)"
+        ) from e
+    try:
+        client = Client(address, timeout="30s")
+    except OSError as e:
+        raise ValueError(f"cannot reach the dask scheduler at {address} ({e})") from e
+    with client:
+        futures = client.compute(list(tasks))
+        try:
+            for future in as_completed(futures):
+                advance(str(future.key), int(future.result()))
+        finally:
+            client.cancel(futures)
+
+
+class _RateColumn(ProgressColumn):
+    """Frames per second of a task (``-`` until it is known)."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:.1f} frames/s" if speed else "- frames/s", style="progress.data.speed")
+
+
+class _Bars:
+    """Rich progress bars over frames, one per store: count, frames/s and ETA (or nothing)."""
+
+    def __init__(
+        self, enabled: bool, labels: Sequence[str], totals: Sequence[int], done: Sequence[int]
+    ) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TaskProgressColumn,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TaskProgressColumn(),
+            _RateColumn(),
+            TimeRemainingColumn(),
+            disable=not enabled,
+        )
+        self._tasks = [
+            self._progress.add_task(label, total=total, completed=d)
+            for label, total, d in zip(labels, totals, done, strict=True)
+        ]
+
+    def advance(self, k: int, frames: int) -> None:
+        self._progress.advance(self._tasks[k], frames)
+
+    def __enter__(self) -> _Bars:
+        self._progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.__exit__(*exc)  # type: ignore[arg-type]
