@@ -8,7 +8,7 @@ Garg crop, 1e-3..80 m) of the test drive against the world's TRUE dense depth (`
 before and after. Target <= 0.15. The world and stores are cached in ``BENCH_TRAIN_DIR``
 (default ``/tmp/depthkit_bench_train``). Skip with ``BENCH_TRAIN_LEARN=0``.
 
-(b) Step time on the CPU at batch 2, 192x640, mono: :func:`train.step.train_step` (on-device
+(b) Step time on the CPU at batch 2, 192x640, mono: :func:`train.engine.step.train_step` (on-device
 augmentation included) against a baseline written here in the reference's style: inputs as a
 dict keyed by tuples (``("color", f, s)``, ``("K", s)``...), fp32, contiguous NCHW, per scale
 and per source frame warps and losses in Python loops, identity losses recomputed per scale.

@@ -96,7 +96,7 @@ def test_store_is_torch_free() -> None:
     [
         ("train", ("pipelines.store", "pipelines.loader")),
         ("pipelines/loader", ("pipelines.store", "pipelines.loader")),
-        ("pipelines/passes", ("pipelines.store", "pipelines.passes")),
+        ("pipelines/passes", ("pipelines.store", "pipelines.passes", "pipelines.loader")),
         ("pipelines/prepare", ("pipelines.store", "pipelines.prepare", "pipelines.passes")),
     ],
 )

@@ -139,20 +139,17 @@ def _modules(package: str) -> list[Path]:
     return sorted((ROOT / package).rglob("*.py"))
 
 
-def test_train_reads_only_store_and_loader() -> None:
-    for path in _modules("train"):
-        bad = {
-            n
-            for n in _imports(path)
-            if n.split(".")[0] in ("pipelines", "nyutools", "kitti")
-            and not n.startswith(("pipelines.store", "pipelines.loader"))
-        }
-        assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}"
-
-
 def test_numpy_packages_never_import_torch() -> None:
     for path in _modules("nyutools") + _modules("kitti"):
         assert not {n for n in _imports(path) if n.split(".")[0] == "torch"}, path
+
+
+def test_nyu_crop_has_one_value() -> None:
+    import nyutools
+    from pipelines.store.constants import NYU_EVAL_CROP
+
+    rows, cols = nyutools.CROP_ROWS, nyutools.CROP_COLS
+    assert NYU_EVAL_CROP == (rows.start, rows.stop, cols.start, cols.stop)
 
 
 def test_no_module_is_too_long() -> None:

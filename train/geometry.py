@@ -14,13 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-KITTI_NORMALISED_INTRINSICS: tuple[tuple[float, ...], ...] = (
-    (0.58, 0.0, 0.5, 0.0),
-    (0.0, 1.92, 0.5, 0.0),
-    (0.0, 0.0, 1.0, 0.0),
-    (0.0, 0.0, 0.0, 1.0),
-)
-"""monodepth2's KITTI intrinsics: row 0 = (fx, cx) / image width, row 1 = (fy, cy) / height."""
+from pipelines.loader import stereo_transform as shift_transform
+from pipelines.store.constants import KITTI_NORMALISED_INTRINSICS
 
 PROJECTION_EPS = 1e-7
 AXISANGLE_EPS = 1e-7
@@ -155,7 +150,8 @@ def stereo_transform(
 ) -> Tensor:
     """``cam_T_cam`` from the target camera to the other stereo camera (kitti.md section 6).
 
-    Identity with ``T[0, 3] = side_sign * flip_sign * baseline``.
+    Identity with ``T[0, 3] = side_sign * flip_sign * baseline`` (the augmentation's
+    :func:`pipelines.loader.stereo_transform`, from the signs).
 
     Args:
         side_sign: -1 when the target is the left camera (store view 0), +1 for the right (view
@@ -166,10 +162,8 @@ def stereo_transform(
     Returns:
         ``(4, 4)`` for float signs, ``(B, 4, 4)`` when a sign is a ``(B,)`` tensor.
     """
-    shift = torch.as_tensor(side_sign, dtype=dtype, device=device) * flip_sign * baseline
-    T = torch.eye(4, dtype=dtype, device=shift.device).expand(*shift.shape, 4, 4).clone()
-    T[..., 0, 3] = shift
-    return T
+    shift = torch.as_tensor(side_sign, dtype=torch.float32, device=device) * flip_sign * baseline
+    return shift_transform(shift.reshape(-1)).reshape(*shift.shape, 4, 4).to(dtype)
 
 
 def pixel_grid(height: int, width: int, dtype: torch.dtype, device: torch.device) -> Tensor:

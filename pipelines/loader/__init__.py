@@ -8,7 +8,9 @@
 * :class:`Augment` turns a batch on the training device into :class:`Augmented` inputs
   (:mod:`pipelines.loader.augment`, colour jitter in :mod:`pipelines.loader.colour`).
 
-Imports torch (unlike :mod:`pipelines.store`).
+Also the one device resolver (:func:`resolve_device`) and the one weights resolver
+(:mod:`pipelines.loader.weights`) that training and the store passes share. Imports torch (unlike
+:mod:`pipelines.store`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from pipelines.loader.augment import (
 from pipelines.loader.batch import IMAGE_FIELDS, Batch, Sample, collate
 from pipelines.loader.colour import JitterParams, color_jitter
 from pipelines.loader.dataset import StoreDataset, make_loader
+from pipelines.loader.device import resolve_device
 from pipelines.loader.sharding import EVEN_MODES, slot_buffers, slot_range
 
 __all__ = [
@@ -46,6 +49,7 @@ __all__ = [
     "make_loader",
     "pixel_intrinsics",
     "resize_bilinear",
+    "resolve_device",
     "resize_nearest",
     "slot_buffers",
     "slot_range",

@@ -14,7 +14,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import numpy as np
 import torch
@@ -27,6 +26,12 @@ from torchvision.models.segmentation import (
     deeplabv3_resnet101,
 )
 
+from pipelines.loader.device import resolve_device
+from pipelines.loader.weights import (
+    MissingWeightsError,
+    cached_weights_path,
+    load_state_dict_file,
+)
 from pipelines.store.arrays import consolidate, create_schema_array
 from pipelines.store.reader import open_store
 from pipelines.store.schema import SEG_CLASSES, SEG_NOT_COMPUTED
@@ -40,14 +45,9 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-class MissingWeightsError(ValueError):
-    """Pretrained weights are not on disk (nothing is downloaded)."""
-
-
 def weights_file(arch: str) -> Path:
     """Where torchvision's COCO_WITH_VOC_LABELS_V1 weights of ``arch`` live in the hub cache."""
-    url = _arch(arch)[1].COCO_WITH_VOC_LABELS_V1.url
-    return Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(url).path).name
+    return cached_weights_path(_arch(arch)[1].COCO_WITH_VOC_LABELS_V1)
 
 
 def build_segmenter(
@@ -72,7 +72,7 @@ def build_segmenter(
                 f"(download {url} into {path.parent}), or pass --seg-weights FILE"
             )
         _load_weights(model, path, arch)
-    return model.eval().to(_device(device))
+    return model.eval().to(resolve_device(device))
 
 
 def segment(
@@ -200,22 +200,8 @@ def _arch(arch: str) -> tuple[Callable[..., torch.nn.Module], Any]:
     return ARCHS[arch]
 
 
-def _device(device: str | torch.device | None) -> torch.device:
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 def _load_weights(model: torch.nn.Module, path: Path, arch: str) -> None:
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unreadable file is bad input
-        raise ValueError(f"{path}: not a readable torch weights file ({e})") from e
-    for key in ("state_dict", "model"):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-    if not isinstance(state, dict):
-        raise ValueError(f"{path}: expected a state dict, found {type(state).__name__}")
+    state = load_state_dict_file(path)
     state = {k: v for k, v in state.items() if not k.startswith("aux_classifier.")}
     try:
         model.load_state_dict(state)

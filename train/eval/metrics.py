@@ -17,6 +17,8 @@ from collections.abc import Mapping, Sequence
 import cv2
 import numpy as np
 
+from pipelines.store.constants import NYU_EVAL_CROP
+
 # Printing order: all metrics we compute, and the order KITTI tables use.
 METRIC_NAMES = ("abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "a1", "a2", "a3")
 EIGEN_METRIC_NAMES = ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3")
@@ -26,8 +28,7 @@ KITTI_MAX_DEPTH = 80.0
 STEREO_SCALE_FACTOR = 5.4  # 0.54 m real baseline / 0.1 training baseline (monodepth2)
 KITTI_PROTOCOLS = ("eigen", "eigen_benchmark")
 
-NYU_SIZE = (480, 640)
-NYU_CROP = (44, 471, 40, 601)  # rows [44, 471), cols [40, 601) on 480x640
+NYU_CROP = NYU_EVAL_CROP  # rows [44, 471), cols [40, 601) on 480x640
 NYU_MIN_DEPTH = 0.1
 NYU_MAX_DEPTH = 10.0
 

@@ -34,6 +34,7 @@ from pipelines.prepare.common import (
 )
 from pipelines.prepare.kitti.blocks import KittiBlocks
 from pipelines.prepare.kitti.plan import StorePlan, plan_stores
+from pipelines.store.constants import KITTI_NORMALISED_INTRINSICS
 from pipelines.store.runner import Conversion, RunSummary, run_conversions
 from pipelines.store.schema import DEFAULT_CHUNK
 from pipelines.store.writer import StoreWriter, make_fingerprint, refuse_other_store
@@ -41,7 +42,6 @@ from pipelines.store.writer import StoreWriter, make_fingerprint, refuse_other_s
 TRAIN_ARRAYS = ("image", "intrinsics", "baseline", "seg", "sequence", "frame", "timestamp")
 TEST_ARRAYS = (*TRAIN_ARRAYS, "gt_depth", "gt_size")
 # monodepth2's normalised KITTI intrinsics (kitti.md section 5): rows 0 / 1 divided by W / H.
-K_MONODEPTH2 = [[0.58, 0, 0.5, 0], [0, 1.92, 0.5, 0], [0, 0, 1, 0], [0, 0, 0, 1]]
 PROTOCOL = {"velodyne": "eigen", "improved": "eigen_benchmark"}
 
 
@@ -207,7 +207,7 @@ def _attrs(
                 folder: [int(x) for x in blocks.native[s, 0]]
                 for s, folder in enumerate(plan.sequences)
             },
-            "K_normalised_monodepth2": K_MONODEPTH2,
+            "K_normalised_monodepth2": [list(row) for row in KITTI_NORMALISED_INTRINSICS],
             "baseline_nominal": 0.54,
             "intrinsics": "P_rect_0c[:, :3] resized: fx*sx, fy*sy, cx'=(cx+0.5)*sx-0.5, "
             "cy'=(cy+0.5)*sy-0.5",
