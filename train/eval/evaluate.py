@@ -34,13 +34,13 @@ import torch
 
 from pipelines.loader import Batch, make_loader, resize_bilinear, resolve_device
 from pipelines.store import Store, open_store, require_complete
+from pipelines.store.constants import NYU_SIZE
 from train.engine.checkpoint import checkpoint_config, load_networks, read_checkpoint
 from train.engine.config import TrainConfig, apply_overrides
 from train.eval.metrics import (
     EIGEN_METRIC_NAMES,
     METRIC_NAMES,
     NYU_CROP,
-    NYU_SIZE,
     STEREO_SCALE_FACTOR,
     eigen_metrics,
     format_metrics,
