@@ -181,9 +181,7 @@ def test_colorize_is_magma_and_blacks_out_invalid() -> None:
 def _checkpoint(path: Path, preset_name: str = "monodepth2-m") -> Path:
     config = apply_overrides(preset(preset_name), TINY)
     _, nets, optimisers = method_parts(config)
-    return save_checkpoint(
-        path, config, nets, optimisers, TrainState(), {"augment": torch.Generator()}
-    )
+    return save_checkpoint(path, config, nets, optimisers, TrainState())
 
 
 def test_cli_eval_writes_json_and_pngs(test_store: str, tmp_path: Path, capsys) -> None:

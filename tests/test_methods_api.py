@@ -75,7 +75,7 @@ def test_checkpoint_of_version_1_loads(tmp_path: Path) -> None:
     """A checkpoint written before methods were plug-ins (flat config, one optimiser)."""
     config = apply_overrides(preset("monodepth2-s"), TINY)
     _, nets, optimisers = method_parts(config)
-    path = save_checkpoint(tmp_path / "new.pt", config, nets, optimisers, TrainState(2, 9), {})
+    path = save_checkpoint(tmp_path / "new.pt", config, nets, optimisers, TrainState(2, 9))
     payload = torch.load(path, weights_only=False)
     flat = {
         k: v for k, v in payload["config"].items() if k not in ("method", "params", "check_dataset")

@@ -142,7 +142,7 @@ class TestRegisteredMethod:
     def test_checkpoint_round_trip_and_predictor(self, name: str, tmp_path: Path) -> None:
         config = apply_overrides(PRESETS[_preset_of(name)], TINY)
         method, nets, optimisers = method_parts(config)
-        path = save_checkpoint(tmp_path / "c.pt", config, nets, optimisers, TrainState(1, 2), {})
+        path = save_checkpoint(tmp_path / "c.pt", config, nets, optimisers, TrainState(1, 2))
         payload = read_checkpoint(path)
         assert checkpoint_config(payload) == config
         _, other, _ = method_parts(apply_overrides(config, {"seed": 1}))

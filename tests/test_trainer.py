@@ -132,22 +132,16 @@ def test_stereo_step_runs_without_pose_net(toy_store: str) -> None:
 def test_checkpoint_round_trip(tmp_path: Path) -> None:
     config = tiny_config()
     _, nets, optimisers = method_parts(config)
-    generators = {"augment": torch.Generator().manual_seed(5)}
-    path = save_checkpoint(
-        tmp_path / "c.pt", config, nets, optimisers, TrainState(3, 42, 7), generators
-    )
-    expected_draw = torch.rand(3, generator=generators["augment"])
+    path = save_checkpoint(tmp_path / "c.pt", config, nets, optimisers, TrainState(3, 42, 7))
     expected_global = torch.rand(3)
 
     _, other, other_opt = method_parts(tiny_config(seed=1))
-    other_gen = {"augment": torch.Generator().manual_seed(99)}
-    state = restore(read_checkpoint(path), other, other_opt, other_gen)
+    state = restore(read_checkpoint(path), other, other_opt)
     assert state == TrainState(3, 42, 7)
     for a, b in zip(
         nets["depth"].state_dict().values(), other["depth"].state_dict().values(), strict=True
     ):
         assert torch.equal(a, b)
-    assert torch.equal(torch.rand(3, generator=other_gen["augment"]), expected_draw)
     assert torch.equal(torch.rand(3), expected_global)
     assert read_checkpoint(path)["config"] == config.to_dict()
 
@@ -193,9 +187,7 @@ def test_resume_continues_exactly(toy_store: str, tmp_path: Path) -> None:
 def test_resume_refuses_a_different_config(toy_store: str, tmp_path: Path) -> None:
     config = tiny_config()
     _, nets, optimisers = method_parts(config)
-    save_checkpoint(
-        tmp_path / "checkpoints" / "last.pt", config, nets, optimisers, TrainState(), {}
-    )
+    save_checkpoint(tmp_path / "checkpoints" / "last.pt", config, nets, optimisers, TrainState())
     with pytest.raises(ValueError, match="lr"):
         train(tiny_config(lr=1.0), toy_store, tmp_path, resume=True, progress=False)
 
@@ -214,7 +206,7 @@ def test_epoch_files_are_weights_only_and_pruned(toy_store: str, tmp_path: Path)
     assert (folder / "epoch_002.pt").stat().st_size < (folder / "last.pt").stat().st_size / 2
     _, nets, optimisers = method_parts(tiny_config())
     with pytest.raises(ValueError, match="weights-only"):
-        restore(weights, nets, optimisers, {})
+        restore(weights, nets, optimisers)
     with pytest.raises(ValueError, match="keep_epochs"):
         tiny_config(keep_epochs=-1)
 

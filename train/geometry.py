@@ -215,7 +215,8 @@ def project(points: Tensor, K: Tensor, T: Tensor, height: int, width: int) -> Te
     q = P @ points  # (B, 3, HW)
     pix = q[:, :2] / (q[:, 2:3] + PROJECTION_EPS)
     pix = pix.reshape(points.shape[0], 2, height, width).permute(0, 2, 3, 1)
-    size = pix.new_tensor([width - 1, height - 1])
+    # (W - 1, H - 1), filled on the device: no host-to-device copy
+    size = torch.cat([pix.new_full((1,), width - 1), pix.new_full((1,), height - 1)])
     return (pix / size - 0.5) * 2
 
 

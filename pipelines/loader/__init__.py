@@ -18,6 +18,7 @@ from __future__ import annotations
 from pipelines.loader.augment import (
     Augment,
     AugmentConfig,
+    AugmentDraw,
     Augmented,
     flip_images,
     image_pyramid,
@@ -37,6 +38,7 @@ __all__ = [
     "IMAGE_FIELDS",
     "Augment",
     "AugmentConfig",
+    "AugmentDraw",
     "Augmented",
     "Batch",
     "JitterParams",

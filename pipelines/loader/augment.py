@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pipelines.loader.batch import Batch
-from pipelines.loader.colour import JitterParams, color_jitter
+from pipelines.loader.colour import JitterGroups, JitterParams, color_jitter, jitter_groups
 
 FRAME_NAMES = ("target", "prev", "next", "stereo")
 
@@ -102,6 +102,43 @@ class Augmented:
     frames: tuple[str, ...] = field(default=())
 
 
+@dataclass
+class AugmentDraw:
+    """The random draws and per-sample geometry of one batch (see :meth:`Augment.draw`).
+
+    Attributes:
+        jitter: the colour-jitter draw; ``groups``: its host-side index groups.
+        flipped: bool ``(B,)``. K, inv_K: per scale, float32 ``(B, 4, 4)``.
+        side_sign, flip_sign: float32 ``(B,)``. stereo_T: ``(B, 4, 4)`` or None.
+    """
+
+    jitter: JitterParams
+    groups: JitterGroups
+    flipped: Tensor
+    K: list[Tensor]
+    inv_K: list[Tensor]
+    side_sign: Tensor
+    flip_sign: Tensor
+    stereo_T: Tensor | None = None
+
+    def to(self, device: torch.device | str, non_blocking: bool = True) -> AugmentDraw:
+        """A copy on ``device`` (non-blocking copies from pinned or pageable host memory)."""
+
+        def move(t: Tensor) -> Tensor:
+            return t.to(device, non_blocking=non_blocking)
+
+        return AugmentDraw(
+            jitter=JitterParams(**{k: move(v) for k, v in self.jitter.__dict__.items()}),
+            groups=self.groups.to(device),
+            flipped=move(self.flipped),
+            K=[move(k) for k in self.K],
+            inv_K=[move(k) for k in self.inv_K],
+            side_sign=move(self.side_sign),
+            flip_sign=move(self.flip_sign),
+            stereo_T=None if self.stereo_T is None else move(self.stereo_T),
+        )
+
+
 class Augment(nn.Module):
     """Batched on-device augmentation (no parameters); ``forward(batch, generator, train)``."""
 
@@ -113,13 +150,18 @@ class Augment(nn.Module):
                 f"height {self.config.height} does not halve {self.config.scales} times"
             )
 
-    def forward(
+    def draw(
         self, batch: Batch, generator: torch.Generator | None = None, train: bool = True
-    ) -> Augmented:
-        """Augment ``batch`` (already on the device). ``train=False``: no jitter, no flip."""
+    ) -> AugmentDraw:
+        """Every random draw and geometric parameter of ``batch``, on ``batch``'s device.
+
+        Call it on the host batch (before the copy to the GPU) with a CPU generator: the
+        jitter groups, flips, intrinsics and their inverses are then computed without making the
+        CPU wait for the GPU, and :meth:`AugmentDraw.to` moves them in non-blocking copies.
+        ``train=False``: no jitter, no flip.
+        """
         cfg = self.config
         n = len(batch)
-        device = batch.target.device
         jitter = JitterParams.draw(
             n,
             prob=cfg.jitter_prob if train else 0.0,
@@ -131,19 +173,10 @@ class Augment(nn.Module):
         )
         gen_device = generator.device if generator is not None else None
         flip_draw = torch.rand(n, generator=generator, device=gen_device) < cfg.flip_prob
+        device = batch.target.device
         flipped = (flip_draw & train).to(device)
         jitter = jitter.to(device)
-
         frames = tuple(f for f in FRAME_NAMES if getattr(batch, f) is not None)
-        stacked = torch.cat([getattr(batch, f) for f in frames]).float().div_(255.0)
-        pyramid = image_pyramid(stacked, cfg)
-        flip_all = flipped.repeat(len(frames))
-        pyramid = [flip_images(x, flip_all) for x in pyramid]
-        shared = jitter.repeat(len(frames))
-        jittered = [color_jitter(x, shared) for x in pyramid]
-        color = {f: [x.chunk(len(frames))[i] for x in pyramid] for i, f in enumerate(frames)}
-        color_aug = {f: [x.chunk(len(frames))[i] for x in jittered] for i, f in enumerate(frames)}
-
         in_size = tuple(batch.target.shape[-2:])
         K = [
             self._intrinsics(batch.K.to(device), in_size, cfg.size(s), flipped)
@@ -151,23 +184,59 @@ class Augment(nn.Module):
         ]
         side_sign = torch.where(batch.side.to(device) == 0, -1.0, 1.0)
         flip_sign = torch.where(flipped, -1.0, 1.0)
+        stereo_T = None
+        if "stereo" in frames:
+            stereo_T = stereo_transform(side_sign * flip_sign * cfg.stereo_baseline)
+        shared = jitter.repeat(len(frames))
+        return AugmentDraw(
+            jitter=jitter,
+            groups=jitter_groups(shared),
+            flipped=flipped,
+            K=K,
+            inv_K=[torch.linalg.inv(k) for k in K],
+            side_sign=side_sign,
+            flip_sign=flip_sign,
+            stereo_T=stereo_T,
+        )
+
+    def forward(
+        self,
+        batch: Batch,
+        generator: torch.Generator | None = None,
+        train: bool = True,
+        draw: AugmentDraw | None = None,
+    ) -> Augmented:
+        """Augment ``batch`` (already on the device) with ``draw`` (:meth:`draw`, moved to the
+        device), or with a draw made here from ``generator`` and ``train``."""
+        cfg = self.config
+        if draw is None:
+            draw = self.draw(batch, generator, train)
+        jitter, flipped = draw.jitter, draw.flipped
+        frames = tuple(f for f in FRAME_NAMES if getattr(batch, f) is not None)
+        stacked = torch.cat([getattr(batch, f) for f in frames]).float().div_(255.0)
+        pyramid = image_pyramid(stacked, cfg)
+        flip_all = flipped.repeat(len(frames))
+        pyramid = [flip_images(x, flip_all) for x in pyramid]
+        shared = jitter.repeat(len(frames))
+        jittered = [color_jitter(x, shared, draw.groups) for x in pyramid]
+        color = {f: [x.chunk(len(frames))[i] for x in pyramid] for i, f in enumerate(frames)}
+        color_aug = {f: [x.chunk(len(frames))[i] for x in jittered] for i, f in enumerate(frames)}
         out = Augmented(
             color=color,
             color_aug=color_aug,
-            K=K,
-            inv_K=[torch.linalg.inv(k) for k in K],
+            K=draw.K,
+            inv_K=draw.inv_K,
             flipped=flipped,
             jittered=jitter.apply,
-            side_sign=side_sign,
-            flip_sign=flip_sign,
-            baseline=batch.baseline.to(device),
+            side_sign=draw.side_sign,
+            flip_sign=draw.flip_sign,
+            baseline=batch.baseline.to(flipped.device),
             jitter=jitter,
+            stereo_T=draw.stereo_T,
             has_prev=batch.has_prev,
             has_next=batch.has_next,
             frames=frames,
         )
-        if "stereo" in frames:
-            out.stereo_T = stereo_transform(side_sign * flip_sign * cfg.stereo_baseline)
         size = cfg.size(0)
         if batch.seg is not None:
             seg = resize_nearest(batch.seg.unsqueeze(1), size)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -123,7 +124,8 @@ def adjust_hue(images: Tensor, shift: Tensor) -> Tensor:
     offset = torch.where(is_r, 0.0, torch.where(is_g, 2.0, 4.0))
     h6 = num / torch.where(c == 0, torch.ones_like(c), c) + offset
     h6 = h6 + 6.0 * shift.view(-1, 1, 1).to(images.dtype)
-    n = torch.tensor([5.0, 3.0, 1.0], dtype=images.dtype, device=images.device).view(3, 1, 1)
+    # (5, 3, 1) without a host-to-device copy
+    n = torch.arange(5.0, 0.0, -2.0, dtype=images.dtype, device=images.device).view(3, 1, 1)
     k = torch.remainder(n + h6.unsqueeze(-3), 6.0)
     ramp = torch.minimum(k, 4.0 - k).clamp_(0.0, 1.0)
     return v.unsqueeze(-3) - c.unsqueeze(-3) * ramp
@@ -137,24 +139,68 @@ _OPS = {
 }
 
 
-def color_jitter(images: Tensor, params: JitterParams) -> Tensor:
+@dataclass
+class JitterGroups:
+    """Which rows of a batch each jitter step applies each operation to, as index tensors.
+
+    Computed on the host from host-side parameters (:func:`jitter_groups`), so applying the
+    jitter on a GPU never asks the GPU which rows are selected (no ``nonzero`` synchronisation).
+
+    Attributes:
+        chosen: int64 ``(n,)`` rows jittered at all.
+        steps: per step 0..3, ``{op: rows}`` with ``rows`` int64 indices into ``chosen``
+            (operations no row uses at that step are left out).
+    """
+
+    chosen: Tensor
+    steps: list[dict[int, Tensor]]
+
+    def to(self, device: torch.device | str) -> JitterGroups:
+        def move(t: Tensor) -> Tensor:
+            return t.to(device, non_blocking=True)
+
+        return JitterGroups(
+            move(self.chosen), [{op: move(r) for op, r in s.items()} for s in self.steps]
+        )
+
+
+def jitter_groups(params: JitterParams) -> JitterGroups:
+    """The :class:`JitterGroups` of ``params`` (read back to the host if they are elsewhere)."""
+    apply = params.apply.cpu().numpy()
+    chosen = np.flatnonzero(apply)
+    order = params.order.cpu().numpy()[chosen]
+    steps = []
+    for step in range(4):
+        groups = {}
+        for op in _OPS:
+            rows = np.flatnonzero(order[:, step] == op)
+            if rows.size:
+                groups[op] = torch.from_numpy(rows)
+        steps.append(groups)
+    return JitterGroups(torch.from_numpy(chosen), steps)
+
+
+def color_jitter(
+    images: Tensor, params: JitterParams, groups: JitterGroups | None = None
+) -> Tensor:
     """Jitter ``(B, 3, H, W)`` float images in [0, 1] with per-image ``params`` (B draws).
 
-    Images whose ``params.apply`` is False are returned unchanged. Returns a new tensor.
+    Images whose ``params.apply`` is False are returned unchanged. ``groups`` (on the images'
+    device; :func:`jitter_groups` when None) says which rows each step changes. Returns a new
+    tensor.
     """
+    if groups is None:
+        groups = jitter_groups(params).to(images.device)
     out = images.clone()
-    chosen = params.apply.nonzero().squeeze(1)
-    if chosen.numel() == 0:
+    if groups.chosen.numel() == 0:
         return out
-    x = images[chosen]
-    order = params.order[chosen]
-    for step in range(4):
-        for op, (name, fn) in _OPS.items():
-            rows = (order[:, step] == op).nonzero().squeeze(1)
-            if rows.numel():
-                factor = getattr(params, name)[chosen][rows]
-                x[rows] = fn(x[rows], factor)
-    out[chosen] = x
+    x = images[groups.chosen]
+    for step in groups.steps:
+        for op, rows in step.items():
+            name, fn = _OPS[op]
+            factor = getattr(params, name)[groups.chosen][rows]
+            x[rows] = fn(x[rows], factor)
+    out[groups.chosen] = x
     return out
 
 

@@ -5,7 +5,7 @@ One ``torch.save`` file, a plain dict: ``format``, ``method``, ``config`` (a dic
 (state dict per :class:`~train.methods.OptimiserSpec` name), ``epoch`` (the epoch to run
 next, or the current one when ``batch_in_epoch`` > 0), ``step``
 (optimiser steps done), ``batch_in_epoch`` (batches of ``epoch`` already consumed), ``rng``
-(python, numpy, torch CPU, CUDA, and the run's own generators). The numpy RNG state is not a
+(python, numpy, torch CPU and CUDA of every DDP rank). The numpy RNG state is not a
 tensor, so the file needs ``torch.load(weights_only=False)``: read only checkpoints you trust.
 Weights-only files (:func:`save_weights`, the per-epoch ``epoch_NNN.pt``) leave out
 ``optimisers``, ``schedulers`` and ``rng``.
@@ -42,30 +42,28 @@ class TrainState:
     batch_in_epoch: int = 0
 
 
-def rng_state(generators: dict[str, torch.Generator]) -> dict[str, Any]:
-    """Every random state that influences training: python, numpy, torch (CPU, CUDA), and the
-    run's named ``generators``."""
+def rng_state() -> dict[str, Any]:
+    """This process's global random states: python, numpy, torch CPU and CUDA. (The run's own
+    generators are re-seeded from (seed, rank, step) every step and need no saving.)"""
     state: dict[str, Any] = {
         "python": random.getstate(),
         "numpy": np.random.get_state(),
         "torch": torch.get_rng_state(),
-        "generators": {name: g.get_state() for name, g in generators.items()},
     }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
-def set_rng_state(state: dict[str, Any], generators: dict[str, torch.Generator]) -> None:
-    """Restore what :func:`rng_state` saved (CUDA states only when CUDA is available)."""
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` saved. CUDA states go to as many devices as both the saved
+    run and this machine have (resuming on fewer GPUs, or on the CPU, works)."""
     random.setstate(_python_state(state["python"]))
     np.random.set_state(state["numpy"])
     torch.set_rng_state(state["torch"])
-    for name, g in generators.items():
-        if name in state["generators"]:
-            g.set_state(state["generators"][name])
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        for index, cuda_state in enumerate(state["cuda"][: torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(cuda_state, index)
 
 
 def save_checkpoint(
@@ -74,13 +72,16 @@ def save_checkpoint(
     nets: Networks,
     optimisers: list[OptimiserSpec],
     state: TrainState,
-    generators: dict[str, torch.Generator],
+    rank_rng: list[dict[str, Any]] | None = None,
 ) -> Path:
-    """Write a checkpoint atomically (temporary file, then rename). Returns ``path``."""
+    """Write a checkpoint atomically (temporary file, then rename). Returns ``path``.
+
+    ``rank_rng``: :func:`rng_state` of every DDP rank, in rank order (default: this process's).
+    """
     resume = {
         "optimisers": {o.name: o.optimiser.state_dict() for o in optimisers},
         "schedulers": {o.name: o.scheduler.state_dict() for o in optimisers},
-        "rng": rng_state(generators),
+        "rng": {"ranks": rank_rng if rank_rng is not None else [rng_state()]},
     }
     return _save(path, config, nets, state, resume)
 
@@ -166,9 +167,10 @@ def restore(
     payload: dict[str, Any],
     nets: Networks,
     optimisers: list[OptimiserSpec],
-    generators: dict[str, torch.Generator],
+    rank: int = 0,
 ) -> TrainState:
-    """Restore networks, optimisers, schedulers and RNG states; return the counters.
+    """Restore networks, optimisers, schedulers and this ``rank``'s RNG states (rank 0's when the
+    saved run had fewer ranks); return the counters.
 
     Raises:
         ValueError: ``payload`` is a weights-only file (:func:`save_weights`).
@@ -179,8 +181,20 @@ def restore(
     for spec in optimisers:
         spec.optimiser.load_state_dict(payload["optimisers"][spec.name])
         spec.scheduler.load_state_dict(payload["schedulers"][spec.name])
-    set_rng_state(payload["rng"], generators)
+    ranks = payload["rng"].get("ranks", [payload["rng"]])  # older files: one state
+    set_rng_state(ranks[rank] if rank < len(ranks) else ranks[0])
     return TrainState(payload["epoch"], payload["step"], payload["batch_in_epoch"])
+
+
+def match_optimiser_layout(optimisers: list[OptimiserSpec]) -> None:
+    """Give every optimiser state tensor shaped like its parameter the parameter's memory format
+    (a contiguous checkpoint resumed with channels_last would push Adam off its fast path)."""
+    for spec in optimisers:
+        for param, state in spec.optimiser.state.items():
+            for key, value in state.items():
+                if isinstance(value, torch.Tensor) and value.shape == param.shape:
+                    if value.stride() != param.stride():
+                        state[key] = torch.empty_like(param).copy_(value)
 
 
 def _python_state(state: Any) -> tuple:

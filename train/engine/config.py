@@ -30,15 +30,16 @@ class TrainConfig:
 
     Model input: ``height`` x ``width`` (multiples of 32, >= 64); ``pretrained`` (ImageNet
     encoders from the local torch cache) or ``weights`` (an explicit weights name or file).
-    Optimisation: Adam ``lr``, ``epochs``, ``scheduler_step`` / ``scheduler_gamma`` (lr of epoch e
-    = lr * gamma ** (e // step)), ``max_steps`` (stop early; None = all epochs). Loader:
+    Optimisation: Adam ``lr``, ``epochs``, ``scheduler_step`` / ``scheduler_gamma`` (lr of epoch
+    e = lr * gamma ** (e // step)), ``max_steps`` (stop early; None = all epochs). Loader:
     ``batch_size`` (per process under ``torchrun``), ``workers``, ``shuffle_chunks``. Runtime:
     ``seed``, ``device`` (None = CUDA when available), ``amp`` (bf16 autocast where supported),
-    ``channels_last`` (None = on CUDA only), ``compile``. Logging: ``log_every`` steps,
-    ``val_batches`` per validation (None = the whole val store), ``checkpoint_every`` steps (0 =
-    epoch ends only), ``keep_epochs`` (weights-only epoch files kept; 0 = all). Augmentation:
-    ``jitter_prob``, ``flip_prob``. ``dataset``: the store dataset the preset is for;
-    ``check_dataset=false`` allows another. ``method`` and its ``params``.
+    ``channels_last`` (None = on CUDA only), ``compile``, ``deterministic`` (deterministic
+    algorithms, no cuDNN autotuning: what makes a CUDA resume bitwise). Logging: ``log_every``
+    steps, ``val_batches`` per validation (None = the whole val store), ``checkpoint_every``
+    steps (0 = epoch ends only), ``keep_epochs`` (weights-only epoch files kept; 0 = all).
+    Augmentation: ``jitter_prob``, ``flip_prob``. ``dataset``: the store dataset the preset is
+    for; ``check_dataset=false`` allows another. ``method`` and its ``params``.
     """
 
     preset: str = "monodepth2-m"
@@ -62,6 +63,7 @@ class TrainConfig:
     amp: bool = True
     channels_last: bool | None = None
     compile: bool = False
+    deterministic: bool = False
     log_every: int = 50
     val_batches: int | None = 20
     checkpoint_every: int = 0

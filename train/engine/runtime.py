@@ -3,6 +3,7 @@ and DDP wrappers, plus the on-device augmentation module."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import torch
@@ -12,7 +13,7 @@ from pipelines.loader import Augment, resolve_device
 from train.engine.config import TrainConfig
 from train.methods import Method, Networks
 
-__all__ = ["Runtime", "build_runtime", "resolve_device"]
+__all__ = ["Runtime", "build_runtime", "configure_determinism", "resolve_device"]
 
 
 @dataclass
@@ -33,20 +34,36 @@ class Runtime:
     channels_last: bool
     nets: dict[str, nn.Module]
     augment: Augment
+    compiled: bool = False
 
     def autocast(self) -> torch.autocast:
         """bf16 autocast context (disabled unless ``amp``)."""
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp)
 
     def prepare(self, images: torch.Tensor) -> torch.Tensor:
-        """Network input in the runtime's memory format."""
+        """Network input in the runtime's memory format; under ``torch.compile`` its batch size is
+        marked dynamic, so a batch that lost a sample does not recompile every network."""
         if self.channels_last:
-            return images.contiguous(memory_format=torch.channels_last)
+            images = images.contiguous(memory_format=torch.channels_last)
+        if self.compiled:
+            torch._dynamo.mark_dynamic(images, 0)
         return images
 
     def plain(self, nets: Networks) -> Runtime:
         """The same runtime calling the unwrapped modules (validation on one DDP rank)."""
         return Runtime(self.device, self.amp, self.channels_last, nets.named(), self.augment)
+
+
+def configure_determinism(deterministic: bool) -> None:
+    """``deterministic``: deterministic algorithms (CUDA's cuBLAS workspace set accordingly) and
+    no cuDNN autotuning; otherwise cuDNN picks the fastest kernels (input sizes are fixed).
+
+    Exact resume is bitwise on the CPU, and on CUDA only in deterministic mode (``grid_sample``'s
+    backward accumulates with atomics)."""
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(deterministic)
+    torch.backends.cudnn.benchmark = not deterministic
 
 
 def build_runtime(
@@ -63,12 +80,13 @@ def build_runtime(
     for name, module in nets.named().items():
         if channels_last:
             module.to(memory_format=torch.channels_last)
+        if config.compile:
+            module.compile()  # this network's own forward: wrappers would share one cache
         run: nn.Module = module
         if distributed and name not in nets.frozen:
             ids = [device.index] if device.type == "cuda" else None
             # static_graph: a network may run several times (one per source) before one backward.
             run = nn.parallel.DistributedDataParallel(module, device_ids=ids, static_graph=True)
-        if config.compile:
-            run = torch.compile(run)  # type: ignore[assignment]
         wrapped[name] = run
-    return Runtime(device, amp, channels_last, wrapped, Augment(method.augment_config()))
+    augment = Augment(method.augment_config())
+    return Runtime(device, amp, channels_last, wrapped, augment, compiled=config.compile)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields, replace
 import torch
 from torch import Tensor
 
-from pipelines.loader import Batch
+from pipelines.loader import AugmentDraw, Batch
 from train.engine.runtime import Runtime
 from train.methods import LoaderRequest, LossOutput, Method, OptimiserSpec
 
@@ -62,7 +62,11 @@ def train_step(
     generator: torch.Generator,
     noise_generator: torch.Generator | None = None,
 ) -> StepResult | None:
-    """Augment ``batch`` (on the device), forward, backward and one step of every optimiser.
+    """One optimiser step on ``batch``: host-side draws, then :func:`device_step`.
+
+    ``batch`` is the host batch (pinned when training on CUDA): samples lacking a requested
+    neighbour are dropped here, the augmentation draws are made here with the CPU ``generator``,
+    and both are copied to the device without blocking, so the CPU never waits for the GPU.
 
     Args:
         generator: CPU generator of the augmentation draws (jitter, flips).
@@ -74,14 +78,32 @@ def train_step(
     batch = complete_samples(batch, method.loader_request())
     if len(batch) == 0:
         return None
-    aug = runtime.augment(batch, generator=generator, train=True)
+    draw = runtime.augment.draw(batch, generator, train=True)
+    batch = batch.to(runtime.device, non_blocking=True)
+    return device_step(runtime, method, optimisers, batch, draw.to(runtime.device), noise_generator)
+
+
+def device_step(
+    runtime: Runtime,
+    method: Method,
+    optimisers: Sequence[OptimiserSpec],
+    batch: Batch,
+    draw: AugmentDraw,
+    noise_generator: torch.Generator | None = None,
+) -> StepResult:
+    """Augment, forward, backward and one step of every optimiser, all on the device.
+
+    Nothing here reads a device value back to the host: the step issues no synchronising
+    operation (``tests/test_host_syncs.py`` counts them), so the next batch's copy overlaps it.
+    """
+    aug = runtime.augment(batch, draw=draw)
     output = method.loss(runtime, aug, noise_generator)
     for spec in optimisers:
         spec.optimiser.zero_grad(set_to_none=True)
     output.total.backward()
     for spec in optimisers:
         if spec.clip_grad_norm is not None:
-            torch.nn.utils.clip_grad_norm_(spec.parameters(), spec.clip_grad_norm)
+            torch.nn.utils.clip_grad_norm_(spec.parameters(), spec.clip_grad_norm, foreach=True)
         spec.optimiser.step()
         if spec.interval == "step":
             spec.scheduler.step()
@@ -95,12 +117,13 @@ def validation_step(
     batch: Batch,
     noise_generator: torch.Generator | None = None,
 ) -> StepResult | None:
-    """The loss of ``batch`` without augmentation and without gradients (networks in eval mode
-    are the caller's business)."""
+    """The loss of the host ``batch`` without augmentation and without gradients (networks in
+    eval mode are the caller's business)."""
     batch = complete_samples(batch, method.loader_request())
     if len(batch) == 0:
         return None
-    aug = runtime.augment(batch, generator=None, train=False)
+    draw = runtime.augment.draw(batch, None, train=False).to(runtime.device)
+    aug = runtime.augment(batch.to(runtime.device, non_blocking=True), draw=draw)
     return _result(method.loss(runtime, aug, noise_generator), len(batch))
 
 

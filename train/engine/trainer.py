@@ -17,7 +17,6 @@ rank, ``even="drop"`` so every rank runs the same number of steps); only rank 0 
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,15 +36,18 @@ from pipelines.loader import make_loader
 from pipelines.store import open_store, require_complete
 from train.engine.checkpoint import (
     TrainState,
+    match_optimiser_layout,
     read_checkpoint,
     restore,
+    rng_state,
     save_checkpoint,
     save_weights,
 )
 from train.engine.config import TrainConfig, apply_overrides
+from train.engine.distributed import gather_objects, init_distributed, seed_step
 from train.engine.presets import preset
 from train.engine.runlog import RunLogger
-from train.engine.runtime import build_runtime, resolve_device
+from train.engine.runtime import build_runtime, configure_determinism, resolve_device
 from train.engine.step import StepResult, complete_samples, train_step
 from train.engine.validate import validate
 from train.eval.colormap import colorize
@@ -62,6 +64,7 @@ RESUMABLE_CHANGES = {
     "checkpoint_every",
     "keep_epochs",
     "compile",
+    "deterministic",
 }
 
 
@@ -90,37 +93,6 @@ class TrainSummary:
         if self.checkpoint:
             lines.append(f"checkpoint: {self.checkpoint}")
         return "\n".join(lines)
-
-
-@dataclass
-class Distributed:
-    """DDP position from ``torchrun``'s environment (rank 0 of 1 when not launched by it)."""
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def init_distributed(device_name: str | None) -> Distributed:
-    """Initialise the process group when ``WORLD_SIZE`` > 1 (NCCL on CUDA, else gloo)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return Distributed()
-    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
-    cuda = torch.cuda.is_available() and (device_name is None or device_name.startswith("cuda"))
-    if cuda:
-        torch.cuda.set_device(local)
-    if not torch.distributed.is_initialized():
-        torch.distributed.init_process_group("nccl" if cuda else "gloo")
-    return Distributed(rank, world, local)
 
 
 def check_resume(config: TrainConfig, stored: TrainConfig) -> None:
@@ -155,6 +127,7 @@ def train(
     device = resolve_device(config.device)
     if dist.enabled and device.type == "cuda":
         device = torch.device("cuda", dist.local_rank)
+    configure_determinism(config.deterministic)
     method = method_class(config.method)(config)
     store = require_complete(open_store(train_store))
     method.check_store(store)
@@ -163,17 +136,16 @@ def train(
 
     nets = method.build_networks(device)
     optimisers = method.optimisers(nets)
-    generators = {
-        "augment": torch.Generator().manual_seed(config.seed * 1000 + dist.rank),
-        "noise": torch.Generator(device).manual_seed(config.seed * 1000 + 500 + dist.rank),
-    }
+    # re-seeded from (seed, rank, step) before every step: nothing to save, any device
+    generators = {"augment": torch.Generator(), "noise": torch.Generator(device)}
     state = TrainState()
     last = run_dir / "checkpoints" / "last.pt"
     if resume:
         payload = read_checkpoint(last)
         check_resume(config, TrainConfig.from_dict(payload["config"]))
-        state = restore(payload, nets, optimisers, generators)
+        state = restore(payload, nets, optimisers, rank=dist.rank)
     runtime = build_runtime(config, method, nets, device, distributed=dist.enabled)
+    match_optimiser_layout(optimisers)  # after channels_last: Adam's moments like the weights
     logger = RunLogger(run_dir, enabled=dist.main)
     if dist.main:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -199,10 +171,10 @@ def train(
         total = min(total, config.max_steps)
 
     def save(epoch: int, batch_in_epoch: int) -> None:
-        if not dist.main:
-            return
-        counters = TrainState(epoch, state.step, batch_in_epoch)
-        save_checkpoint(last, config, nets, optimisers, counters, generators)
+        rank_rng = gather_objects(rng_state(), dist)  # every rank takes part
+        if dist.main:
+            counters = TrainState(epoch, state.step, batch_in_epoch)
+            save_checkpoint(last, config, nets, optimisers, counters, rank_rng)
 
     nets.train(True)
     result: StepResult | None = None
@@ -222,13 +194,16 @@ def train(
             for batch_index, batch in enumerate(loader, start=1):
                 if batch_index <= skip:
                     continue  # resumed mid-epoch: these batches were trained on already
-                batch = batch.to(device, non_blocking=True)
-                batch = complete_samples(batch, method.loader_request())
-                if not _all_ranks_have_samples(len(batch), dist, device):
+                batch = complete_samples(batch, method.loader_request())  # on the host
+                if not dist.all_true(len(batch) > 0):
                     continue  # skipped together: every DDP rank must run the same steps
+                seed_step(generators, config.seed, dist.rank, state.step)
+                first = time.perf_counter()
                 result = train_step(
                     runtime, method, optimisers, batch, generators["augment"], generators["noise"]
                 )
+                if runtime.compiled and samples == 0 and dist.main:
+                    echo(f"first step (torch.compile) {time.perf_counter() - first:.1f} s")
                 assert result is not None
                 state.step += 1
                 samples += result.samples * dist.world_size
@@ -257,8 +232,7 @@ def train(
                 validation = validate(plain, method, nets, str(val_store), config.val_batches)
                 logger.scalars(validation, state.step)
                 echo(_val_line(epoch, validation))
-            if dist.enabled:
-                torch.distributed.barrier()
+            dist.barrier()
             save(epoch + 1, 0)
             epochs_done = epoch + 1
             if dist.main:
@@ -266,8 +240,8 @@ def train(
                 save_weights(last.with_name(f"epoch_{epoch:03d}.pt"), config, nets, counters)
                 _prune_epoch_files(last.parent, config.keep_epochs)
     logger.close()
-    if dist.enabled:
-        torch.distributed.barrier()  # rank 0 may still be writing the last checkpoint
+    dist.barrier()  # rank 0 may still be writing the last checkpoint
+    dist.close()
     seconds = time.perf_counter() - start
     return TrainSummary(
         run_dir=str(run_dir),
@@ -289,15 +263,6 @@ def _prune_epoch_files(folder: Path, keep: int) -> None:
     files = sorted(folder.glob("epoch_*.pt"), key=lambda p: int(p.stem.removeprefix("epoch_")))
     for old in files[:-keep]:
         old.unlink(missing_ok=True)
-
-
-def _all_ranks_have_samples(n: int, dist: Distributed, device: torch.device) -> bool:
-    """True when this batch (and, under DDP, every rank's batch) has a sample to train on."""
-    if not dist.enabled:
-        return n > 0
-    flag = torch.tensor([1 if n > 0 else 0], device=device)
-    torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MIN)
-    return bool(flag.item())
 
 
 def _progress(enabled: bool) -> Progress:

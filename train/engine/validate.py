@@ -40,6 +40,8 @@ def validate(
         shuffle=False,
         frames=frames,
         extras=tuple(dict.fromkeys((*request.extras, "gt"))),
+        rank=0,
+        world_size=1,  # the whole val store, also when rank 0 validates under DDP
     )
     generator = torch.Generator(runtime.device).manual_seed(method.config.seed)
     nets.train(False)
@@ -50,14 +52,14 @@ def validate(
         for i, batch in enumerate(loader):
             if max_batches is not None and i >= max_batches:
                 break
-            batch = batch.to(runtime.device)
             if frames == request.frames:
                 result = validation_step(runtime, method, batch, generator)
                 if result is not None:
                     loss_sum += float(result.loss) * result.samples
                     loss_count += result.samples
             if protocol is not None:
-                x = network_input(batch.target, store, protocol, method.config)
+                target = batch.target.to(runtime.device, non_blocking=True)
+                x = network_input(target, store, protocol, method.config)
                 depths.append(predictor(x)[:, 0].float().cpu().numpy())
                 gts += gt_maps(batch)
     finally:

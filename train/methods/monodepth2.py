@@ -152,22 +152,10 @@ class Monodepth2(Method):
     ) -> LossOutput:
         p = self.params
         target_aug = run.prepare(aug.color_aug["target"][0])
-        sources: list[Tensor] = []
-        poses: list[Tensor] = []
         with run.autocast():
             disps = run.nets["depth"](target_aug).disps[: p.scales]
-            for frame in p.frame_ids[1:]:
-                name = SOURCE_NAMES[frame]
-                sources.append(aug.color[name][0])
-                if frame == "s":
-                    if aug.stereo_T is None:
-                        raise ValueError("frame 's' requested but the batch has no stereo image")
-                    poses.append(aug.stereo_T)
-                    continue
-                pair = pose_input(target_aug, run.prepare(aug.color_aug[name][0]), frame)
-                out = run.nets["pose"](pair)
-                pose = PoseOutput(out.axisangle.float(), out.translation.float())
-                poses.append(pose.matrix(invert=frame < 0))
+        sources = [aug.color[SOURCE_NAMES[f]][0] for f in p.frame_ids[1:]]
+        poses = self.poses(run, aug, target_aug)
         views = Views(
             target=aug.color["target"][0],
             sources=sources,
@@ -181,6 +169,34 @@ class Monodepth2(Method):
         if output.automask is not None:
             scalars["automask_fraction"] = output.automask.float().mean()
         return LossOutput(output.total, scalars, {"disp": disps[0].detach().float()})
+
+    def poses(self, run: Forward, aug: Augmented, target_aug: Tensor) -> list[Tensor]:
+        """One float32 ``(B, 4, 4)`` target-to-source transform per source frame.
+
+        The pose network runs under the runtime's autocast; its axis-angle and translation are
+        turned into matrices in float32 with autocast off (bf16 matrix products would move the
+        warp by a fraction of a pixel).
+        """
+        outputs: list[PoseOutput | Tensor] = []
+        for frame in self.params.frame_ids[1:]:
+            if frame == "s":
+                if aug.stereo_T is None:
+                    raise ValueError("frame 's' requested but the batch has no stereo image")
+                outputs.append(aug.stereo_T)
+                continue
+            name = SOURCE_NAMES[frame]
+            pair = pose_input(target_aug, run.prepare(aug.color_aug[name][0]), frame)
+            with run.autocast():
+                outputs.append(run.nets["pose"](pair))
+        poses: list[Tensor] = []
+        with torch.autocast(run.device.type, enabled=False):
+            for frame, out in zip(self.params.frame_ids[1:], outputs, strict=True):
+                if isinstance(out, Tensor):
+                    poses.append(out)
+                    continue
+                pose = PoseOutput(out.axisangle.float(), out.translation.float())
+                poses.append(pose.matrix(invert=frame < 0))
+        return poses
 
     def predictor(self, nets: Networks) -> Predictor:
         p = self.params
