@@ -50,3 +50,21 @@ def assert_opens_in_xarray(path: Path) -> None:
             assert (ds[name].dims, ds[name].shape) == (tuple(dims), arr.shape), name
         assert ds.attrs["complete"] is True
         assert (ds["samples"].values == arrays["samples"][...]).all()
+
+
+def validation_of_fresh_model(store: str, overrides: dict[str, Any]) -> dict[str, float]:
+    """:func:`train.engine.validate.validate` of a seeded, untrained ``monodepth2-m``; under
+    ``torchrun`` the process group is initialised first (validation runs on every rank)."""
+    import torch
+
+    from train.engine.config import apply_overrides
+    from train.engine.distributed import init_distributed
+    from train.engine.presets import preset
+    from train.engine.runtime import build_runtime
+    from train.engine.validate import validate
+
+    init_distributed("cpu")
+    config = apply_overrides(preset("monodepth2-m"), overrides)
+    method, nets, _ = method_parts(config)
+    runtime = build_runtime(config, method, nets, torch.device("cpu"))
+    return validate(runtime, method, nets, store)
