@@ -46,14 +46,8 @@ class RawResnetEncoder(ResnetEncoder):
     and :meth:`load_imagenet` as the Monodepth2 encoder.
     """
 
-    def forward(self, x: Tensor) -> list[Tensor]:
-        t = self.encoder
-        f0 = t.relu(t.bn1(t.conv1(x)))
-        f1 = t.layer1(t.maxpool(f0))
-        f2 = t.layer2(f1)
-        f3 = t.layer3(f2)
-        f4 = t.layer4(f3)
-        return [f0, f1, f2, f3, f4]
+    def __init__(self, num_layers: int = 50) -> None:
+        super().__init__(num_layers, normalise=False)
 
 
 class ReconstructionDecoder(nn.Module):

@@ -47,15 +47,19 @@ class ResnetEncoder(nn.Module):
     Input: ``(B, 3 * num_input_images, H, W)`` float RGB in [0, 1], H and W multiples of 32.
     Output: list ``[f0, f1, f2, f3, f4]`` at H/2, H/4, H/8, H/16, H/32 with channels
     ``num_ch_enc``. The input is normalised as ``(x - 0.45) / 0.225`` (one scalar for all
-    channels, as monodepth2 does).
+    channels, as monodepth2 does) unless ``normalise`` is False (FeatDepth's FeatureNet feeds raw
+    [0, 1] RGB).
 
     Weights are in ``self.encoder`` (a torchvision ``ResNet`` whose unused ``fc`` is replaced by
     an identity), so ``encoder.*`` keys match a monodepth2 ``encoder.pth`` minus its ``fc``.
     Random initialisation is torchvision's: Kaiming-normal (fan_out, relu) convs, BatchNorm 1/0.
     """
 
-    def __init__(self, num_layers: int = 18, num_input_images: int = 1) -> None:
+    def __init__(
+        self, num_layers: int = 18, num_input_images: int = 1, normalise: bool = True
+    ) -> None:
         super().__init__()
+        self.normalise = normalise
         self.num_ch_enc = encoder_channels(num_layers)
         self.num_layers = num_layers
         self.num_input_images = num_input_images
@@ -83,7 +87,8 @@ class ResnetEncoder(nn.Module):
 
     def forward(self, x: Tensor) -> list[Tensor]:
         t = self.encoder
-        x = (x - IMAGE_MEAN) / IMAGE_STD
+        if self.normalise:
+            x = (x - IMAGE_MEAN) / IMAGE_STD
         f0 = t.relu(t.bn1(t.conv1(x)))
         f1 = t.layer1(t.maxpool(f0))
         f2 = t.layer2(f1)
