@@ -155,12 +155,46 @@ def checkpoint_config(payload: dict[str, Any]) -> TrainConfig:
     return TrainConfig.from_dict(payload["config"])
 
 
-def load_networks(payload: dict[str, Any], nets: Networks) -> None:
-    """Copy the stored network weights into ``nets`` (strict)."""
+def load_networks(
+    payload: dict[str, Any], nets: Networks, *, missing_ok: bool = False
+) -> list[str]:
+    """Copy the stored network weights into ``nets`` (strict for every stored network).
+
+    Returns the names of the networks the checkpoint has no weights for; they keep their
+    initialisation (only with ``missing_ok``, else ValueError).
+
+    Raises:
+        ValueError: a network is missing (without ``missing_ok``) or its weights do not fit.
+    """
+    missing = [name for name in nets.named() if name not in payload["models"]]
+    if missing and not missing_ok:
+        raise ValueError(f"checkpoint has no weights for the {missing[0]} network")
     for name, module in nets.named().items():
-        if name not in payload["models"]:
-            raise ValueError(f"checkpoint has no weights for the {name} network")
-        module.load_state_dict(payload["models"][name])
+        if name in payload["models"]:
+            try:
+                module.load_state_dict(payload["models"][name])
+            except RuntimeError as e:
+                first = str(e).strip().splitlines()[0]
+                raise ValueError(f"the {name} network's weights do not fit: {first}") from e
+    return missing
+
+
+def init_networks(path: str | Path, nets: Networks, method: str) -> list[str]:
+    """Start ``nets`` from the network weights of the checkpoint at ``path`` (``train --init``);
+    networks it lacks keep their initialisation. Returns their names.
+
+    Raises:
+        ValueError: unreadable checkpoint, another method's, or weights that do not fit.
+    """
+    payload = read_checkpoint(path)
+    if payload["config"]["method"] != method:
+        raise ValueError(
+            f"{path}: a {payload['config']['method']} checkpoint cannot start a {method} run"
+        )
+    try:
+        return load_networks(payload, nets, missing_ok=True)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from e
 
 
 def restore(

@@ -7,7 +7,10 @@ import numpy as np
 
 
 def colorize(
-    values: np.ndarray, valid: np.ndarray | None = None, vmax: float | None = None
+    values: np.ndarray,
+    valid: np.ndarray | None = None,
+    vmax: float | None = None,
+    vmin: float | None = None,
 ) -> np.ndarray:
     """Magma picture of a map (bright = large), e.g. a disparity or inverse depth.
 
@@ -16,6 +19,8 @@ def colorize(
         valid: bool ``(H, W)``; invalid pixels are black. Default: finite and > 0.
         vmax: value shown brightest; default the 95th percentile of the valid values (the
             monodepth2 convention for disparity pictures).
+        vmin: value shown darkest; default the smallest valid value. Fixed ``vmin`` and ``vmax``
+            make pictures of several maps (video frames) comparable.
 
     Returns:
         uint8 ``(H, W, 3)`` RGB.
@@ -25,7 +30,8 @@ def colorize(
         valid = np.isfinite(values) & (values > 0)
     if vmax is None:
         vmax = float(np.percentile(values[valid], 95)) if valid.any() else 1.0
-    vmin = float(values[valid].min()) if valid.any() else 0.0
+    if vmin is None:
+        vmin = float(values[valid].min()) if valid.any() else 0.0
     scaled = np.clip((values - vmin) / max(vmax - vmin, 1e-12), 0, 1)
     grey = np.where(valid, scaled * 255, 0).astype(np.uint8)
     rgb = cv2.applyColorMap(grey, cv2.COLORMAP_MAGMA)[:, :, ::-1]

@@ -28,40 +28,24 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
 from pipelines.loader import Batch, make_loader, resize_bilinear, resolve_device
 from pipelines.store import Store, open_store, require_complete
-from pipelines.store.constants import NYU_SIZE
 from train.engine.checkpoint import checkpoint_config, load_networks, read_checkpoint
 from train.engine.config import TrainConfig, apply_overrides
-from train.eval.metrics import (
-    EIGEN_METRIC_NAMES,
-    METRIC_NAMES,
-    NYU_CROP,
-    STEREO_SCALE_FACTOR,
-    eigen_metrics,
-    format_metrics,
-    nyu_metrics,
-    post_process_disparity,
+from train.eval.metrics import format_metrics, post_process_disparity, summarise
+from train.eval.protocols import (  # noqa: F401 - re-exported: the evaluation API
+    SCALINGS,
+    Protocol,
+    metrics_per_image,
+    nyu_image_crop,
+    protocol_errors,
+    protocol_metrics,
+    select_protocol,
 )
-from train.methods import Method, Networks, Predictor, Scaling, method_class
-
-SCALINGS = ("auto", "median", "stereo")
-
-
-@dataclass(frozen=True)
-class Protocol:
-    """``name``: eigen, eigen_benchmark or nyu; ``scaling``: median or a fixed factor."""
-
-    name: str
-    scaling: Scaling
-
-    @property
-    def metric_names(self) -> tuple[str, ...]:
-        return METRIC_NAMES if self.name == "nyu" else EIGEN_METRIC_NAMES
+from train.methods import Method, Networks, Predictor, method_class
 
 
 @dataclass
@@ -91,6 +75,8 @@ class EvalReport:
     post_process: bool = False
     seconds: float = 0.0
     images_written: list[str] = field(default_factory=list)
+    per_image: list[dict[str, float]] = field(default_factory=list)
+    report_dir: str | None = None
 
     def table(self) -> str:
         """The printed metrics table."""
@@ -121,39 +107,8 @@ class EvalReport:
             f"{self.store}: {self.n_images} images, protocol {self.protocol.name}, "
             f"scaling {scaling}{ratio}{', post-processed' if self.post_process else ''}"
         )
-        return f"{head}\n{self.table()}"
-
-
-def select_protocol(store: Store, scaling: Scaling, override: str = "auto") -> Protocol:
-    """The protocol that fits ``store``, with the model's ``scaling`` (or ``override``:
-    ``"median"``, or ``"stereo"`` = fixed x5.4).
-
-    Raises:
-        ValueError: the store has no ground truth, or an unknown ``override``.
-    """
-    if override not in SCALINGS:
-        raise ValueError(f"scaling must be one of {SCALINGS}, not {override!r}")
-    if override == "median":
-        scaling = Scaling()
-    elif override == "stereo":
-        scaling = Scaling(median=False, factor=STEREO_SCALE_FACTOR)
-    if store.dataset == "nyu-labeled" or (
-        store.dataset.startswith("nyu") and store.has("gt_depth")
-    ):
-        return Protocol("nyu", scaling)
-    if not store.has("gt_depth"):
-        raise ValueError(f"{store.path}: store has no gt_depth array, nothing to evaluate against")
-    name = str(store.attrs.get("ground_truth", {}).get("protocol", "eigen"))
-    if name not in ("eigen", "eigen_benchmark"):
-        raise ValueError(f"{store.path}: unknown ground-truth protocol {name!r}")
-    return Protocol(name, scaling)
-
-
-def nyu_image_crop(image_size: tuple[int, int]) -> tuple[int, int, int, int]:
-    """The NYU evaluation crop (top, bottom, left, right) scaled to a store of ``image_size``."""
-    sy, sx = image_size[0] / NYU_SIZE[0], image_size[1] / NYU_SIZE[1]
-    top, bottom, left, right = NYU_CROP
-    return round(top * sy), round(bottom * sy), round(left * sx), round(right * sx)
+        tail = f"\nreport: {self.report_dir}" if self.report_dir else ""
+        return f"{head}\n{self.table()}{tail}"
 
 
 def network_input(
@@ -223,23 +178,6 @@ def predict_depths(
     )
 
 
-def protocol_metrics(
-    protocol: Protocol, gt_depths: list[np.ndarray], pred_depths: np.ndarray
-) -> dict[str, float]:
-    """Metrics of network-resolution depths under ``protocol`` (see the module docstring)."""
-    s = protocol.scaling
-    if protocol.name == "nyu":
-        top, bottom, left, right = NYU_CROP
-        size = (right - left, bottom - top)
-        depths = [cv2.resize(d, size, interpolation=cv2.INTER_NEAREST) for d in pred_depths]
-        scale = 1.0 if s.median else s.factor
-        return nyu_metrics(np.stack(gt_depths), np.stack(depths) * scale, median_scaling=s.median)
-    disps = 1.0 / np.asarray(pred_depths, dtype=np.float32)
-    return eigen_metrics(
-        gt_depths, disps, not s.median, protocol=protocol.name, stereo_scale=s.factor
-    )
-
-
 def evaluate_networks(
     method: Method,
     nets: Networks,
@@ -252,11 +190,17 @@ def evaluate_networks(
     save_images: str | Path | None = None,
     max_images: int = 8,
     checkpoint: str | None = None,
+    report_dir: str | Path | None = None,
+    overwrite: bool = False,
 ) -> EvalReport:
-    """Evaluate a method's networks (trained or not) on the test store at ``store_path``."""
+    """Evaluate a method's networks (trained or not) on the test store at ``store_path``;
+    ``report_dir``: also write the HTML report there (:mod:`train.eval.report`)."""
     from train.eval.pictures import write_prediction_pictures
+    from train.eval.report import check_report_dir, write_report
 
     start = time.perf_counter()
+    if report_dir is not None:
+        check_report_dir(report_dir, overwrite)
     store = require_complete(open_store(store_path))
     predictor = method.predictor(nets)
     protocol = select_protocol(store, predictor.scaling, scaling)
@@ -268,39 +212,57 @@ def evaluate_networks(
         batch_size=batch_size,
         device=device,
         post_process=post_process,
-        keep_images=save_images is not None,
+        keep_images=save_images is not None or report_dir is not None,
     )
     if len(preds.gt_depths) != len(preds.depths):
         raise ValueError(f"{store_path}: ground truth missing for some samples")
-    metrics = protocol_metrics(protocol, preds.gt_depths, preds.depths)
+    errors = metrics_per_image(protocol, preds.gt_depths, preds.depths)
     written: list[str] = []
     if save_images is not None and preds.images is not None:
         written = write_prediction_pictures(
             save_images, preds.images, 1.0 / preds.depths, preds.gt_depths, max_images
         )
-    return EvalReport(
+    report = EvalReport(
         protocol=protocol,
-        metrics=metrics,
+        metrics=summarise(errors),
         n_images=len(preds.depths),
         store=str(store_path),
         checkpoint=checkpoint,
         post_process=post_process,
         seconds=time.perf_counter() - start,
         images_written=written,
+        per_image=[e.metrics for e in errors],
     )
+    if report_dir is not None:
+        report.report_dir = str(write_report(report_dir, report, preds, overwrite=overwrite))
+    return report
 
 
 def load_checkpoint_method(
     path: str | Path, device: torch.device | str = "cpu"
 ) -> tuple[Method, Networks]:
-    """The method (with the checkpoint's config) and its networks with the stored weights."""
+    """The method (with the checkpoint's config) and its networks with the stored weights.
+
+    A checkpoint may lack networks its predictor does not use (an imported depth-only release:
+    no pose network); those keep their initialisation.
+
+    Raises:
+        ValueError: unreadable checkpoint, unknown method, or no weights for a network the
+            predictor needs.
+    """
     payload = read_checkpoint(path)
     config = checkpoint_config(payload)
     no_download = apply_overrides(config, {"pretrained": False, "weights": None})
     method = method_class(config.method)(no_download)
     nets = method.build_networks(device)
-    load_networks(payload, nets)
-    return method_class(config.method)(config), nets
+    missing = load_networks(payload, nets, missing_ok=True)
+    method = method_class(config.method)(config)
+    if missing:
+        needed = {id(p) for p in method.predictor(nets).parameters()}
+        for name in missing:
+            if any(id(p) in needed for p in nets[name].parameters()):
+                raise ValueError(f"{path}: checkpoint has no weights for the {name} network")
+    return method, nets
 
 
 def evaluate_checkpoint(
@@ -313,9 +275,16 @@ def evaluate_checkpoint(
     scaling: str = "auto",
     save_images: str | Path | None = None,
     json_path: str | Path | None = None,
+    report_dir: str | Path | None = None,
+    overwrite: bool = False,
 ) -> EvalReport:
-    """``cli.py eval``: load a checkpoint, evaluate it on a store, optionally write JSON/PNGs."""
+    """``cli.py eval``: load a checkpoint, evaluate it on a store, optionally write JSON, PNGs
+    and an HTML report (``report_dir``: refused when it exists, unless ``overwrite``)."""
+    from train.eval.report import check_report_dir
+
     store_path = str(store_path)
+    if report_dir is not None:
+        check_report_dir(report_dir, overwrite)  # before any work
     require_complete(open_store(store_path))  # fail early, naming the store
     dev = resolve_device(device)
     method, nets = load_checkpoint_method(checkpoint, dev)
@@ -329,6 +298,8 @@ def evaluate_checkpoint(
         scaling=scaling,
         save_images=save_images,
         checkpoint=str(checkpoint),
+        report_dir=report_dir,
+        overwrite=overwrite,
     )
     if json_path is not None:
         write_json(report, json_path)

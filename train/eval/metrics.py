@@ -12,7 +12,8 @@ edge F1) and :func:`mssim` (Gaussian SSIM of the depth maps; needs scikit-image)
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -135,29 +136,75 @@ def eigen_metrics(
         raise ValueError(f"protocol must be one of {KITTI_PROTOCOLS}, got {protocol!r}")
     if len(gt_depths) != len(pred_disps):
         raise ValueError(f"{len(gt_depths)} ground-truth maps but {len(pred_disps)} predictions")
+    errors = (
+        eigen_image_errors(gt, disp, stereo, protocol, stereo_scale, index)
+        for index, (gt, disp) in enumerate(zip(gt_depths, pred_disps, strict=True))
+    )
+    return summarise(errors)
+
+
+@dataclass
+class ImageErrors:
+    """One image under a protocol: where it was scored and how well.
+
+    Attributes:
+        mask: bool map of the scored pixels, at ground-truth resolution (after the protocol's
+            crop for NYU).
+        gt: ground-truth depth at ``mask`` (metres).
+        pred: predicted depth at ``mask``, scaled and clipped as the protocol scores it.
+        metrics: :func:`compute_errors` of ``gt`` and ``pred``.
+        ratio: the median-scaling ratio, None under a fixed scale.
+    """
+
+    mask: np.ndarray
+    gt: np.ndarray
+    pred: np.ndarray
+    metrics: dict[str, float]
+    ratio: float | None = None
+
+
+def summarise(errors: Iterable[ImageErrors]) -> dict[str, float]:
+    """Unweighted mean over images of each metric, plus the ratio statistics when median
+    scaling was used (what :func:`eigen_metrics` and :func:`nyu_metrics` return). Reads each
+    image once (a generator keeps one image's pixels in memory at a time)."""
     per_image: list[dict[str, float]] = []
     ratios: list[float] = []
-    for index, (gt_depth, pred_disp) in enumerate(zip(gt_depths, pred_disps, strict=True)):
-        gt_height, gt_width = gt_depth.shape[:2]
-        pred_depth = 1 / cv2.resize(np.asarray(pred_disp), (gt_width, gt_height))
-        if protocol == "eigen":
-            mask = (gt_depth > KITTI_MIN_DEPTH) & (gt_depth < KITTI_MAX_DEPTH)
-            mask &= garg_crop_mask(gt_height, gt_width)
-        else:
-            mask = gt_depth > 0
-        gt = gt_depth[mask]
-        pred = pred_depth[mask]
-        if gt.size == 0:
-            raise ValueError(f"image {index}: no valid ground-truth pixels under {protocol!r}")
-        if stereo:
-            pred *= stereo_scale
-        else:
-            ratio = np.median(gt) / np.median(pred)
-            ratios.append(float(ratio))
-            pred *= ratio
-        np.clip(pred, KITTI_MIN_DEPTH, KITTI_MAX_DEPTH, out=pred)
-        per_image.append(compute_errors(gt, pred))
+    for e in errors:
+        per_image.append(e.metrics)
+        if e.ratio is not None:
+            ratios.append(e.ratio)
     return mean_metrics(per_image) | _ratio_stats(ratios)
+
+
+def eigen_image_errors(
+    gt_depth: np.ndarray,
+    pred_disp: np.ndarray,
+    stereo: bool,
+    protocol: str = "eigen",
+    stereo_scale: float = STEREO_SCALE_FACTOR,
+    index: int = 0,
+) -> ImageErrors:
+    """One image of :func:`eigen_metrics` (``index`` only names it in errors)."""
+    gt_height, gt_width = gt_depth.shape[:2]
+    pred_depth = 1 / cv2.resize(np.asarray(pred_disp), (gt_width, gt_height))
+    if protocol == "eigen":
+        mask = (gt_depth > KITTI_MIN_DEPTH) & (gt_depth < KITTI_MAX_DEPTH)
+        mask &= garg_crop_mask(gt_height, gt_width)
+    else:
+        mask = gt_depth > 0
+    gt = gt_depth[mask]
+    pred = pred_depth[mask]
+    if gt.size == 0:
+        raise ValueError(f"image {index}: no valid ground-truth pixels under {protocol!r}")
+    ratio = None
+    if stereo:
+        pred *= stereo_scale
+    else:
+        ratio = np.median(gt) / np.median(pred)
+        pred *= ratio
+        ratio = float(ratio)
+    np.clip(pred, KITTI_MIN_DEPTH, KITTI_MAX_DEPTH, out=pred)
+    return ImageErrors(mask, gt, pred, compute_errors(gt, pred), ratio)
 
 
 def _stack(images: np.ndarray | Sequence[np.ndarray], what: str) -> np.ndarray:
@@ -208,21 +255,33 @@ def nyu_metrics(
             f"prediction size {pred_all.shape[1:]} matches neither the ground truth nor its crop "
             f"{gt_all.shape[1:]}"
         )
-    per_image: list[dict[str, float]] = []
-    ratios: list[float] = []
-    for index, (gt_map, pred_map) in enumerate(zip(gt_all, pred_all, strict=True)):
-        mask = gt_map > 0
-        gt = gt_map[mask]
-        pred = pred_map[mask]
-        if gt.size == 0:
-            raise ValueError(f"image {index}: no valid ground-truth pixels")
-        if median_scaling:
-            ratio = np.median(gt) / np.median(pred)
-            ratios.append(float(ratio))
-            pred = pred * ratio
-        pred = np.clip(pred, min_depth, max_depth)
-        per_image.append(compute_errors(gt, pred))
-    return mean_metrics(per_image) | _ratio_stats(ratios)
+    errors = (
+        nyu_image_errors(gt_map, pred_map, median_scaling, min_depth, max_depth, index)
+        for index, (gt_map, pred_map) in enumerate(zip(gt_all, pred_all, strict=True))
+    )
+    return summarise(errors)
+
+
+def nyu_image_errors(
+    gt_map: np.ndarray,
+    pred_map: np.ndarray,
+    median_scaling: bool,
+    min_depth: float = NYU_MIN_DEPTH,
+    max_depth: float = NYU_MAX_DEPTH,
+    index: int = 0,
+) -> ImageErrors:
+    """One already-cropped image of :func:`nyu_metrics` (float64; ``index`` names it)."""
+    mask = gt_map > 0
+    gt = gt_map[mask]
+    pred = pred_map[mask]
+    if gt.size == 0:
+        raise ValueError(f"image {index}: no valid ground-truth pixels")
+    ratio = None
+    if median_scaling:
+        ratio = float(np.median(gt) / np.median(pred))
+        pred = pred * ratio
+    pred = np.clip(pred, min_depth, max_depth)
+    return ImageErrors(mask, gt, pred, compute_errors(gt, pred), ratio)
 
 
 def format_metrics(metrics: Mapping[str, float], names: Sequence[str] = EIGEN_METRIC_NAMES) -> str:
