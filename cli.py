@@ -12,6 +12,8 @@ from pathlib import Path
 
 import typer
 
+from cli_models import register_model_commands
+
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
@@ -206,6 +208,9 @@ def train(
         None, "--keep-epochs", help="Weights-only epoch_NNN.pt files kept (newest; 0 = all)."
     ),
     resume: bool = typer.Option(False, "--resume", help="Continue OUT/checkpoints/last.pt."),
+    init: Path = typer.Option(
+        None, "--init", help="Start from this checkpoint's network weights (fresh optimiser)."
+    ),
 ) -> None:
     """Train a method from stores; resumable with --resume.
 
@@ -240,47 +245,8 @@ def train(
     }
     overrides = [*set_, *(f"{k}={v}" for k, v in flags.items() if v is not None)]
     config = run_config(preset, overrides, out, resume)
-    typer.echo(str(run_training(config, train_store, out, val_store, resume=resume)))
-
-
-class Scaling(str, Enum):
-    auto = "auto"
-    median = "median"
-    stereo = "stereo"
-
-
-@app.command("eval")
-def eval_(
-    checkpoint: Path = typer.Argument(..., help="Checkpoint (.pt) written by `train`."),
-    store: str = typer.Argument(..., help="Test store with ground truth (test.zarr)."),
-    post_process: bool = typer.Option(False, "--post-process", help="Flip post-processing."),
-    json_path: Path = typer.Option(None, "--json", help="Write the metrics as JSON here."),
-    save_images: Path = typer.Option(
-        None, "--save-images", help="Folder for PNGs: image / prediction / ground truth."
-    ),
-    scaling: Scaling = typer.Option(
-        Scaling.auto,
-        "--scaling",
-        help="auto: the model's own rule (Monodepth2: x5.4 when trained with stereo, "
-        "per-image median otherwise); median or stereo (x5.4) force one.",
-    ),
-    batch_size: int = typer.Option(16, "--batch-size", help="Images per forward pass."),
-    device: str = typer.Option(None, "--device", help="cuda, cuda:1 or cpu (default: cuda)."),
-) -> None:
-    """Score a checkpoint on a test store (KITTI eigen / eigen_benchmark, NYU), print a table."""
-    from train.eval.evaluate import evaluate_checkpoint
-
-    report = evaluate_checkpoint(
-        checkpoint,
-        store,
-        batch_size=batch_size,
-        device=device,
-        post_process=post_process,
-        scaling=scaling.value,
-        save_images=save_images,
-        json_path=json_path,
-    )
-    typer.echo(str(report))
+    summary = run_training(config, train_store, out, val_store, resume=resume, init=init)
+    typer.echo(str(summary))
 
 
 @app.command()
@@ -368,6 +334,10 @@ def prepare_nyu(
         chunk=chunk,
     )
     typer.echo(str(prepare_nyu(raw_root, out_dir, labeled, splits, options)))
+
+
+# ----------------------------------------------------- predict, export, import, compare
+register_model_commands(app)
 
 
 # ------------------------------------------------------------------------------- entry point

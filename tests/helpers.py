@@ -68,3 +68,24 @@ def validation_of_fresh_model(store: str, overrides: dict[str, Any]) -> dict[str
     method, nets, _ = method_parts(config)
     runtime = build_runtime(config, method, nets, torch.device("cpu"))
     return validate(runtime, method, nets, store)
+
+
+TINY_MODEL = {"pretrained": False, "height": 64, "width": 96, "device": "cpu"}
+
+
+def tiny_checkpoint(path: Path, preset_name: str = "monodepth2-m", **changes: Any) -> Path:
+    """A weights-only checkpoint of ``preset_name`` with random weights at 64x96."""
+    from train.engine.checkpoint import TrainState, save_weights
+    from train.engine.config import apply_overrides
+    from train.engine.presets import preset
+
+    config = apply_overrides(preset(preset_name), {**TINY_MODEL, **changes})
+    _, nets, _ = method_parts(config)
+    return save_weights(path, config, nets, TrainState())
+
+
+def one_error_line(err: str) -> str:
+    """The single ``error: ...`` line of a failed command's stderr (asserted to be alone)."""
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    return lines[0]

@@ -36,6 +36,7 @@ from pipelines.loader import make_loader
 from pipelines.store import open_store, require_complete
 from train.engine.checkpoint import (
     TrainState,
+    init_networks,
     match_optimiser_layout,
     read_checkpoint,
     restore,
@@ -111,10 +112,15 @@ def train(
     val_store: str | Path | None = None,
     *,
     resume: bool = False,
+    init: str | Path | None = None,
     progress: bool = True,
     echo: Callable[[str], None] = print,
 ) -> TrainSummary:
     """Train (or resume) a run of ``config.method``; see the module docstring for what is written.
+
+    ``init``: a checkpoint of the same method whose network weights the run starts from (fresh
+    optimisers and schedules; networks it lacks keep their initialisation). Ignored by
+    ``resume``, which continues from ``last.pt``.
 
     Raises:
         ValueError: unusable store (missing, incomplete, another dataset than the preset's, no
@@ -135,6 +141,12 @@ def train(
         require_complete(open_store(val_store))
 
     nets = method.build_networks(device)
+    if init is not None and not resume:
+        kept = init_networks(init, nets, config.method)
+        loaded = [name for name in nets.named() if name not in kept]
+        fresh = f"; initialised afresh: {', '.join(kept)}" if kept else ""
+        if dist.main:
+            echo(f"networks from {init}: {', '.join(loaded)}{fresh}")
     optimisers = method.optimisers(nets)
     # re-seeded from (seed, rank, step) before every step: nothing to save, any device
     generators = {"augment": torch.Generator(), "noise": torch.Generator(device)}

@@ -63,6 +63,37 @@ def pose_decoder_state_from_monodepth2(state: dict[str, Tensor]) -> dict[str, Te
     return out
 
 
+# Blocks per ResNet stage, and whether blocks are bottlenecks (conv3), by depth.
+RESNET_LAYOUTS = {
+    18: ((2, 2, 2, 2), False),
+    34: ((3, 4, 6, 3), False),
+    50: ((3, 4, 6, 3), True),
+    101: ((3, 4, 23, 3), True),
+    152: ((3, 8, 36, 3), True),
+}
+
+
+def resnet_depth(state: dict[str, object], prefix: str = "encoder.") -> int:
+    """The ResNet depth (18, 34, 50, 101, 152) of an encoder state dict, from its block counts.
+
+    Raises:
+        ValueError: the keys are not those of a torchvision ResNet under ``prefix``.
+    """
+    blocks = []
+    for stage in range(1, 5):
+        found = {
+            int(key[len(f"{prefix}layer{stage}.") :].split(".")[0])
+            for key in state
+            if key.startswith(f"{prefix}layer{stage}.")
+        }
+        blocks.append(len(found))
+    bottleneck = f"{prefix}layer1.0.conv3.weight" in state
+    for depth, (layout, is_bottleneck) in RESNET_LAYOUTS.items():
+        if tuple(blocks) == layout and bottleneck == is_bottleneck:
+            return depth
+    raise ValueError(f"not a ResNet encoder state dict (blocks per stage {blocks})")
+
+
 def read_monodepth2_file(path: Path) -> dict[str, object]:
     """A monodepth2 ``.pth`` state dict (tensors, plus ints/bools in ``encoder.pth``).
 
@@ -74,7 +105,8 @@ def read_monodepth2_file(path: Path) -> dict[str, object]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several unrelated types for a bad file
-        raise ValueError(f"cannot read monodepth2 weights file {path}: {exc}") from exc
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"cannot read monodepth2 weights file {path}: {first}") from exc
     if not isinstance(state, dict):
         raise ValueError(f"{path} does not hold a state dict")
     return state

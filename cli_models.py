@@ -1,0 +1,179 @@
+"""The commands that use trained models: eval, compare, predict, export, import.
+
+Registered on the main app by :func:`register_model_commands` (``cli.py`` calls it), with the
+same rules as every command: parse options, call one library function, print.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+
+import typer
+
+
+class Scaling(str, Enum):
+    auto = "auto"
+    median = "median"
+    stereo = "stereo"
+
+
+def eval_(
+    checkpoint: Path = typer.Argument(..., help="Checkpoint (.pt) written by `train`."),
+    store: str = typer.Argument(..., help="Test store with ground truth (test.zarr)."),
+    post_process: bool = typer.Option(False, "--post-process", help="Flip post-processing."),
+    json_path: Path = typer.Option(None, "--json", help="Write the metrics as JSON here."),
+    save_images: Path = typer.Option(
+        None, "--save-images", help="Folder for PNGs: image / prediction / ground truth."
+    ),
+    scaling: Scaling = typer.Option(
+        Scaling.auto,
+        "--scaling",
+        help="auto: the model's own rule (Monodepth2: x5.4 when trained with stereo, "
+        "per-image median otherwise); median or stereo (x5.4) force one.",
+    ),
+    report: Path = typer.Option(
+        None, "--report", help="Write an HTML report (metrics, plots, best/worst images) here."
+    ),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --report."),
+    batch_size: int = typer.Option(16, "--batch-size", help="Images per forward pass."),
+    device: str = typer.Option(None, "--device", help="cuda, cuda:1 or cpu (default: cuda)."),
+) -> None:
+    """Score a checkpoint on a test store (KITTI eigen / eigen_benchmark, NYU), print a table."""
+    from train.eval.evaluate import evaluate_checkpoint
+
+    result = evaluate_checkpoint(
+        checkpoint,
+        store,
+        batch_size=batch_size,
+        device=device,
+        post_process=post_process,
+        scaling=scaling.value,
+        save_images=save_images,
+        json_path=json_path,
+        report_dir=report,
+        overwrite=overwrite,
+    )
+    typer.echo(str(result))
+
+
+def compare(
+    evaluations: list[str] = typer.Argument(
+        ..., help="Eval JSON files (eval --json) or run folders (their newest eval JSON)."
+    ),
+    markdown: Path = typer.Option(None, "--markdown", help="Also write the table as Markdown."),
+    csv_path: Path = typer.Option(None, "--csv", help="Also write the table as CSV."),
+) -> None:
+    """Print several evaluations side by side, one row each."""
+    from train.eval.compare import compare as compare_evaluations
+
+    typer.echo(compare_evaluations(evaluations, markdown=markdown, csv_path=csv_path).text())
+
+
+def predict(
+    checkpoint: Path = typer.Argument(..., help="Checkpoint (.pt): trained or imported."),
+    inputs: list[Path] = typer.Argument(
+        ..., help="Images (PNG/JPEG), folders of images, video files."
+    ),
+    out: Path = typer.Option(..., "--out", help="Output folder (created)."),
+    height: int = typer.Option(None, "--height", help="Network height (default: training)."),
+    width: int = typer.Option(None, "--width", help="Network width (default: training)."),
+    post_process: bool = typer.Option(
+        False, "--post-process", help="Flip averaging (the evaluation's blend)."
+    ),
+    value_range: str = typer.Option(
+        None, "--range", help="Fixed colour range MIN:MAX in depth units (video frames)."
+    ),
+    device: str = typer.Option(None, "--device", help="cuda, cuda:1 or cpu (default: cuda)."),
+    batch_size: int = typer.Option(8, "--batch-size", help="Images per forward pass."),
+) -> None:
+    """Depth maps of images, folders and videos: NAME_depth.npy, 16-bit mm PNG, colour PNG."""
+    from train.eval.predict import predict_files
+
+    summary = predict_files(
+        checkpoint,
+        list(inputs),
+        out,
+        height=height,
+        width=width,
+        post_process=post_process,
+        value_range=value_range,
+        device=device,
+        batch_size=batch_size,
+    )
+    typer.echo(str(summary))
+
+
+class ExportFormat(str, Enum):
+    torchscript = "torchscript"
+    onnx = "onnx"
+    tensorrt = "tensorrt"
+
+
+class Precision(str, Enum):
+    fp32 = "fp32"
+    fp16 = "fp16"
+
+
+def export(
+    checkpoint: Path = typer.Argument(..., help="Checkpoint (.pt): trained or imported."),
+    out: Path = typer.Argument(..., help="Exported file (OUT.json describes it)."),
+    fmt: ExportFormat = typer.Option(ExportFormat.torchscript, "--format", help="Format."),
+    height: int = typer.Option(None, "--height", help="Input height (default: training)."),
+    width: int = typer.Option(None, "--width", help="Input width (default: training)."),
+    precision: Precision = typer.Option(Precision.fp32, "--precision", help="fp16: TensorRT."),
+    device: str = typer.Option(None, "--device", help="Device to export on (default: cpu)."),
+) -> None:
+    """Export RGB (B,3,H,W) in [0,1] -> depth (B,1,h,w), checked against the eager model."""
+    from train.eval.export import export_checkpoint
+
+    report = export_checkpoint(
+        checkpoint,
+        out,
+        fmt.value,
+        height=height,
+        width=width,
+        precision=precision.value,
+        device=device,
+    )
+    typer.echo(str(report))
+
+
+import_app = typer.Typer(no_args_is_help=True, help="Published weights -> a depthkit checkpoint.")
+
+
+@import_app.command("monodepth2")
+def import_monodepth2(
+    weights_dir: Path = typer.Argument(
+        ..., help="Release folder: encoder.pth, depth.pth [, pose_encoder.pth, pose.pth]."
+    ),
+    out: Path = typer.Option(..., "--out", help="Checkpoint to write (.pt)."),
+    preset: str = typer.Option(
+        "monodepth2-m", "--preset", help="monodepth2-m, monodepth2-s or monodepth2-ms."
+    ),
+) -> None:
+    """monodepth2's released weights (mono_640x192/ ...) -> a checkpoint."""
+    from train.eval.release import import_monodepth2 as run
+
+    typer.echo(str(run(weights_dir, out, preset)))
+
+
+@import_app.command("featdepth")
+def import_featdepth(
+    checkpoint_file: Path = typer.Argument(..., help="FeatDepth's mmcv checkpoint (.pth)."),
+    out: Path = typer.Option(..., "--out", help="Checkpoint to write (.pt)."),
+    preset: str = typer.Option(None, "--preset", help="A featdepth preset (default: the first)."),
+) -> None:
+    """FeatDepth's released weights (DepthEncoder./DepthDecoder. keys) -> a checkpoint."""
+    from train.eval.release import import_featdepth as run
+
+    typer.echo(str(run(checkpoint_file, out, preset)))
+
+
+def register_model_commands(app: typer.Typer) -> None:
+    """Add eval, compare, predict, export and the import group to ``app``."""
+    app.command("eval")(eval_)
+    app.command()(compare)
+    app.command()(predict)
+    app.command()(export)
+    app.add_typer(import_app, name="import")
