@@ -12,7 +12,7 @@ import pytest
 import torch
 from torchvision.models import resnet18, resnet50
 
-from pipelines.toystore import ToySpec, write_toy_store
+from pipelines.store.toystore import ToySpec, write_toy_store
 from tests.helpers import method_parts, one_error_line, run_cli, tiny_checkpoint
 from tests.test_networks import _monodepth2_depth_decoder_state
 from train.engine.checkpoint import init_networks, read_checkpoint

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipelines.toystore import ToySpec, write_toy_store
+from pipelines.store.toystore import ToySpec, write_toy_store
 from tests.helpers import one_error_line, run_cli, tiny_checkpoint
 from train.eval.evaluate import EvalReport, Predictions
 from train.eval.metrics import METRIC_NAMES
