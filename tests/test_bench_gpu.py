@@ -1,0 +1,28 @@
+"""benchmarks/bench_gpu.py: one line and exit 0 without CUDA; --cpu-smoke runs every part that
+needs no GPU (training step, loader, masks, predict / TorchScript / ONNX latency) at tiny sizes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from benchmarks import bench_gpu
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message without CUDA")
+def test_without_cuda_one_line_and_success(capsys) -> None:
+    assert bench_gpu.main([]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1 and "no CUDA" in out[0]
+
+
+@pytest.mark.slow
+def test_cpu_smoke_prints_one_table(capsys) -> None:
+    assert bench_gpu.main(["--cpu-smoke"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("measurement") == 1 and "failed" not in out
+    for row in ("train monodepth2-m 64x96 b2", "loader into the device", "DeepLabv3 masks"):
+        assert row in out
+    for row in ("latency predict (eager fp32)", "latency TorchScript", "latency ONNX"):
+        assert row in out
+    assert "n/a (needs CUDA)" in out  # TensorRT
