@@ -122,7 +122,9 @@ def export(
     height: int = typer.Option(None, "--height", help="Input height (default: training)."),
     width: int = typer.Option(None, "--width", help="Input width (default: training)."),
     precision: Precision = typer.Option(Precision.fp32, "--precision", help="fp16: TensorRT."),
-    device: str = typer.Option(None, "--device", help="Device to export on (default: cpu)."),
+    device: str = typer.Option(
+        None, "--device", help="Device to export on (default: cpu; cuda for tensorrt)."
+    ),
 ) -> None:
     """Export RGB (B,3,H,W) in [0,1] -> depth (B,1,h,w), checked against the eager model."""
     from train.eval.export import export_checkpoint
