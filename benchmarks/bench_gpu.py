@@ -174,7 +174,7 @@ def train_rate(config: TrainConfig, store: str, s: Settings) -> tuple[float, int
         frames=request.frames,
         extras=request.extras,
     )
-    batch = complete_samples(next(iter(loader)).to(s.device), request)
+    batch = complete_samples(next(iter(loader)), request)  # host batch, as the trainer feeds it
     generator = torch.Generator().manual_seed(0)
     noise = torch.Generator(s.device).manual_seed(0)
     if s.device.type == "cuda":
@@ -226,8 +226,9 @@ def bench_loader(table: Table, s: Settings, store: str) -> None:
     while seen < s.loader_batches + 2:
         loader.dataset.set_epoch(epoch)
         for b in loader:
+            draw = augment.draw(b, generator, train=True)  # on the host, as the trainer does
             b = b.to(s.device, non_blocking=True)
-            augment(b, generator=generator, train=True)
+            augment(b, draw=draw.to(s.device))
             seen += 1
             if seen == 2:  # the workers have started
                 _sync(s.device)
