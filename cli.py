@@ -110,6 +110,17 @@ class MaskKind(str, Enum):
     deeplabv3 = "deeplabv3"
 
 
+class ImageExt(str, Enum):
+    auto = "auto"
+    png = "png"
+    jpg = "jpg"
+
+
+class Resize(str, Enum):
+    area = "area"
+    lanczos = "lanczos"
+
+
 # Options both prepare commands share.
 SEG_ARCH_OPTION = typer.Option(SegArch.mobilenet_v3_large, "--seg-arch", help="Backbone.")
 SEG_WEIGHTS_OPTION = typer.Option(None, "--seg-weights", help="DeepLabv3 weights file.")
@@ -130,10 +141,17 @@ def prepare_kitti_command(
         ..., help="monodepth2 split folder: train_files.txt, val_files.txt and/or test_files.txt."
     ),
     out_dir: Path = typer.Argument(..., help="Output folder: train.zarr, val.zarr, test.zarr."),
-    size: str = typer.Option(
-        "192x640",
-        "--size",
-        help="Stored image size HxW (cv2.INTER_AREA shrinking, INTER_CUBIC enlarging).",
+    size: str = typer.Option("192x640", "--size", help="Stored image size HxW."),
+    resize: Resize = typer.Option(
+        Resize.area,
+        "--resize",
+        help="area: cv2.INTER_AREA shrinking, INTER_CUBIC enlarging; lanczos: PIL "
+        "Image.resize(LANCZOS) of the decoded file, byte for byte monodepth2's images.",
+    ),
+    image_ext: ImageExt = typer.Option(
+        ImageExt.auto,
+        "--image-ext",
+        help="Colour image files: auto (per frame the .png, else the .jpg), png or jpg only.",
     ),
     gt: KittiGT = typer.Option(
         KittiGT.auto,
@@ -165,6 +183,8 @@ def prepare_kitti_command(
     options = KittiPrepareOptions(
         size=parse_size(size),
         gt=gt.value,
+        image_ext=image_ext.value,
+        resize=resize.value,
         masks=masks.value,
         seg_arch=seg_arch.value,
         seg_weights=None if seg_weights is None else str(seg_weights),
