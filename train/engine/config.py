@@ -57,7 +57,7 @@ class TrainConfig:
     scheduler_gamma: float = 0.1
     max_steps: int | None = None
     workers: int = 4
-    shuffle_chunks: int = 8
+    shuffle_chunks: int = 16
     seed: int = 0
     device: str | None = None
     amp: bool = True
