@@ -211,7 +211,12 @@ def train(
     ),
     epochs: int = typer.Option(None, "--epochs", help="Epochs."),
     max_steps: int = typer.Option(None, "--max-steps", help="Stop after this many steps."),
-    batch_size: int = typer.Option(None, "--batch-size", help="Samples per step."),
+    batch_size: int = typer.Option(
+        None,
+        "--batch-size",
+        help="Samples per step and process: under torchrun the global batch is this times the "
+        "number of processes.",
+    ),
     height: int = typer.Option(None, "--height", help="Network input height (multiple of 32)."),
     width: int = typer.Option(None, "--width", help="Network input width (multiple of 32)."),
     lr: float = typer.Option(None, "--lr", help="Learning rate."),
@@ -222,6 +227,15 @@ def train(
     device: str = typer.Option(None, "--device", help="cuda, cuda:1 or cpu (default: cuda)."),
     amp: bool = typer.Option(None, "--amp/--no-amp", help="bf16 autocast where supported."),
     compile_: bool = typer.Option(None, "--compile/--no-compile", help="torch.compile."),
+    exact: bool = typer.Option(
+        None,
+        "--exact",
+        help="As the reference computes: float32 (no bf16, no TF32), no compile; warns when the "
+        "store was not made with --resize lanczos from the reference's image files.",
+    ),
+    sync_bn: bool = typer.Option(
+        None, "--sync-bn/--no-sync-bn", help="SyncBatchNorm across torchrun processes (CUDA)."
+    ),
     keep_epochs: int = typer.Option(
         None, "--keep-epochs", help="Weights-only epoch_NNN.pt files kept (newest; 0 = all)."
     ),
@@ -238,7 +252,8 @@ def train(
       monodepth2-nyu-m  monodepth2, NYU raw, frames 0 -1 +1, 288x384, store intrinsics
 
     --batch-size is per process: under torchrun the global batch is it times the number of
-    processes. --set key=value reaches any config field, method fields too
+    processes (the header printed at the start says both, and which of the reference's choices
+    the run departs from). --set key=value reaches any config field, method fields too
     (--set disparity_smoothness=1e-2 or --set params.disparity_smoothness=1e-2).
     """
     from train.engine.trainer import run_config
@@ -256,6 +271,8 @@ def train(
         "device": device,
         "amp": amp,
         "compile": compile_,
+        "exact": exact,
+        "sync_bn": sync_bn,
         "keep_epochs": keep_epochs,
     }
     overrides = [*set_, *(f"{k}={v}" for k, v in flags.items() if v is not None)]

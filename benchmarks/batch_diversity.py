@@ -13,7 +13,9 @@ in the batch), frames overlapping (one sample's centre is another's neighbour or
 number of distinct drives and store chunks. Ours: every worker's batches over a whole epoch, as
 the loader forms them (:func:`pipelines.loader.sharding.slot_buffers`); random: consecutive
 batches of one permutation of the whole split (``DataLoader(shuffle=True)``); the previous
-loader: the same buffers with the samples of each buffer shuffled together.
+loader: the same buffers with the samples of each buffer shuffled together. :func:`chunks_read`
+counts the store chunks each order makes the loader decompress per sample (its I/O at the
+split's real scale, where a buffer's chunks are rarely neighbours).
 """
 
 from __future__ import annotations
@@ -143,14 +145,44 @@ def loader_batches(
     slot); ``previous``: the loader before batches were interleaved."""
     out = []
     for worker in range(workers):
-        if previous:
-            order = _previous_order(shape, seed, epoch, worker, workers, shuffle_chunks)
-        else:
-            order = np.concatenate(
-                slot_buffers(shape.samples[:, 0], CHUNK, seed=seed, epoch=epoch, shuffle=True,
-                             slot=worker, n_slots=workers, shuffle_chunks=shuffle_chunks)
-            )  # fmt: skip
+        buffers = loader_buffers(shape, 1, shuffle_chunks, epoch, seed, previous, (worker, workers))
+        order = np.concatenate(buffers)
         out += [order[i : i + batch] for i in range(0, len(order) - batch + 1, batch)]
+    return out
+
+
+def chunks_read(shape: SplitShape, buffers: list[np.ndarray]) -> float:
+    """Store chunks the loader decompresses per sample over ``buffers`` (what
+    :meth:`pipelines.store.rowtable.RowTable.read` reads for each buffer: centre and neighbour
+    rows, one slice per run of touching or neighbouring chunks)."""
+    decoded = samples = 0
+    for ids in buffers:
+        s = shape.samples[ids]
+        rows = np.unique(np.concatenate([s[:, 0], s[s[:, 1] >= 0, 1], s[s[:, 2] >= 0, 2]]))
+        chunks = rows // CHUNK
+        breaks = np.flatnonzero(chunks[1:] > chunks[:-1] + 1) + 1
+        firsts, lasts = np.r_[0, breaks], np.r_[breaks - 1, len(rows) - 1]
+        decoded += int((chunks[lasts] - chunks[firsts] + 1).sum())
+        samples += len(ids)
+    return decoded / max(samples, 1)
+
+
+def loader_buffers(
+    shape: SplitShape, workers: int, shuffle_chunks: int, epoch: int, seed: int = 0,
+    previous: bool = False, only: tuple[int, int] | None = None,
+) -> list[np.ndarray]:  # fmt: skip
+    """Every buffer the loader's ``workers`` read in ``epoch`` (``only``: just slot ``only[0]``
+    of ``only[1]``)."""
+    out = []
+    slots = [only] if only is not None else [(w, workers) for w in range(workers)]
+    for worker, workers in slots:
+        if previous:
+            out += _previous_buffers(shape, seed, epoch, worker, workers, shuffle_chunks)
+        else:
+            out += slot_buffers(
+                shape.samples[:, 0], CHUNK, seed=seed, epoch=epoch, shuffle=True, slot=worker,
+                n_slots=workers, shuffle_chunks=shuffle_chunks,
+            )  # fmt: skip
     return out
 
 
@@ -160,15 +192,15 @@ def random_batches(shape: SplitShape, batch: int, epoch: int, seed: int = 0) -> 
     return [order[i : i + batch] for i in range(0, len(order) - batch + 1, batch)]
 
 
-def _previous_order(
+def _previous_buffers(
     shape: SplitShape, seed: int, epoch: int, slot: int, n_slots: int, shuffle_chunks: int
-) -> np.ndarray:
-    """The earlier loader's yield order: buffers of ``shuffle_chunks`` chunk groups (cut from
-    the start), each buffer's samples shuffled together."""
+) -> list[np.ndarray]:
+    """The earlier loader's buffers in yield order: ``shuffle_chunks`` chunk groups each (cut
+    from the start), each buffer's samples shuffled together."""
     ids, chunks = epoch_sequence(shape.samples[:, 0], CHUNK, seed, epoch, True)
     start, stop = slot_range(len(ids), slot, n_slots, "none")
     ids, chunks = ids[start:stop], chunks[start:stop]
     group_starts = np.flatnonzero(np.r_[True, chunks[1:] != chunks[:-1]])
     buffers = np.split(ids, group_starts[::shuffle_chunks][1:])
     rng = np.random.default_rng([seed, epoch, slot, n_slots])
-    return np.concatenate([rng.permutation(b) for b in buffers])
+    return [rng.permutation(b) for b in buffers]
