@@ -12,9 +12,9 @@ Images are PNG or JPEG (:mod:`pipelines.prepare.kitti.images` chose the file). R
 high-quality choice for downscaling), ``cv2.INTER_CUBIC`` when enlarging; ``lanczos`` = PIL's
 ``Image.resize((W, H), Image.LANCZOS)`` of the decoded file, byte for byte what monodepth2's
 loader computes (``pil.open(path).convert("RGB")`` then torchvision's ``Resize`` with
-``ANTIALIAS``): a JPEG is decoded by PIL itself there, a PNG by the fast decoder (lossless, so the
-same pixels). All of them map pixel centres onto pixel centres, which is what
-:func:`pipelines.prepare.common.resized_intrinsics` assumes.
+``ANTIALIAS``): a JPEG is decoded by PIL itself there, an 8-bit RGB PNG (as KITTI's are) by the
+fast decoder (lossless, so the same pixels). All of them map pixel centres onto pixel centres,
+which is what :func:`pipelines.prepare.common.resized_intrinsics` assumes.
 """
 
 from __future__ import annotations

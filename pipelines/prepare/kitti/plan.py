@@ -44,14 +44,14 @@ SHOWN_MISSING = 5  # file names quoted in the missing-files error
 class MissingFilesError(ValueError):
     """Files needed by split lines are missing from the raw tree."""
 
-    def __init__(self, missing: Sequence[Path], lines: int) -> None:
+    def __init__(self, missing: Sequence[Path], lines: int, hint: str = "") -> None:
         self.missing = tuple(missing)
         self.lines = lines
         shown = ", ".join(str(p) for p in self.missing[:SHOWN_MISSING])
         more = len(self.missing) - SHOWN_MISSING
         super().__init__(
             f"{len(self.missing)} file(s) needed by {lines} split line(s) are missing "
-            f"(pass --skip-missing to drop those lines): {shown}"
+            f"(pass --skip-missing to drop those lines{hint}): {shown}"
             + (f", ... and {more} more" if more > 0 else "")
         )
 
@@ -282,7 +282,12 @@ def plan_stores(
             else:
                 kept[split].append(line)
     if missing and not skip_missing:
-        raise MissingFilesError(list(missing), bad_lines)
+        hint = (
+            f"; --image-ext {image_ext} counts only .{image_ext} images"
+            if image_ext != "auto"
+            else ""
+        )
+        raise MissingFilesError(list(missing), bad_lines, hint)
     if missing:
         logging.getLogger(__name__).warning(
             "warning: dropping %d split line(s) whose %d file(s) are missing, e.g. %s",

@@ -111,7 +111,7 @@ def test_jpeg_test_store_and_forced_extensions(
     assert "--image-ext jpg" in store.source["command"]
 
     # forced to the other extension: the frames count as missing, named with it
-    with pytest.raises(MissingFilesError, match=r"0000000001\.png"):
+    with pytest.raises(MissingFilesError, match=r"--image-ext png counts only .*0000000001\.png"):
         prepare_kitti(jpeg_world, test, tmp_path / "b", KittiPrepareOptions(image_ext="png"))
     with pytest.raises(MissingFilesError, match=r"0000000001\.jpg"):
         prepare_kitti(kitti_world, test, tmp_path / "c", KittiPrepareOptions(image_ext="jpg"))
