@@ -45,7 +45,7 @@ REFERENCE_GPUS = 1  # every published monodepth2 setting trains on one GPU
 RUN_ONLY = {
     "preset", "workers", "shuffle_chunks", "device", "amp", "channels_last", "compile",
     "log_every", "val_batches", "checkpoint_every", "keep_epochs", "check_dataset", "exact",
-    "sync_bn", "seed",
+    "sync_bn", "seed", "deterministic",
 }  # fmt: skip
 
 

@@ -90,12 +90,12 @@ def build_runtime(
     for name, module in nets.named().items():
         if channels_last:
             module.to(memory_format=torch.channels_last)
+        if distributed and config.sync_bn and name not in nets.frozen:
+            # in place below the top module: same parameters (optimisers) and state-dict keys
+            module = nn.SyncBatchNorm.convert_sync_batchnorm(module)
         if config.compile:
             module.compile()  # this network's own forward: wrappers would share one cache
         run: nn.Module = module
-        if distributed and config.sync_bn and name not in nets.frozen:
-            # in place below the top module: same parameters (optimisers) and state-dict keys
-            module = run = nn.SyncBatchNorm.convert_sync_batchnorm(module)
         if distributed and name not in nets.frozen:
             ids = [device.index] if device.type == "cuda" else None
             # static_graph: a network may run several times (one per source) before one backward.
