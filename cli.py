@@ -246,9 +246,9 @@ def train(
     \b
     Methods: monodepth2 (self-supervised, mono / stereo / both).
     Presets:
-      monodepth2-m      monodepth2, KITTI, frames 0 -1 +1, 192x640
-      monodepth2-s      monodepth2, KITTI, frames 0 s (stereo), 192x640
-      monodepth2-ms     monodepth2, KITTI, frames 0 -1 +1 s, 192x640
+      monodepth2-m      monodepth2, KITTI eigen_zhou, frames 0 -1 +1, 192x640
+      monodepth2-s      monodepth2, KITTI eigen_full, frames 0 s (stereo), 192x640
+      monodepth2-ms     monodepth2, KITTI eigen_zhou, frames 0 -1 +1 s, 192x640
       monodepth2-nyu-m  monodepth2, NYU raw, frames 0 -1 +1, 288x384, store intrinsics
 
     --batch-size is per process: under torchrun the global batch is it times the number of
