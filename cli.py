@@ -110,15 +110,8 @@ class MaskKind(str, Enum):
     deeplabv3 = "deeplabv3"
 
 
-class ImageExt(str, Enum):
-    auto = "auto"
-    png = "png"
-    jpg = "jpg"
-
-
-class Resize(str, Enum):
-    area = "area"
-    lanczos = "lanczos"
+ImageExt = Enum("ImageExt", {v: v for v in ("auto", "png", "jpg")}, type=str)
+Resize = Enum("Resize", {v: v for v in ("area", "lanczos")}, type=str)
 
 
 # Options both prepare commands share.
@@ -143,15 +136,10 @@ def prepare_kitti_command(
     out_dir: Path = typer.Argument(..., help="Output folder: train.zarr, val.zarr, test.zarr."),
     size: str = typer.Option("192x640", "--size", help="Stored image size HxW."),
     resize: Resize = typer.Option(
-        Resize.area,
-        "--resize",
-        help="area: cv2.INTER_AREA shrinking, INTER_CUBIC enlarging; lanczos: PIL "
-        "Image.resize(LANCZOS) of the decoded file, byte for byte monodepth2's images.",
+        "area", "--resize", help="area: cv2.INTER_AREA; lanczos: PIL LANCZOS, monodepth2's bytes."
     ),
     image_ext: ImageExt = typer.Option(
-        ImageExt.auto,
-        "--image-ext",
-        help="Colour image files: auto (per frame the .png, else the .jpg), png or jpg only.",
+        "auto", "--image-ext", help="Colour images: auto (per frame .png, else .jpg), png, jpg."
     ),
     gt: KittiGT = typer.Option(
         KittiGT.auto,
@@ -228,10 +216,7 @@ def train(
     amp: bool = typer.Option(None, "--amp/--no-amp", help="bf16 autocast where supported."),
     compile_: bool = typer.Option(None, "--compile/--no-compile", help="torch.compile."),
     exact: bool = typer.Option(
-        None,
-        "--exact",
-        help="As the reference computes: float32 (no bf16, no TF32), no compile; warns when the "
-        "store was not made with --resize lanczos from the reference's image files.",
+        None, "--exact", help="float32 (no bf16/TF32), no compile; checks the store's recipe."
     ),
     sync_bn: bool = typer.Option(
         None, "--sync-bn/--no-sync-bn", help="SyncBatchNorm across torchrun processes (CUDA)."
