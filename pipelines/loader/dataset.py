@@ -10,9 +10,10 @@ and gather; everything per-pixel happens on the training device (:mod:`pipelines
 Order and sharding (details in :mod:`pipelines.loader.sharding`): chunk groups are shuffled per
 ``(seed, epoch)``, the chunk groups of each buffer are interleaved (a batch draws from as many
 chunks as the buffer holds; the two views of a frame land far apart), and the epoch sequence is
-split into contiguous pieces, one per slot = ``rank * num_workers + worker``. Every sample is yielded exactly
-once per epoch across all workers and ranks (``even="none"``); ``even="drop"`` / ``"pad"`` make
-every slot yield the same count for DDP. Every rank must use the same ``num_workers``.
+split into contiguous pieces, one per slot = ``rank * num_workers + worker``. Every sample is
+yielded exactly once per epoch across all workers and ranks (``even="none"``); ``even="drop"`` /
+``"pad"`` make every slot yield the same count for DDP. Every rank must use the same
+``num_workers``.
 """
 
 from __future__ import annotations

@@ -16,11 +16,12 @@ Pure numpy, no I/O. The epoch order is built in four steps:
    two samples from a group and draws from as many groups as the buffer has (up to the batch
    size). Within a group the second view of a frame (its left and right image are two samples
    of the same chunk) comes about half the group later than the first, so the two views of one
-   frame land about half a buffer apart, never in one batch. A batch then looks like one of a
-   random sampler over the whole split: about ``batch`` distinct chunks, as many drives as random
-   draws give, almost never a frame twice (``benchmarks/bench_loader.py`` measures it on a split
-   of eigen_zhou's size and drive structure); memory stays one buffer of chunks per worker.
-   With ``shuffle_chunks`` below the batch size a batch cannot see more chunks than that.
+   frame land about half a buffer apart (in one batch only when a buffer holds less than two
+   batches). A batch then looks like one of a random sampler over the whole split: about
+   ``batch`` distinct chunks, as many drives as random draws give, no frame twice
+   (``benchmarks/bench_loader.py`` measures it on a split of eigen_zhou's size and drive
+   structure); memory stays one buffer of chunks per worker. With ``shuffle_chunks`` below the
+   batch size a batch cannot see more chunks than that.
 
 ``even`` equalises the slots for DDP, where every rank must run the same number of steps:
 ``"none"`` keeps every sample exactly once (sizes may differ by one), ``"drop"`` cuts every piece
