@@ -112,6 +112,10 @@ class MaskKind(str, Enum):
     deeplabv3 = "deeplabv3"
 
 
+ImageExt = Enum("ImageExt", {v: v for v in ("auto", "png", "jpg")}, type=str)
+Resize = Enum("Resize", {v: v for v in ("area", "lanczos")}, type=str)
+
+
 # Options both prepare commands share.
 SEG_ARCH_OPTION = typer.Option(SegArch.mobilenet_v3_large, "--seg-arch", help="Backbone.")
 SEG_WEIGHTS_OPTION = typer.Option(None, "--seg-weights", help="DeepLabv3 weights file.")
@@ -132,10 +136,12 @@ def prepare_kitti_command(
         ..., help="monodepth2 split folder: train_files.txt, val_files.txt and/or test_files.txt."
     ),
     out_dir: Path = typer.Argument(..., help="Output folder: train.zarr, val.zarr, test.zarr."),
-    size: str = typer.Option(
-        "192x640",
-        "--size",
-        help="Stored image size HxW (cv2.INTER_AREA shrinking, INTER_CUBIC enlarging).",
+    size: str = typer.Option("192x640", "--size", help="Stored image size HxW."),
+    resize: Resize = typer.Option(
+        "area", "--resize", help="area: cv2.INTER_AREA; lanczos: PIL LANCZOS, monodepth2's bytes."
+    ),
+    image_ext: ImageExt = typer.Option(
+        "auto", "--image-ext", help="Colour images: auto (per frame .png, else .jpg), png, jpg."
     ),
     gt: KittiGT = typer.Option(
         KittiGT.auto,
@@ -167,6 +173,8 @@ def prepare_kitti_command(
     options = KittiPrepareOptions(
         size=parse_size(size),
         gt=gt.value,
+        image_ext=image_ext.value,
+        resize=resize.value,
         masks=masks.value,
         seg_arch=seg_arch.value,
         seg_weights=None if seg_weights is None else str(seg_weights),
@@ -193,7 +201,12 @@ def train(
     ),
     epochs: int = typer.Option(None, "--epochs", help="Epochs."),
     max_steps: int = typer.Option(None, "--max-steps", help="Stop after this many steps."),
-    batch_size: int = typer.Option(None, "--batch-size", help="Samples per step."),
+    batch_size: int = typer.Option(
+        None,
+        "--batch-size",
+        help="Samples per step and process: under torchrun the global batch is this times the "
+        "number of processes.",
+    ),
     height: int = typer.Option(None, "--height", help="Network input height (multiple of 32)."),
     width: int = typer.Option(None, "--width", help="Network input width (multiple of 32)."),
     lr: float = typer.Option(None, "--lr", help="Learning rate."),
@@ -204,6 +217,12 @@ def train(
     device: str = typer.Option(None, "--device", help="cuda, cuda:1 or cpu (default: cuda)."),
     amp: bool = typer.Option(None, "--amp/--no-amp", help="bf16 autocast where supported."),
     compile_: bool = typer.Option(None, "--compile/--no-compile", help="torch.compile."),
+    exact: bool = typer.Option(
+        None, "--exact", help="float32 (no bf16/TF32), no compile; checks the store's recipe."
+    ),
+    sync_bn: bool = typer.Option(
+        None, "--sync-bn/--no-sync-bn", help="SyncBatchNorm across torchrun processes (CUDA)."
+    ),
     keep_epochs: int = typer.Option(
         None, "--keep-epochs", help="Weights-only epoch_NNN.pt files kept (newest; 0 = all)."
     ),
@@ -217,13 +236,14 @@ def train(
     \b
     Methods: monodepth2 (self-supervised, mono / stereo / both).
     Presets:
-      monodepth2-m      monodepth2, KITTI, frames 0 -1 +1, 192x640
-      monodepth2-s      monodepth2, KITTI, frames 0 s (stereo), 192x640
-      monodepth2-ms     monodepth2, KITTI, frames 0 -1 +1 s, 192x640
+      monodepth2-m      monodepth2, KITTI eigen_zhou, frames 0 -1 +1, 192x640
+      monodepth2-s      monodepth2, KITTI eigen_full, frames 0 s (stereo), 192x640
+      monodepth2-ms     monodepth2, KITTI eigen_zhou, frames 0 -1 +1 s, 192x640
       monodepth2-nyu-m  monodepth2, NYU raw, frames 0 -1 +1, 288x384, store intrinsics
 
     --batch-size is per process: under torchrun the global batch is it times the number of
-    processes. --set key=value reaches any config field, method fields too
+    processes (the header printed at the start says both, and which of the reference's choices
+    the run departs from). --set key=value reaches any config field, method fields too
     (--set disparity_smoothness=1e-2 or --set params.disparity_smoothness=1e-2).
     """
     from train.engine.trainer import run_config
@@ -241,6 +261,8 @@ def train(
         "device": device,
         "amp": amp,
         "compile": compile_,
+        "exact": exact,
+        "sync_bn": sync_bn,
         "keep_epochs": keep_epochs,
     }
     overrides = [*set_, *(f"{k}={v}" for k, v in flags.items() if v is not None)]

@@ -14,6 +14,15 @@ full resolution 1242 x 375, written as PNGs for the baseline and, resized once (
 
 MB/s counts the uint8 pixels delivered at 192 x 640 (4 frames x 368,640 bytes per sample) for
 both, so the two figures compare like with like.
+
+The loader's order changed (chunk groups interleaved inside 16-chunk buffers, see
+:mod:`pipelines.loader.sharding`): "ours, previous order" runs the same loader with the order it
+had before (8-chunk buffers whose samples were shuffled together), in the same run, interleaved
+with "ours", so the two throughputs compare like with like (on this small store a 16-chunk buffer
+holds most of it, so neighbouring chunks share reads and ours reads less; at eigen_zhou's scale
+both decompress the same chunks per sample, printed last). Batch diversity, the reason for the
+change, is measured without images on a split of eigen_zhou's size and drive structure
+(:mod:`benchmarks.batch_diversity`), for the previous order, ours and a random sampler.
 """
 
 from __future__ import annotations
@@ -32,8 +41,10 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import ColorJitter
 from torchvision.transforms import functional as TF
 
+from benchmarks import batch_diversity as diversity
 from pipelines.loader.augment import Augment, AugmentConfig
-from pipelines.loader.dataset import make_loader
+from pipelines.loader.dataset import StoreDataset, make_loader
+from pipelines.loader.sharding import epoch_sequence, slot_range
 from pipelines.store.runner import write_blocks
 from pipelines.store.writer import StoreWriter, make_fingerprint
 
@@ -173,6 +184,63 @@ def _jitter(img: Image.Image, params: tuple) -> Image.Image:
     return img
 
 
+class PreviousOrderDataset(StoreDataset):
+    """The loader with its order before the change: buffers of ``shuffle_chunks`` chunk groups
+    cut from the start of each slot's piece, each buffer's samples shuffled together."""
+
+    def buffers(self) -> list[np.ndarray]:
+        info = torch.utils.data.get_worker_info()
+        worker, workers = (0, 1) if info is None else (info.id, info.num_workers)
+        slot, n_slots = self.rank * workers + worker, self.world_size * workers
+        ids, chunks = epoch_sequence(self.samples[:, 0], self.chunk, self.seed, self.epoch, True)
+        start, stop = slot_range(len(ids), slot, n_slots, self.even)
+        ids, chunks = ids[start:stop], chunks[start:stop]
+        starts = np.flatnonzero(np.r_[True, chunks[1:] != chunks[:-1]])
+        rng = np.random.default_rng([self.seed, self.epoch, slot, n_slots])
+        return [rng.permutation(b) for b in np.split(ids, starts[:: self.shuffle_chunks][1:])]
+
+
+def previous_loader(store_path: Path, frames: tuple[str, ...]) -> DataLoader:
+    """:func:`make_loader`'s DataLoader around :class:`PreviousOrderDataset` (8 chunks)."""
+    dataset = PreviousOrderDataset(
+        store_path, frames=frames, extras=(), batch_size=BATCH, shuffle_chunks=8
+    )
+    dataset.attach_workers(WORKERS)
+    return DataLoader(
+        dataset, batch_size=None, num_workers=WORKERS, persistent_workers=True, prefetch_factor=4
+    )
+
+
+def diversity_report() -> str:
+    """Batch figures of the previous order, ours and a random sampler (eigen_zhou-shaped)."""
+    shape = diversity.eigen_zhou_like()
+    kinds = {
+        "previous order (8 chunks)": lambda e: diversity.loader_batches(
+            shape, BATCH, 4, 8, e, previous=True
+        ),
+        "ours (16 chunks)": lambda e: diversity.loader_batches(shape, BATCH, 4, 16, e),
+        "ours with 8 chunks": lambda e: diversity.loader_batches(shape, BATCH, 4, 8, e),
+        "random sampler": lambda e: diversity.random_batches(shape, BATCH, e),
+    }
+    lines = [
+        f"batch diversity, eigen_zhou-shaped split ({len(shape.samples):,} samples, "
+        f"{len(diversity.EIGEN_ZHOU_DRIVES)} drives, chunks of {diversity.CHUNK}), batch {BATCH}, "
+        "4 workers, 2 epochs:",
+        diversity.HEADER,
+    ]
+    for name, batches in kinds.items():
+        lines.append(diversity.batch_figures(shape, batches(0) + batches(1)).row(name))
+    reads = {
+        name: diversity.chunks_read(shape, diversity.loader_buffers(shape, 4, n, 0, previous=p))
+        for name, n, p in (("previous order", 8, True), ("ours", 16, False))
+    }
+    lines.append(
+        "store chunks decompressed per sample at this scale (I/O, neighbours' chunks included): "
+        + ", ".join(f"{name} {value:.3f}" for name, value in reads.items())
+    )
+    return "\n".join(lines)
+
+
 @dataclass
 class Timing:
     seconds: float
@@ -230,9 +298,16 @@ def main() -> None:
             f"frames {W}x{H}), baseline {len(samples_table(1, PNG_FRAMES))} samples "
             f"({2 * PNG_FRAMES} PNGs {FULL_W}x{FULL_H}); in {time.perf_counter() - t0:.0f} s"
         )
-        loader = make_loader(store_path, BATCH, workers=WORKERS, frames=frames, extras=())
-        ours = time_loader(loader, min_samples=3000, epochs=True)
-        del loader
+        loaders = {
+            "ours": make_loader(store_path, BATCH, workers=WORKERS, frames=frames, extras=()),
+            "previous": previous_loader(store_path, frames),
+        }
+        runs: dict[str, list[Timing]] = {name: [] for name in loaders}
+        for _ in range(3):  # interleaved: a busy moment of the machine hits both
+            for name, loader in loaders.items():
+                runs[name].append(time_loader(loader, min_samples=1500, epochs=True))
+        del loaders
+        ours, previous = (max(runs[n], key=lambda t: t.rate) for n in ("ours", "previous"))
         base = DataLoader(
             Monodepth2StyleDataset(png_root, samples_table(1, PNG_FRAMES)),
             batch_size=BATCH,
@@ -255,13 +330,13 @@ def main() -> None:
 
     mb = SAMPLE_BYTES / 1e6
     print(f"machine load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    for name, t in (("ours", ours), ("baseline", baseline)):
+    for name, t in (("ours", ours), ("ours, previous order", previous), ("baseline", baseline)):
         print(
-            f"{name:<8} {t.rate:9.1f} samples/s  {t.rate * mb:8.1f} MB/s  "
+            f"{name:<20} {t.rate:9.1f} samples/s  {t.rate * mb:8.1f} MB/s  "
             f"({t.samples} samples, {t.seconds:.2f} s; {t.rate_per_cpu:.1f} samples per CPU-second)"
         )
     print(
-        f"ratio    {ours.rate / baseline.rate:9.1f} x  wall, "
+        f"{'ratio':<20} {ours.rate / baseline.rate:9.1f} x  wall, "
         f"{ours.rate_per_cpu / baseline.rate_per_cpu:.1f} x per CPU-second "
         "(targets: >= 1000 samples/s, >= 50 x)"
     )
@@ -269,3 +344,8 @@ def main() -> None:
         f"on-device augmentation (this machine's CPU, 1 thread): {aug_rate:.1f} samples/s "
         f"({1000 * BATCH / aug_rate:.0f} ms per batch of {BATCH}, 4 frames, 4 scales)"
     )
+    print(
+        f"ours vs the previous order: {ours.rate / previous.rate:.2f} x wall, "
+        f"{ours.rate_per_cpu / previous.rate_per_cpu:.2f} x per CPU-second (best of 3 each)"
+    )
+    print(diversity_report())

@@ -11,6 +11,13 @@ reported as frames/s (a frame = all PNGs of one stored row); target: conversion 
 2-thread decode rate. Best of 3 interleaved runs each (the machine is shared). For reference,
 the 2-thread rate of the decoder the conversion uses for 8-bit RGB PNGs (imagecodecs, zlib-ng)
 is printed too.
+
+Then what each image type and resize costs, per image on one thread (:func:`image_costs`), over
+the world's colour images as PNG and as JPEG (converted as monodepth2's README does: quality 92,
+4:2:0 chroma): decode only, ``--resize area`` and ``--resize lanczos`` (what
+:func:`pipelines.prepare.kitti.blocks.read_resized` does, 375x1242 -> 192x640), and monodepth2's
+own chain (``PIL.Image.open(f).convert("RGB").resize((640, 192), LANCZOS)``), which ``lanczos``
+equals byte for byte (checked here on every image).
 """
 
 from __future__ import annotations
@@ -24,9 +31,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
+import numpy as np
+from PIL import Image
 
 import kitti
-from pipelines.prepare.kitti.blocks import read_rgb
+from pipelines.prepare.kitti.blocks import read_resized, read_rgb
 from pipelines.prepare.kitti.prepare import KittiPrepareOptions, prepare_kitti
 from pipelines.store import open_store
 from pipelines.synth import write_kitti
@@ -85,12 +94,54 @@ def _decode(
     return time.perf_counter() - t0, time.process_time() - c0
 
 
+def image_costs(root: Path, out: Path, repeats: int = 3) -> dict[str, dict[str, float]]:
+    """ms per image of each way to read a stored image (module docstring), PNG and JPEG."""
+    pngs = sorted(root.glob("*/*_drive_*_sync/image_0[23]/data/*.png"))
+    pngs = [p for p in pngs if not p.parent.parent.parent.is_symlink()]  # rendered ones only
+    jpgs = []
+    for png in pngs:
+        jpg = out / f"{len(jpgs):05d}.jpg"
+        with Image.open(png) as image:
+            image.convert("RGB").save(jpg, quality=92, subsampling=2)
+        jpgs.append(jpg)
+    size = (192, 640)
+
+    def reference(path: Path) -> np.ndarray:
+        with open(path, "rb") as f, Image.open(f) as image:
+            return np.asarray(image.convert("RGB").resize(size[::-1], Image.LANCZOS))
+
+    natives = {p: cv2.imread(str(p)).shape[:2] for p in pngs + jpgs}
+    ways: dict[str, Callable[[Path], object]] = {
+        "decode": read_rgb,
+        "area": lambda p: read_resized(p, size, natives[p]),
+        "lanczos": lambda p: read_resized(p, size, natives[p], resize="lanczos"),
+        "monodepth2 PIL chain": reference,
+    }
+    costs: dict[str, dict[str, float]] = {}
+    for kind, paths in (("png", pngs), ("jpg", jpgs)):
+        for path in paths:
+            if not np.array_equal(ways["lanczos"](path), reference(path)):
+                raise SystemExit(f"--resize lanczos differs from PIL on {path}")
+        costs[kind] = {}
+        for name, fn in ways.items():
+            best = np.inf
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                for path in paths:
+                    fn(path)
+                best = min(best, time.perf_counter() - t0)
+            costs[kind][name] = 1e3 * best / len(paths)
+    return costs
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "kitti"
         t0 = time.perf_counter()
         split = _make_world(root)
         print(f"world rendered in {time.perf_counter() - t0:.1f} s")
+        (Path(tmp) / "jpg").mkdir()
+        costs = image_costs(root, Path(tmp) / "jpg")
         opts = KittiPrepareOptions(workers=WORKERS, progress=False, gt="velodyne")
         paths: list[Path] = []
         times: dict[str, list[tuple[float, float]]] = {
@@ -127,6 +178,18 @@ def main() -> None:
         f"{cpu['single']:.1f} ms; ratio {cpu['single'] / cpu['convert']:.2f} (the ceiling of the "
         "wall-clock ratio at equal parallel efficiency)"
     )
+
+    print("per image, 1 thread, 375x1242 -> 192x640 (ms; --resize lanczos equal to PIL on all):")
+    names = list(costs["png"])
+    print("  " + " " * 5 + "".join(f"{n:>22}" for n in names))
+    for kind, row in costs.items():
+        print(f"  {kind:<5}" + "".join(f"{row[n]:22.2f}" for n in names))
+    for kind, row in costs.items():
+        print(
+            f"  {kind}: lanczos costs {row['lanczos'] - row['area']:+.2f} ms per image over area "
+            f"({row['lanczos'] / row['area']:.2f}x); vs monodepth2's chain "
+            f"{row['monodepth2 PIL chain'] / row['lanczos']:.2f}x faster"
+        )
 
 
 if __name__ == "__main__":

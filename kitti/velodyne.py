@@ -60,42 +60,52 @@ def velodyne_depth(
     height, width = calib.size(2)
 
     front = np.compress(points[:, 0] >= 0, points, axis=0)  # = points[x >= 0], faster
-    homogeneous = np.empty((front.shape[0], 4), dtype=front.dtype)
-    homogeneous[:, :3] = front[:, :3]
-    homogeneous[:, 3] = 1.0
-    projected = np.dot(calib.P_velo2im(cam), homogeneous.T).T
+    # Homogeneous points as one contiguous float64 (4, n) block: np.dot computes every
+    # projection with the reference's arithmetic (np.dot(P, points.T) on the float32 (n, 4)
+    # scan; equal bit for bit, see tests/test_kitti_velodyne.py) without casting a transposed
+    # copy first.
+    xyz1 = np.empty((4, front.shape[0]))
+    xyz1[:3] = front[:, :3].T
+    xyz1[3] = 1.0
+    projected = np.dot(calib.P_velo2im(cam), xyz1)
     with np.errstate(divide="ignore", invalid="ignore"):  # z = 0 gives inf/nan, dropped below
-        u = np.round(projected[:, 0] / projected[:, 2]) - 1
-        v = np.round(projected[:, 1] / projected[:, 2]) - 1
-    value = front[:, 0].astype(np.float64) if vel_depth else projected[:, 2]
-
-    inside = (u >= 0) & (v >= 0) & (u < width) & (v < height)
-    u = u[inside].astype(np.int64)
-    v = v[inside].astype(np.int64)
-    value = value[inside]
+        col = np.round(projected[0] / projected[2])  # the reference's u + 1
+        row = np.round(projected[1] / projected[2])
+    inside = (col >= 1) & (row >= 1) & (col <= width) & (row <= height)
+    col = np.compress(inside, col).astype(np.int64) - 1
+    row = np.compress(inside, row).astype(np.int64) - 1
+    value = np.compress(inside, xyz1[0] if vel_depth else projected[2])
     depth = np.zeros((height, width))
     if value.size == 0:
         return depth
 
-    # One stable sort by pixel serves both rules: within a pixel, points stay in scan order.
-    pixel = v * width + u
-    order = np.argsort(pixel, kind="stable")
-    pixel_sorted = pixel[order]
-    value_sorted = value[order]
+    # Plain assignment, as the reference does: when several points hit a pixel, numpy keeps
+    # the last one in scan order. Writing each point's number first tells which points lost.
+    flat = depth.reshape(-1)
+    pixel = row * width + col
+    ids = np.arange(value.size, dtype=np.float64)
+    flat[pixel] = ids
+    winner = flat[pixel]
+    crowded = winner != ids
+    flat[pixel] = value
 
-    # Plain assignment: when several points hit a pixel, the last one in scan order wins.
-    ends = np.flatnonzero(np.r_[pixel_sorted[1:] != pixel_sorted[:-1], True])
-    depth.flat[pixel_sorted[ends]] = value_sorted[ends]
+    # The reference's duplicate rule on lin = v * (W - 1) + u - 1 (shifted by one here): the
+    # minimum of each group of points sharing a lin, written at the group's first point. A
+    # group is a crowded pixel, or pixels (r, W-1) and (r+1, 0), which share a lin; real scans
+    # have few of either, so only those points are sorted.
+    edge = (col == 0) | (col == width - 1)
+    if crowded.any() or edge.any():
+        members = np.union1d(np.flatnonzero(crowded | edge), winner[crowded].astype(np.int64))
+        lin = pixel[members] - row[members]
+        order = np.argsort(lin, kind="stable")  # scan order inside each group
+        members, lin = members[order], lin[order]
+        starts = np.flatnonzero(np.r_[True, lin[1:] != lin[:-1]])
+        several = np.diff(np.r_[starts, lin.size]) > 1
+        minima = np.minimum.reduceat(value[members], starts)
+        flat[pixel[members[starts[several]]]] = minima[several]
 
-    # The reference's duplicate rule on lin = v * (W - 1) + u - 1 = pixel - v - 1, which is
-    # non-decreasing in pixel (it only merges (r, W-1) with (r+1, 0)), so groups are contiguous.
-    lin_sorted = pixel_sorted - v[order] - 1
-    starts = np.flatnonzero(np.r_[True, lin_sorted[1:] != lin_sorted[:-1]])
-    dupes = np.diff(np.r_[starts, lin_sorted.size]) > 1
-    if dupes.any():
-        minima = np.minimum.reduceat(value_sorted, starts)[dupes]
-        first = np.minimum.reduceat(order, starts)[dupes]  # earliest point of each group
-        depth[v[first], u[first]] = minima
-
-    depth[depth < 0] = 0
+    # Negative depths become 0; only written pixels can hold one (-0.0 stays, as there).
+    if value.min() < 0:
+        negative = flat[pixel] < 0
+        flat[pixel[negative]] = 0
     return depth

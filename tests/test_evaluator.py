@@ -246,3 +246,46 @@ def test_nyu_protocol_scores_crop_sized_predictions() -> None:
     metrics = protocol_metrics(Protocol("nyu", MEDIAN), list(gt), 1.0 / small)
     assert metrics["abs_rel"] < 0.02 and metrics["a1"] > 0.98
     assert metrics["ratio_median"] == pytest.approx(10.0, rel=0.02)
+
+
+class PatternPredictor(Predictor):
+    """Depth with detail at the network resolution it is given (a column and row pattern that
+    a resize through another size would blur); records the input sizes it saw."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scaling = MEDIAN
+        self.sizes: list[tuple[int, int]] = []
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        b, _, h, w = image.shape
+        self.sizes.append((h, w))
+        cols = 2.0 + torch.sin(torch.arange(w) * 1.3).abs() * 6
+        rows = 1.0 + torch.linspace(0, 1, h)[:, None]
+        return (cols[None, :] * rows).expand(b, 1, h, w).contiguous()
+
+
+def test_prediction_is_resized_once_from_the_network_to_the_ground_truth(
+    test_store: str,
+) -> None:
+    """A model trained at another size than the test store's images: its network-resolution
+    prediction goes straight to each ground-truth size, not through the store size."""
+    from pipelines.store import open_store
+    from train.eval.metrics import eigen_metrics
+
+    config = apply_overrides(preset("monodepth2-m"), TINY | {"height": 96, "width": 224})
+    predictor = PatternPredictor()
+    report = evaluate_networks(_oracle_method(config, predictor), None, test_store, batch_size=3)  # type: ignore[arg-type]
+    assert set(predictor.sizes) == {(96, 224)}  # store images are 64x96
+
+    store = open_store(test_store)
+    rows = np.asarray(store["samples"][:, 0])
+    sizes = np.asarray(store["gt_size"][...])[rows]
+    gts = [np.asarray(store["gt_depth"][r, :h, :w]) for r, (h, w) in zip(rows, sizes, strict=True)]
+    net = predictor(torch.zeros(len(rows), 3, 96, 224))[:, 0].numpy()
+    once = eigen_metrics(gts, 1.0 / net, False)
+    via_store = np.stack([cv2.resize(d, (96, 64)) for d in 1.0 / net])  # the detour
+    twice = eigen_metrics(gts, via_store, False)
+    assert report.metrics["abs_rel"] == pytest.approx(once["abs_rel"], rel=1e-6)
+    assert report.metrics["rmse"] == pytest.approx(once["rmse"], rel=1e-6)
+    assert abs(twice["abs_rel"] - once["abs_rel"]) > 1e-3  # the test can tell them apart

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.bench_velodyne import perturbed, reference_depth
+from benchmarks.bench_velodyne import hdl64_scan, perturbed, reference_depth
 from kitti import Calibration, read_velodyne, velodyne_depth
 
 
@@ -45,6 +45,25 @@ def test_duplicate_rule_matches_recipe(testvectors: Path, tmp_path: Path) -> Non
             np.testing.assert_array_equal(
                 ours, reference_depth(kitti / "2011_09_26", path, cam, vel_depth)
             )
+
+
+def test_real_shaped_scans_match_recipe(testvectors: Path, tmp_path: Path) -> None:
+    """HDL-64E-shaped street scans (about 127k points, 18k valid pixels), as they are and with
+    points stacked on shared pixels and on the aliased edge columns: the reference's output."""
+    date = testvectors / "kitti" / "2011_09_26"
+    rng = np.random.default_rng(7)
+    scan = hdl64_scan(rng)
+    assert 110_000 < len(scan) < 140_000
+    crowded = np.concatenate([scan, scan[::-3] * np.float32(1.0003)])
+    for name, points in (("plain", scan), ("crowded", crowded)):
+        path = tmp_path / f"{name}.bin"
+        points.tofile(path)
+        for cam in (2, 3):
+            for vel_depth in (False, True):
+                ours = velodyne_depth(date, path, cam, vel_depth)
+                ref = reference_depth(date, path, cam, vel_depth)
+                np.testing.assert_array_equal(ours, ref, err_msg=f"{name} cam {cam}")
+        assert np.count_nonzero(ours) > 10_000
 
 
 def test_no_points_in_view(testvectors: Path) -> None:

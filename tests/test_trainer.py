@@ -231,7 +231,8 @@ def test_validation_and_logs(toy_store: str, tmp_path: Path) -> None:
         echo=lines.append,
     )
     assert "val/loss" in summary.validation and "val/abs_rel" in summary.validation
-    assert lines and lines[0].startswith("epoch 0 validation")
+    assert lines[0].startswith("training monodepth2 (preset monodepth2-m)")  # the header
+    assert any(line.startswith("epoch 0 validation") for line in lines)
     assert (tmp_path / "checkpoints" / "epoch_000.pt").is_file()
     tags = {r["tag"] for r in read_log(tmp_path)}
     assert {"train/loss", "train/lr", "val/loss", "val/a1"} <= tags

@@ -1,6 +1,6 @@
 """Which samples each loader slot (DDP rank x DataLoader worker) yields in one epoch.
 
-Pure numpy, no I/O. The epoch order is built in three steps:
+Pure numpy, no I/O. The epoch order is built in four steps:
 
 1. Samples are grouped by the store chunk of their centre row (``row // chunk``).
 2. The chunk groups are put in a random order drawn from ``(seed, epoch)`` (the same on every
@@ -8,8 +8,20 @@ Pure numpy, no I/O. The epoch order is built in three steps:
 3. Slot ``s`` of ``S`` takes the contiguous piece ``[s * M // S, (s + 1) * M // S)`` of that
    sequence, so the slots together cover every sample exactly once, each slot reads a few whole
    chunks (a chunk is split between two slots at most at the piece ends), and piece sizes
-   differ by at most one sample. The piece is cut into buffers of ``shuffle_chunks`` chunk groups
-   and the samples inside each buffer are shuffled (seeded by seed, epoch and slot).
+   differ by at most one sample. The piece is cut into buffers of at most ``shuffle_chunks``
+   chunk groups, as evenly as possible (the loader reads one buffer at a time).
+4. Inside a buffer the chunk groups are interleaved, not just shuffled together (seeded by seed,
+   epoch and slot): each group's samples are spread evenly over the buffer's whole yield order,
+   from a random offset, so any run of consecutive samples, hence a batch, takes at most one or
+   two samples from a group and draws from as many groups as the buffer has (up to the batch
+   size). Within a group the second view of a frame (its left and right image are two samples
+   of the same chunk) comes about half the group later than the first, so the two views of one
+   frame land about half a buffer apart (in one batch only when a buffer holds less than two
+   batches). A batch then looks like one of a random sampler over the whole split: about
+   ``batch`` distinct chunks, as many drives as random draws give, no frame twice
+   (``benchmarks/bench_loader.py`` measures it on a split of eigen_zhou's size and drive
+   structure); memory stays one buffer of chunks per worker. With ``shuffle_chunks`` below the
+   batch size a batch cannot see more chunks than that.
 
 ``even`` equalises the slots for DDP, where every rank must run the same number of steps:
 ``"none"`` keeps every sample exactly once (sizes may differ by one), ``"drop"`` cuts every piece
@@ -96,6 +108,7 @@ def slot_buffers(
     """
     if shuffle_chunks < 1:
         raise ValueError(f"shuffle_chunks must be >= 1, not {shuffle_chunks}")
+    centre_rows = np.asarray(centre_rows, dtype=np.int64)
     ids, chunks = epoch_sequence(centre_rows, chunk, seed, epoch, shuffle)
     start, stop = slot_range(len(ids), slot, n_slots, even)
     if len(ids) == 0 or stop <= start:
@@ -104,9 +117,51 @@ def slot_buffers(
     ids, chunks = ids[take], chunks[take]
     # A new group starts wherever the chunk changes (a wrapped pad may revisit a chunk).
     group_starts = np.flatnonzero(np.r_[True, chunks[1:] != chunks[:-1]])
-    cuts = group_starts[::shuffle_chunks][1:]
-    buffers = np.split(ids, cuts)
-    if shuffle:
-        rng = np.random.default_rng([seed, epoch, slot, n_slots])
-        buffers = [rng.permutation(b) for b in buffers]
-    return buffers
+    n_groups = len(group_starts)
+    n_buffers = -(-n_groups // shuffle_chunks)
+    cuts = (np.arange(n_buffers + 1) * n_groups) // n_buffers  # first group of each buffer
+    if not shuffle:
+        return np.split(ids, group_starts[cuts[1:-1]])
+    rng = np.random.default_rng([seed, epoch, slot, n_slots])
+    bounds = np.r_[group_starts, len(ids)]
+    return [
+        interleave([ids[bounds[g] : bounds[g + 1]] for g in range(a, b)], centre_rows, rng)
+        for a, b in zip(cuts[:-1], cuts[1:], strict=True)
+    ]
+
+
+def interleave(
+    groups: list[np.ndarray], centre_rows: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """Sample ids of chunk ``groups`` in the yield order of one buffer (module docstring, 4).
+
+    Each group is put in a random order of its frames, first every frame's first sample (a
+    random view), then the second views in the same frame order; sample ``j`` of a group of
+    ``n`` gets position ``(j + offset) / n`` with one random offset per group, and the buffer
+    yields by position.
+    """
+    if not groups:
+        return np.zeros(0, np.int64)
+    ordered, positions = [], []
+    for group in groups:
+        group = rng.permutation(group)
+        rows = centre_rows[group]
+        uniq, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
+        rank_of_frame = np.empty(len(uniq), np.int64)
+        rank_of_frame[np.argsort(first)] = np.arange(len(uniq))  # order of first appearance
+        group = group[np.lexsort((rank_of_frame[inverse], _occurrence(inverse)))]
+        ordered.append(group)
+        positions.append((np.arange(len(group)) + rng.random()) / len(group))
+    order = np.argsort(np.concatenate(positions), kind="stable")
+    return np.concatenate(ordered)[order]
+
+
+def _occurrence(labels: np.ndarray) -> np.ndarray:
+    """For each element, how many earlier elements carry the same label (0, 1, ...)."""
+    order = np.argsort(labels, kind="stable")
+    sorted_labels = labels[order]
+    starts = np.flatnonzero(np.r_[True, sorted_labels[1:] != sorted_labels[:-1]])
+    run_start = np.repeat(starts, np.diff(np.r_[starts, len(labels)]))
+    out = np.empty(len(labels), np.int64)
+    out[order] = np.arange(len(labels)) - run_start
+    return out

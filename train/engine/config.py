@@ -35,11 +35,14 @@ class TrainConfig:
     ``batch_size`` (per process under ``torchrun``), ``workers``, ``shuffle_chunks``. Runtime:
     ``seed``, ``device`` (None = CUDA when available), ``amp`` (bf16 autocast where supported),
     ``channels_last`` (None = on CUDA only), ``compile``, ``deterministic`` (deterministic
-    algorithms, no cuDNN autotuning: what makes a CUDA resume bitwise). Logging: ``log_every``
-    steps, ``val_batches`` per validation (None = the whole val store), ``checkpoint_every``
-    steps (0 = epoch ends only), ``keep_epochs`` (weights-only epoch files kept; 0 = all).
-    Augmentation: ``jitter_prob``, ``flip_prob``. ``dataset``: the store dataset the preset is
-    for; ``check_dataset=false`` allows another. ``method`` and its ``params``.
+    algorithms, no cuDNN autotuning: what makes a CUDA resume bitwise), ``exact`` (float32
+    without TF32 and no compile, as the reference ran: sets ``amp`` and ``compile`` to False;
+    the trainer checks the store, :mod:`train.engine.header`), ``sync_bn`` (SyncBatchNorm
+    across processes under ``torchrun``; CUDA only). Logging: ``log_every`` steps,
+    ``val_batches`` per validation (None = the whole val store), ``checkpoint_every`` steps (0 =
+    epoch ends only), ``keep_epochs`` (weights-only epoch files kept; 0 = all). Augmentation:
+    ``jitter_prob``, ``flip_prob``. ``dataset``: the store dataset the preset is for;
+    ``check_dataset=false`` allows another. ``method`` and its ``params``.
     """
 
     preset: str = "monodepth2-m"
@@ -57,13 +60,15 @@ class TrainConfig:
     scheduler_gamma: float = 0.1
     max_steps: int | None = None
     workers: int = 4
-    shuffle_chunks: int = 8
+    shuffle_chunks: int = 16
     seed: int = 0
     device: str | None = None
     amp: bool = True
     channels_last: bool | None = None
     compile: bool = False
     deterministic: bool = False
+    exact: bool = False
+    sync_bn: bool = False
     log_every: int = 50
     val_batches: int | None = 20
     checkpoint_every: int = 0
@@ -73,6 +78,9 @@ class TrainConfig:
     params: Any = None
 
     def __post_init__(self) -> None:
+        if self.exact:  # the one place --exact is applied to the settings
+            object.__setattr__(self, "amp", False)
+            object.__setattr__(self, "compile", False)
         if self.height % 32 or self.width % 32 or min(self.height, self.width) < 64:
             raise ValueError(
                 "height and width must be multiples of 32 and >= 64, "

@@ -73,13 +73,26 @@ def build_runtime(
     device: torch.device,
     distributed: bool = False,
 ) -> Runtime:
-    """Wrap ``nets`` for ``device``: channels_last, ``torch.compile`` and DDP as configured."""
+    """Wrap ``nets`` for ``device``: channels_last, ``torch.compile`` and DDP as configured;
+    SyncBatchNorm under DDP with ``config.sync_bn``; float32 without TF32 with ``config.exact``.
+
+    Raises:
+        ValueError: ``sync_bn`` under DDP on a device SyncBatchNorm cannot synchronise (CPU).
+    """
+    if distributed and config.sync_bn and device.type != "cuda":
+        raise ValueError(f"--sync-bn needs CUDA devices (SyncBatchNorm cannot sync {device})")
+    if config.exact and device.type == "cuda":
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
     amp = bool(config.amp and device.type == "cuda" and torch.cuda.is_bf16_supported())
     channels_last = device.type == "cuda" if config.channels_last is None else config.channels_last
     wrapped: dict[str, nn.Module] = {}
     for name, module in nets.named().items():
         if channels_last:
             module.to(memory_format=torch.channels_last)
+        if distributed and config.sync_bn and name not in nets.frozen:
+            # in place below the top module: same parameters (optimisers) and state-dict keys
+            module = nn.SyncBatchNorm.convert_sync_batchnorm(module)
         if config.compile:
             module.compile()  # this network's own forward: wrappers would share one cache
         run: nn.Module = module

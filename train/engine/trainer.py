@@ -46,6 +46,7 @@ from train.engine.checkpoint import (
 )
 from train.engine.config import TrainConfig, apply_overrides
 from train.engine.distributed import gather_objects, init_distributed, seed_step
+from train.engine.header import header_lines
 from train.engine.presets import preset
 from train.engine.runlog import RunLogger
 from train.engine.runtime import build_runtime, configure_determinism, resolve_device
@@ -160,6 +161,8 @@ def train(
     match_optimiser_layout(optimisers)  # after channels_last: Adam's moments like the weights
     logger = RunLogger(run_dir, enabled=dist.main)
     if dist.main:
+        for line in header_lines(config, store, runtime, dist.world_size):
+            echo(line)
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
 

@@ -7,34 +7,100 @@ of the raw files, so re-running it gives the same bytes. Everything that does no
 written whole beside the blocks (:attr:`pipelines.store.runner.Conversion.frames`): a few zarr calls
 per store instead of five per block, which saves about 1 ms of CPU per frame.
 
-Resizing: ``cv2.INTER_AREA`` when shrinking (pixel-area averaging, the high-quality choice for
-downscaling), ``cv2.INTER_CUBIC`` when enlarging. Both map pixel centres onto pixel centres,
+Images are PNG or JPEG (:mod:`pipelines.prepare.kitti.images` chose the file). Resizing
+(``resize``): ``area`` = ``cv2.INTER_AREA`` when shrinking (pixel-area averaging, the
+high-quality choice for downscaling), ``cv2.INTER_CUBIC`` when enlarging; ``lanczos`` = PIL's
+``Image.resize((W, H), Image.LANCZOS)`` of the decoded file, byte for byte what monodepth2's
+loader computes (``pil.open(path).convert("RGB")`` then torchvision's ``Resize`` with
+``ANTIALIAS``): a JPEG is decoded by PIL itself there, an 8-bit RGB PNG (as KITTI's are) by the
+fast decoder (lossless, so the same pixels). All of them map pixel centres onto pixel centres,
 which is what :func:`pipelines.prepare.common.resized_intrinsics` assumes.
 """
 
 from __future__ import annotations
 
+import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import imagecodecs
 import numpy as np
 
 import kitti
+from pipelines.prepare.kitti.images import EXTENSIONS
+
+if TYPE_CHECKING:
+    from PIL.Image import Image as PILImage
+
+RESIZES = ("area", "lanczos")
+RESIZE_DESCRIPTIONS = {
+    "area": "cv2.INTER_AREA when shrinking, cv2.INTER_CUBIC when enlarging",
+    "lanczos": "PIL Image.resize((W, H), Image.LANCZOS) of the decoded file (monodepth2's)",
+}
+_JPEG_SUFFIXES = (".jpg", ".jpeg")
+_EOI = b"\xff\xd9"  # JPEG end-of-image marker
 
 # DEPTHKIT_PNG=opencv decodes every PNG with OpenCV (an escape hatch, and the A/B switch).
 _FAST_PNG = os.environ.get("DEPTHKIT_PNG", "") != "opencv"
 
 
-def read_rgb(path: Path) -> np.ndarray:
-    """Decode a colour PNG as uint8 (H, W, 3) RGB (ValueError naming the file if unreadable).
+def check_resize(resize: str) -> None:
+    """ValueError unless ``resize`` (``--resize``) is one of :data:`RESIZES`."""
+    if resize not in RESIZES:
+        raise ValueError(f"--resize {resize!r} must be one of {', '.join(RESIZES)}")
 
-    8-bit RGB files (every KITTI colour image) go through imagecodecs' libpng build, which
-    inflates with zlib-ng; anything else (grey, 16-bit, palette, alpha) through OpenCV, which
-    converts it. Both give the same pixels; see ``benchmarks/bench_prepare_kitti.py``.
+
+def _unreadable(path: Path) -> ValueError:
+    kind = "JPEG" if path.suffix.lower() in _JPEG_SUFFIXES else "PNG"
+    return ValueError(f"{path}: cannot read image (missing, truncated or not a {kind})")
+
+
+def _jpeg_bytes(path: Path) -> bytes:
+    """The bytes of a JPEG file that ends with its end-of-image marker (a cut JPEG still
+    decodes, its missing part grey, so decoders cannot be trusted to notice)."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        raise _unreadable(path) from None
+    if _EOI not in data[-64:]:
+        raise _unreadable(path)
+    return data
+
+
+def _pil_rgb(data: bytes, path: Path) -> PILImage:
+    """PIL's decode of ``data`` converted to RGB, as monodepth2's ``pil_loader`` does."""
+    from PIL import Image  # only the lanczos path and odd JPEGs need it
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return image.convert("RGB")
+    except (OSError, ValueError, SyntaxError):
+        raise _unreadable(path) from None
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """Decode a colour PNG or JPEG as uint8 (H, W, 3) RGB (ValueError naming the file if
+    unreadable: missing, truncated, or not an image of its extension).
+
+    8-bit RGB PNGs (every KITTI colour image) go through imagecodecs' libpng build, which
+    inflates with zlib-ng; other PNGs (grey, 16-bit, palette, alpha) through OpenCV, which
+    converts them. JPEGs go through imagecodecs' libjpeg-turbo (the same pixels as PIL's and
+    OpenCV's decoders: ISLOW IDCT, fancy upsampling); grey or CMYK ones through PIL's RGB
+    conversion. See ``benchmarks/bench_prepare_kitti.py``.
     """
+    path = Path(path)
+    if path.suffix.lower() in _JPEG_SUFFIXES:
+        data = _jpeg_bytes(path)
+        try:
+            rgb = imagecodecs.jpeg8_decode(data)
+        except (RuntimeError, ValueError):
+            raise _unreadable(path) from None
+        if rgb.ndim == 3 and rgb.shape[2] == 3 and rgb.dtype == np.uint8:
+            return rgb
+        return np.asarray(_pil_rgb(data, path))
     if _FAST_PNG:
         try:
             with open(path, "rb") as f:
@@ -46,14 +112,19 @@ def read_rgb(path: Path) -> np.ndarray:
     # OpenCV's PNG decoder swaps to RGB while decoding, cheaper than a cvtColor pass afterwards.
     rgb = cv2.imread(str(path), cv2.IMREAD_COLOR_RGB)
     if rgb is None:
-        raise ValueError(f"{path}: cannot read image (missing, truncated or not a PNG)")
+        raise _unreadable(path)
     return rgb
 
 
 def read_resized(
-    path: Path, size: tuple[int, int], native: tuple[int, int], out: np.ndarray | None = None
+    path: Path,
+    size: tuple[int, int],
+    native: tuple[int, int],
+    out: np.ndarray | None = None,
+    resize: str = "area",
 ) -> np.ndarray:
-    """Read a colour PNG, check it is ``native`` (H, W), resize to ``size`` (H, W).
+    """Read a colour PNG or JPEG, check it is ``native`` (H, W), resize to ``size`` (H, W)
+    with ``resize`` (``area`` or ``lanczos``, see the module docstring).
 
     ``out`` (uint8 (H, W, 3)), when given, receives the result without an extra copy.
 
@@ -63,12 +134,11 @@ def read_resized(
     Raises:
         ValueError: naming the file, when it cannot be decoded or has another size.
     """
+    path = Path(path)
+    if resize == "lanczos":
+        return _read_lanczos(path, size, native, out)
     rgb = read_rgb(path)
-    if rgb.shape[:2] != tuple(native):
-        raise ValueError(
-            f"{path}: image is {rgb.shape[1]}x{rgb.shape[0]} (WxH), the calibration's "
-            f"S_rect says {native[1]}x{native[0]}"
-        )
+    _check_native(path, rgb.shape[:2], native)
     if rgb.shape[:2] == tuple(size):
         if out is None:
             return rgb
@@ -77,6 +147,32 @@ def read_resized(
     shrink = size[0] <= native[0] and size[1] <= native[1]
     interp = cv2.INTER_AREA if shrink else cv2.INTER_CUBIC
     return cv2.resize(rgb, (size[1], size[0]), dst=out, interpolation=interp)
+
+
+def _read_lanczos(
+    path: Path, size: tuple[int, int], native: tuple[int, int], out: np.ndarray | None
+) -> np.ndarray:
+    """``Image.resize((W, H), Image.LANCZOS)`` of the decoded file (see the module docstring)."""
+    from PIL import Image
+
+    if path.suffix.lower() in _JPEG_SUFFIXES:
+        image = _pil_rgb(_jpeg_bytes(path), path)
+    else:
+        image = Image.fromarray(read_rgb(path))
+    _check_native(path, (image.height, image.width), native)
+    resized = np.asarray(image.resize((size[1], size[0]), Image.LANCZOS))
+    if out is None:
+        return resized
+    out[...] = resized
+    return out
+
+
+def _check_native(path: Path, shape: tuple[int, ...], native: tuple[int, int]) -> None:
+    if tuple(shape) != tuple(native):
+        raise ValueError(
+            f"{path}: image is {shape[1]}x{shape[0]} (WxH), the calibration's "
+            f"S_rect says {native[1]}x{native[0]}"
+        )
 
 
 def ground_truth(root: Path, folder: str, frame: int, kind: str) -> np.ndarray:
@@ -105,6 +201,9 @@ class KittiBlocks:
         size: stored image size (H, W).
         native: int (S, V, 2) native (H, W) per sequence and view (calibration ``S_rect``).
         gt: None (training) or ``velodyne`` / ``improved``; ``gt_shape`` the padded (Hg, Wg).
+        image_ext: uint8 (N, V) index into :data:`~pipelines.prepare.kitti.images.EXTENSIONS`
+            of each row's image file per view (None: all PNG).
+        resize: ``area`` or ``lanczos`` (see the module docstring).
     """
 
     root: Path
@@ -116,6 +215,8 @@ class KittiBlocks:
     native: np.ndarray
     gt: str | None = None
     gt_shape: tuple[int, int] | None = None
+    image_ext: np.ndarray | None = None
+    resize: str = "area"
 
     def __call__(self, block: int, rows: slice) -> dict[str, np.ndarray]:
         """Pixel arrays of frame rows ``rows``: image, and for a test store gt_depth (zero
@@ -132,9 +233,10 @@ class KittiBlocks:
             seq = int(self.sequence[row])
             folder, frame = self.sequences[seq], int(self.frame[row])
             for v, side in enumerate(self.sides):
-                path = kitti.image_path(self.root, folder, frame, side)
+                ext = ".png" if self.image_ext is None else EXTENSIONS[self.image_ext[row, v]]
+                path = kitti.image_path(self.root, folder, frame, side, ext)
                 native = (int(self.native[seq, v, 0]), int(self.native[seq, v, 1]))
-                read_resized(path, self.size, native, out=image[i, v])
+                read_resized(path, self.size, native, out=image[i, v], resize=self.resize)
             if gt_depth is not None and gt_size is not None:
                 depth = ground_truth(self.root, folder, frame, str(self.gt))
                 expected = (int(self.native[seq, 0, 0]), int(self.native[seq, 0, 1]))

@@ -11,6 +11,10 @@ raw tree before anything is converted:
   ("annotated depth") PNG;
 * every line needs its date's calibration files and the drive's ``image_02/timestamps.txt``.
 
+A colour image is ``<frame>.png`` or ``<frame>.jpg`` (:mod:`pipelines.prepare.kitti.images`:
+``image_ext`` ``auto`` takes either, per file); the plan keeps which one per stored frame and
+view.
+
 Missing files are reported together (:class:`MissingFilesError`), or, with ``skip_missing``,
 the lines that need them are dropped and listed as :class:`~pipelines.store.runner.SkippedItem`.
 """
@@ -29,6 +33,7 @@ import numpy as np
 import kitti
 from kitti import SplitEntry
 from kitti.calib import CAM_TO_CAM, VELO_TO_CAM
+from pipelines.prepare.kitti.images import ImageFinder, ImageSummary, summarize
 from pipelines.store.runner import SkippedItem
 
 SPLIT_FILES = {"train": "train_files.txt", "val": "val_files.txt", "test": "test_files.txt"}
@@ -39,14 +44,14 @@ SHOWN_MISSING = 5  # file names quoted in the missing-files error
 class MissingFilesError(ValueError):
     """Files needed by split lines are missing from the raw tree."""
 
-    def __init__(self, missing: Sequence[Path], lines: int) -> None:
+    def __init__(self, missing: Sequence[Path], lines: int, hint: str = "") -> None:
         self.missing = tuple(missing)
         self.lines = lines
         shown = ", ".join(str(p) for p in self.missing[:SHOWN_MISSING])
         more = len(self.missing) - SHOWN_MISSING
         super().__init__(
             f"{len(self.missing)} file(s) needed by {lines} split line(s) are missing "
-            f"(pass --skip-missing to drop those lines): {shown}"
+            f"(pass --skip-missing to drop those lines{hint}): {shown}"
             + (f", ... and {more} more" if more > 0 else "")
         )
 
@@ -78,6 +83,8 @@ class StorePlan:
             in split order; test samples are (row, -1, -1, 0).
         skipped: split lines dropped because files are missing (``skip_missing``).
         gt: ``None`` for training stores, ``"velodyne"`` or ``"improved"`` for the test store.
+        image_ext: uint8 (N, V) per row and view (camera 02, 03): index into
+            :data:`pipelines.prepare.kitti.images.EXTENSIONS` of the image file found.
     """
 
     split: str
@@ -89,15 +96,23 @@ class StorePlan:
     samples: np.ndarray
     skipped: tuple[SkippedItem, ...]
     gt: str | None
+    image_ext: np.ndarray
 
     @property
     def n_frames(self) -> int:
         return int(self.frame.shape[0])
 
+    @property
+    def images(self) -> ImageSummary:
+        """How many images of each extension the store reads (and mixed drives)."""
+        return summarize(self.sequences, self.sequence, self.image_ext)
+
     def content_hash(self) -> str:
-        """sha256 of the frame table and samples (part of the store fingerprint)."""
+        """sha256 of the frame table, samples and image files (part of the store fingerprint)."""
         h = hashlib.sha256("\n".join(self.sequences).encode())
-        for a in (self.sequence, self.frame, self.samples):
+        # all-PNG plans hash as before JPEG trees were read (same fingerprint, same stores)
+        jpeg = (self.image_ext,) if self.image_ext.any() else ()
+        for a in (self.sequence, self.frame, self.samples, *jpeg):
             h.update(np.ascontiguousarray(a).tobytes())
         return h.hexdigest()
 
@@ -131,6 +146,10 @@ class _Exists:
         self._listings: dict[str, frozenset[str]] = {}
 
     def __call__(self, folder: str, name: str) -> bool:
+        return name in self.names(folder)
+
+    def names(self, folder: str) -> frozenset[str]:
+        """The file names in ``folder`` (empty when it cannot be listed)."""
         names = self._listings.get(folder)
         if names is None:
             try:
@@ -138,7 +157,7 @@ class _Exists:
             except OSError:
                 names = frozenset()
             self._listings[folder] = names
-        return name in names
+        return names
 
 
 class _Needed:
@@ -148,8 +167,8 @@ class _Needed:
     ``pathlib.Path`` per file made planning a 40k-line split take seconds.
     """
 
-    def __init__(self, root: Path, split: str, gt: str) -> None:
-        self.root, self.split, self.gt = root, split, gt
+    def __init__(self, root: Path, split: str, gt: str, images: ImageFinder) -> None:
+        self.root, self.split, self.gt, self.images = root, split, gt, images
         self._folders: dict[str, dict[str, str]] = {}
 
     def _drive(self, folder: str) -> dict[str, str]:
@@ -176,21 +195,34 @@ class _Needed:
         d = self._drive(entry.folder)
         files = [(d["date"], CAM_TO_CAM), (d["date"], VELO_TO_CAM), (d["stamps"], d["stamps_name"])]
         if self.split == "test":
-            files.append((d["l"], kitti.frame_file(entry.frame)))
+            files.append((d["l"], self.images.name(d["l"], entry.frame)))
             if self.gt == "improved":
                 files.append(self.improved_gt(entry))
             else:
                 files.append((d["velodyne"], kitti.frame_file(entry.frame, ".bin")))
             return files
         for frame in (entry.frame - 1, entry.frame, entry.frame + 1):  # frame -1 never exists
-            name = kitti.frame_file(frame)
-            files += [(d["l"], name), (d["r"], name)]
+            files += [(d[s], self.images.name(d[s], frame)) for s in ("l", "r")]
         return files
 
+    def image_codes(
+        self, sequences: Sequence[str], sequence: np.ndarray, frame: np.ndarray, sides: str
+    ) -> np.ndarray:
+        """uint8 (N, V) extension code of every row's image per side (all present)."""
+        codes = np.zeros((len(frame), len(sides)), dtype=np.uint8)
+        for row, (s, f) in enumerate(zip(sequence.tolist(), frame.tolist(), strict=True)):
+            d = self._drive(sequences[s])
+            for v, side in enumerate(sides):
+                codes[row, v] = self.images.code(d[side], f)
+        return codes
 
-def needed_files(root: Path, entry: SplitEntry, split: str, gt: str) -> list[Path]:
+
+def needed_files(
+    root: Path, entry: SplitEntry, split: str, gt: str, image_ext: str = "auto"
+) -> list[Path]:
     """Every raw file a split line needs (see the module docstring)."""
-    return [Path(folder) / name for folder, name in _Needed(root, split, gt)(entry)]
+    needed = _Needed(root, split, gt, ImageFinder(_Exists().names, image_ext))
+    return [Path(folder) / name for folder, name in needed(entry)]
 
 
 def choose_gt(root: Path, lines: Sequence[SplitLine], gt: str) -> str:
@@ -200,22 +232,29 @@ def choose_gt(root: Path, lines: Sequence[SplitLine], gt: str) -> str:
     if gt != "auto":
         return gt
     exists = _Exists()
-    needed = _Needed(root, "test", "improved")
+    needed = _Needed(root, "test", "improved", ImageFinder(exists.names))
     have = all(exists(*needed.improved_gt(ln.entry)) for ln in lines)
     return "improved" if lines and have else "velodyne"
 
 
 def plan_stores(
-    root: Path, split_dir: Path, gt: str = "auto", skip_missing: bool = False
+    root: Path,
+    split_dir: Path,
+    gt: str = "auto",
+    skip_missing: bool = False,
+    image_ext: str = "auto",
 ) -> list[StorePlan]:
-    """Check every split line against ``root`` and plan one store per split file present.
+    """Check every split line against ``root`` and plan one store per split file present
+    (colour images: ``.png`` or ``.jpg`` per ``image_ext``, see :mod:`.images`).
 
     Raises:
         MissingFilesError: files are missing and ``skip_missing`` is False (all splits checked
             first, every missing file counted).
-        ValueError: unreadable or malformed split files, a right-camera test line, or a split
-            left without any usable line.
+        ValueError: unreadable or malformed split files, a right-camera test line, a split
+            left without any usable line, or an unknown ``image_ext``.
     """
+    exists = _Exists()
+    images = ImageFinder(exists.names, image_ext)
     root = Path(root)
     if not root.is_dir():
         raise ValueError(f"{root}: KITTI raw folder not found")
@@ -226,14 +265,13 @@ def plan_stores(
         if line.entry.side != "l":
             raise ValueError(f"{line}: test lines must use the left camera (side 'l')")
 
-    exists = _Exists()
     missing: dict[Path, None] = {}  # ordered set
     kept: dict[str, list[SplitLine]] = {}
     dropped: dict[str, list[SkippedItem]] = {}
     bad_lines = 0
     for split, (lines, _) in parsed.items():
         kept[split], dropped[split] = [], []
-        needed = _Needed(root, split, test_gt or "")
+        needed = _Needed(root, split, test_gt or "", images)
         for line in lines:
             absent = [Path(f) / n for f, n in needed(line.entry) if not exists(f, n)]
             if absent:
@@ -244,7 +282,12 @@ def plan_stores(
             else:
                 kept[split].append(line)
     if missing and not skip_missing:
-        raise MissingFilesError(list(missing), bad_lines)
+        hint = (
+            f"; --image-ext {image_ext} counts only .{image_ext} images"
+            if image_ext != "auto"
+            else ""
+        )
+        raise MissingFilesError(list(missing), bad_lines, hint)
     if missing:
         logging.getLogger(__name__).warning(
             "warning: dropping %d split line(s) whose %d file(s) are missing, e.g. %s",
@@ -257,12 +300,16 @@ def plan_stores(
             raise ValueError(f"{files[split]}: no usable line ({len(lines)} in the file)")
         entries = [ln.entry for ln in kept[split]]
         tables = _test_table(entries) if split == "test" else _training_table(entries)
+        sides = "l" if split == "test" else "lr"
+        codes = _Needed(root, split, "", images).image_codes(*tables[:3], sides)
         plans.append(
             StorePlan(
                 split, files[split], sha, *tables, tuple(dropped[split]),
-                test_gt if split == "test" else None,
+                test_gt if split == "test" else None, codes,
             )
         )  # fmt: skip
+        if plans[-1].images.mixed_drives:
+            logging.getLogger(__name__).warning("warning: %s.zarr %s", split, plans[-1].images)
     return plans
 
 

@@ -14,6 +14,10 @@ Steps (:func:`prepare_kitti`):
 
 Training / validation stores hold V = 2 views (0 = camera 02, 1 = camera 03) for every frame a
 sample needs; the test store holds camera 02 (V = 1) and native-resolution ``gt_depth``.
+Images may be PNG or JPEG (``image_ext``, :mod:`pipelines.prepare.kitti.images`), resized with
+``cv2.INTER_AREA`` or, ``resize="lanczos"``, exactly as monodepth2 does
+(:mod:`pipelines.prepare.kitti.blocks`); each store records both in its attributes
+(``source.images``, ``camera.resize_method``).
 """
 
 from __future__ import annotations
@@ -32,7 +36,8 @@ from pipelines.prepare.common import (
     resized_intrinsics,
     run_masks,
 )
-from pipelines.prepare.kitti.blocks import KittiBlocks
+from pipelines.prepare.kitti.blocks import RESIZE_DESCRIPTIONS, KittiBlocks, check_resize
+from pipelines.prepare.kitti.images import ImageSummary, check_image_ext
 from pipelines.prepare.kitti.plan import StorePlan, plan_stores
 from pipelines.store.constants import KITTI_NORMALISED_INTRINSICS
 from pipelines.store.runner import Conversion, RunSummary, run_conversions
@@ -49,12 +54,15 @@ PROTOCOL = {"velodyne": "eigen", "improved": "eigen_benchmark"}
 class KittiPrepareOptions:
     """Options of ``prepare-kitti`` (CLI defaults).
 
-    ``size`` (H, W), ``chunk``, ``gt`` and the split files define the content (fingerprint);
-    ``workers``, ``scheduler``, ``progress`` only how it is computed.
+    ``size`` (H, W), ``chunk``, ``gt``, ``resize``, the image files found (``image_ext``) and
+    the split files define the content (fingerprint); ``workers``, ``scheduler``, ``progress``
+    only how it is computed.
     """
 
     size: tuple[int, int] = (192, 640)
     gt: str = "auto"  # auto | velodyne | improved
+    image_ext: str = "auto"  # auto | png | jpg
+    resize: str = "area"  # area | lanczos
     masks: str = "none"  # none | deeplabv3
     seg_arch: str = "mobilenet_v3_large"
     seg_weights: str | None = None  # None = torch hub cache
@@ -68,13 +76,20 @@ class KittiPrepareOptions:
 
 @dataclass(frozen=True)
 class PrepareReport:
-    """What :func:`prepare_kitti` did: one run summary per store, then the mask reports."""
+    """What :func:`prepare_kitti` did: one run summary per store (each followed by the image
+    files it read), then the mask reports."""
 
     stores: tuple[RunSummary, ...]
     masks: tuple[Any, ...] = field(default=())  # pipelines.passes.masks.MaskReport
+    images: tuple[ImageSummary, ...] = field(default=())  # per store, in order
 
     def __str__(self) -> str:
-        return "\n".join([*map(str, self.stores), *map(str, self.masks)])
+        lines = []
+        for i, store in enumerate(self.stores):
+            lines.append(str(store))
+            if i < len(self.images):
+                lines.append(f"  {self.images[i]}")
+        return "\n".join([*lines, *map(str, self.masks)])
 
 
 def prepare_kitti(
@@ -93,10 +108,12 @@ def prepare_kitti(
     opts = options or KittiPrepareOptions()
     if opts.chunk < 1:
         raise ValueError(f"--chunk must be positive (got {opts.chunk})")
+    check_image_ext(opts.image_ext)
+    check_resize(opts.resize)
     root, split_dir, out_dir = Path(root), Path(split_dir), Path(out_dir)
     weights = mask_weights(opts.masks, opts.seg_arch, opts.seg_weights)  # fails before converting
 
-    plans = plan_stores(root, split_dir, opts.gt, opts.skip_missing)
+    plans = plan_stores(root, split_dir, opts.gt, opts.skip_missing, opts.image_ext)
     jobs = [_job(root, split_dir, out_dir, plan, opts) for plan in plans]
     for url, _, fingerprint, _ in jobs:
         refuse_other_store(url, fingerprint, opts.overwrite)
@@ -129,7 +146,7 @@ def prepare_kitti(
 
     training = [url for url, plan, _, _ in jobs if plan.gt is None]  # masks: training stores only
     masks = run_masks(training, opts.seg_arch, weights, opts.progress)
-    return PrepareReport(tuple(summaries), masks)
+    return PrepareReport(tuple(summaries), masks, tuple(plan.images for plan in plans))
 
 
 def _job(
@@ -137,16 +154,16 @@ def _job(
 ) -> tuple[str, StorePlan, str, tuple[KittiBlocks, dict[str, np.ndarray]]]:
     """Store location, plan, fingerprint, block function and whole per-frame arrays of one
     store."""
-    blocks = _blocks(root, plan, opts.size)
+    blocks = _blocks(root, plan, opts.size, opts.resize)
     fingerprint = make_fingerprint(
         "kitti-raw/1", plan.split, str(root.resolve()), plan.sha256, plan.content_hash(),
-        list(opts.size), opts.chunk, plan.gt,
+        list(opts.size), opts.chunk, plan.gt, *(() if opts.resize == "area" else (opts.resize,)),
     )  # fmt: skip
     return str(out_dir / f"{plan.split}.zarr"), plan, fingerprint, blocks
 
 
 def _blocks(
-    root: Path, plan: StorePlan, size: tuple[int, int]
+    root: Path, plan: StorePlan, size: tuple[int, int], resize: str = "area"
 ) -> tuple[KittiBlocks, dict[str, np.ndarray]]:
     """The block function of a plan and the per-frame arrays that need no pixels (intrinsics,
     baseline, sequence, frame, timestamp), from the calibration and timestamps files."""
@@ -184,6 +201,8 @@ def _blocks(
         native=native,
         gt=plan.gt,
         gt_shape=gt_shape,
+        image_ext=plan.image_ext,
+        resize=resize,
     )
     frame_arrays = {
         "intrinsics": k_seq[plan.sequence],
@@ -211,7 +230,8 @@ def _attrs(
             "baseline_nominal": 0.54,
             "intrinsics": "P_rect_0c[:, :3] resized: fx*sx, fy*sy, cx'=(cx+0.5)*sx-0.5, "
             "cy'=(cy+0.5)*sy-0.5",
-            "resize": "cv2.INTER_AREA when shrinking, cv2.INTER_CUBIC when enlarging",
+            "resize": RESIZE_DESCRIPTIONS[opts.resize],
+            "resize_method": opts.resize,
         },
         "source": {
             "command": _command_line(root, split_dir, opts),
@@ -220,6 +240,7 @@ def _attrs(
             "split_file": str(plan.split_file.resolve()),
             "split_sha256": {plan.split_file.name: plan.sha256},
             "skipped_lines": len(plan.skipped),
+            "images": plan.images.attrs(),
         },
     }
     if plan.gt:
@@ -243,6 +264,10 @@ def _command_line(root: Path, split_dir: Path, opts: KittiPrepareOptions) -> str
         "--chunk",
         str(opts.chunk),
     ]
+    if opts.image_ext != "auto":
+        parts += ["--image-ext", opts.image_ext]
+    if opts.resize != "area":
+        parts += ["--resize", opts.resize]
     parts += mask_args(opts.masks, opts.seg_arch, opts.seg_weights)
     if opts.skip_missing:
         parts.append("--skip-missing")

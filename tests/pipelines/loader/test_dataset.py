@@ -256,3 +256,40 @@ def test_bad_arguments(kitti_store: Path, nyu_store: Path) -> None:
         StoreDataset(kitti_store, rank=2, world_size=2)
     with pytest.raises(ValueError, match="nowhere"):
         StoreDataset(kitti_store.parent / "nowhere.zarr")
+
+
+def test_batches_are_as_diverse_as_a_random_samplers() -> None:
+    """On a split shaped like a real one (uneven drives, both views of most frames, chunks of
+    16), batches of 12 from 4 workers: no frame twice, about 12 chunks and as many drives as
+    random batches have; every sample once per epoch, the same order for the same epoch."""
+    from benchmarks import batch_diversity as bd
+
+    rng = np.random.default_rng(0)
+    sizes = np.r_[rng.integers(80, 400, 14), 900, 1500]  # a few long drives, many short ones
+    drives = {f"d{i:02d}": (1, int(n)) for i, n in enumerate(sizes)}
+    shape = bd.split_shape(drives, int(1.8 * sizes.sum()), seed=1)
+    ours = bd.loader_batches(shape, 12, 4, 16, epoch=0)
+    random = bd.random_batches(shape, 12, epoch=0)
+    previous = bd.loader_batches(shape, 12, 4, 8, epoch=0, previous=True)
+    fig, rnd, old = (bd.batch_figures(shape, b) for b in (ours, random, previous))
+    assert fig.duplicate_rate == 0 and old.duplicate_rate > 0.1
+    assert fig.chunks > 11.8 and abs(fig.drives - rnd.drives) < 0.05 * rnd.drives
+    assert fig.overlap_rate <= max(rnd.overlap_rate, 0.01) and old.drives < 0.8 * rnd.drives
+    every = np.concatenate(ours)
+    assert len(np.unique(every)) == len(every)
+    assert [b.tolist() for b in bd.loader_batches(shape, 12, 4, 16, epoch=0)] == [
+        b.tolist() for b in ours
+    ]
+
+
+def test_two_views_of_a_frame_are_half_a_buffer_apart() -> None:
+    rows = np.repeat(np.arange(64), 2)  # both views of 64 frames, chunks of 4 frames
+    (buffer,) = slot_buffers(rows, 4, seed=0, epoch=0, shuffle=True, slot=0, n_slots=1,
+                             shuffle_chunks=16)  # fmt: skip
+    assert sorted(buffer.tolist()) == list(range(128))
+    where = np.empty(128, np.int64)
+    where[buffer] = np.arange(128)
+    gap = np.abs(where[0::2] - where[1::2])
+    assert gap.min() >= 24  # of 128: no batch of up to 24 holds both views of a frame
+    chunk_of = rows[buffer] // 4
+    assert all(len(set(chunk_of[i : i + 12])) >= 11 for i in range(0, 116))
