@@ -156,3 +156,17 @@ def test_stores_without_hints_refused(tmp_path: Path, capsys: pytest.CaptureFixt
     err = capsys.readouterr().err
     assert "2 of 4 frames have no depth hints yet" in err and err.count("\n") == 1
     assert not (tmp_path / "r" / "checkpoints").exists()
+
+
+def test_validation_on_a_store_without_hints_skips_only_the_loss(
+    store: str, tmp_path: Path
+) -> None:
+    from train.engine.trainer import train
+
+    plain = tmp_path / "val.zarr"
+    write_toy_store(plain, ToySpec(n_sequences=1, frames_per_sequence=2, image_size=(64, 96)))
+    overrides = {**TINY, "epochs": 1, "batch_size": 4, "num_layers": 18, "lr": 1e-4}
+    config = apply_overrides(preset("depthhints-s"), overrides)
+    summary = train(config, store, tmp_path / "run", plain, progress=False, echo=lambda _: None)
+    assert summary.steps == 2 and "val/abs_rel" in summary.validation
+    assert "val/loss" not in summary.validation  # the val store has no hint_depth

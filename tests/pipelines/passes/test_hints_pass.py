@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 from pathlib import Path
 
@@ -155,3 +156,19 @@ def test_prepare_kitti_hints_cli(kitti_world: Path, stores: Path, tmp_path: Path
     np.testing.assert_array_equal(
         open_store(out / "train.zarr")["hint_depth"][...], open_store(reference)["hint_depth"][...]
     )
+
+
+@pytest.mark.skipif(importlib.util.find_spec("distributed") is None, reason="needs distributed")
+def test_dask_distributed_workers_give_the_same_hints(train_store: Path, kitti_world: Path) -> None:
+    from distributed import LocalCluster
+
+    other = train_store.parent / "other.zarr"
+    shutil.copytree(train_store, other)
+    _hints(train_store, kitti_world)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True) as cluster:
+        compute_hints(other, kitti_world, hint_size=HINT_SIZE, progress=False,
+                      scheduler=cluster.scheduler_address)  # fmt: skip
+    np.testing.assert_array_equal(
+        open_store(other)["hint_depth"][...], open_store(train_store)["hint_depth"][...]
+    )
+    assert open_store(other).attrs["computed"] == {"hint_depth": True}
