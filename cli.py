@@ -127,6 +127,23 @@ STORE_OVERWRITE_OPTION = typer.Option(
     False, "--overwrite", help="Replace stores made with other arguments (from scratch)."
 )
 CHUNK_OPTION = typer.Option(16, "--chunk", help="Frames per chunk.")
+HINT_SIZE_OPTION = typer.Option("320x1024", "--hint-size", help="HxW the raw pairs are matched at.")
+
+
+@app.command()
+def hints(
+    store: str = typer.Argument(..., help="Two-view KITTI store (complete), e.g. train.zarr."),
+    kitti_root: Path = typer.Option(..., "--kitti-root", help="KITTI raw root of the store."),
+    hint_size: str = HINT_SIZE_OPTION,
+    workers: int = WORKERS_OPTION,
+    scheduler: str = SCHEDULER_OPTION,
+    overwrite: bool = typer.Option(False, "--overwrite", help="Recompute every chunk."),
+) -> None:
+    """Fill hint_depth with Depth Hints' fused-SGM hints of the raw pairs (resumable)."""
+    from pipelines.passes.hints_pass import compute_hints
+
+    how = {"hint_size": hint_size, "workers": workers, "scheduler": scheduler}
+    typer.echo(str(compute_hints(store, kitti_root, overwrite=overwrite, **how)))
 
 
 @app.command("prepare-kitti")
@@ -158,6 +175,8 @@ def prepare_kitti_command(
     ),
     seg_arch: SegArch = SEG_ARCH_OPTION,
     seg_weights: Path = SEG_WEIGHTS_OPTION,
+    hints_: bool = typer.Option(False, "--hints", help="Also fill hint_depth of train/val."),
+    hint_size: str = HINT_SIZE_OPTION,
     skip_missing: bool = typer.Option(
         False, "--skip-missing", help="Drop split lines whose files are missing (listed)."
     ),
@@ -178,6 +197,8 @@ def prepare_kitti_command(
         masks=masks.value,
         seg_arch=seg_arch.value,
         seg_weights=None if seg_weights is None else str(seg_weights),
+        hints=hints_,
+        hint_size=parse_size(hint_size),
         skip_missing=skip_missing,
         workers=workers,
         scheduler=scheduler,
@@ -234,12 +255,14 @@ def train(
     """Train a method from stores; resumable with --resume.
 
     \b
-    Methods: monodepth2 (self-supervised, mono / stereo / both).
+    Methods: monodepth2 (self-supervised, mono / stereo / both), segdepth (+ a U-Net on disp).
     Presets:
       monodepth2-m      monodepth2, KITTI eigen_zhou, frames 0 -1 +1, 192x640
       monodepth2-s      monodepth2, KITTI eigen_full, frames 0 s (stereo), 192x640
       monodepth2-ms     monodepth2, KITTI eigen_zhou, frames 0 -1 +1 s, 192x640
       monodepth2-nyu-m  monodepth2, NYU raw, frames 0 -1 +1, 288x384, store intrinsics
+      segdepth-m, segdepth-nyu-m   segdepth, as monodepth2-m / -nyu-m (seg from `masks`)
+      depthhints-s, depthhints-ms  as monodepth2-s / -ms + hints, lr step 5 (from `hints`)
 
     --batch-size is per process: under torchrun the global batch is it times the number of
     processes (the header printed at the start says both, and which of the reference's choices

@@ -104,12 +104,20 @@ def _preset_of(method: str) -> str:
 
 @pytest.fixture(scope="module")
 def toy_stores(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """One toy store per dataset a preset trains on (96x128, one sequence of 4 frames)."""
+    """One toy store per dataset a preset trains on (96x128, one sequence of 4 frames), with
+    masks (``seg``) and, for KITTI, depth hints, so that every method finds its extras."""
     root = tmp_path_factory.mktemp("toy_methods")
     stores = {}
     for dataset in sorted({c.dataset for c in PRESETS.values()}):
         path = root / f"{dataset}.zarr"
-        spec = ToySpec(dataset=dataset, n_sequences=1, frames_per_sequence=4, image_size=(96, 128))
+        spec = ToySpec(
+            dataset=dataset,
+            n_sequences=1,
+            frames_per_sequence=4,
+            image_size=(96, 128),
+            seg=True,
+            hints=dataset == "kitti-raw",
+        )
         write_toy_store(path, spec)
         stores[dataset] = str(path)
     return stores

@@ -3,10 +3,11 @@
 :class:`Augment` turns a :class:`pipelines.loader.batch.Batch` (moved to the device) into an
 :class:`Augmented`: images as float in [0, 1] resized to the model input, a colour-jittered copy
 (one draw per sample shared by all its frames and scales, probability 0.5, kitti.md section 8),
-a horizontal flip (probability 0.5 per sample) applied to every image, ``seg``, ``depth``, the
-intrinsics and the stereo sign, and the scale pyramid (scale s = ``(h // 2**s, w // 2**s)``, each
-made from scale s - 1 as monodepth2 chains it). All random draws come from one
-``torch.Generator`` (use a CPU one: results are then deterministic and the same on every device).
+a horizontal flip (probability 0.5 per sample) applied to every image, ``seg``, ``depth``,
+``hint_depth``, the intrinsics and the stereo sign, and the scale pyramid (scale s =
+``(h // 2**s, w // 2**s)``, each made from scale s - 1 as monodepth2 chains it). All random
+draws come from one ``torch.Generator`` (use a CPU one: results are then deterministic and the
+same on every device).
 
 Intrinsics convention: pixel ``(x, y)`` are integer column and row indices with pixel centres at
 integers, as in ``train.geometry``. Then
@@ -80,6 +81,7 @@ class Augmented:
         has_prev, has_next: bool ``(B,)`` or None.
         seg: uint8 ``(B, h, w)`` (nearest, flipped) or None.
         depth: float32 ``(B, 1, h, w)`` metric depth (nearest, flipped), 0 = none, or None.
+        hint_depth: float32 ``(B, 1, h, w)`` depth hint (nearest, flipped), 0 = none, or None.
         baseline: float32 ``(B,)`` metric stereo baseline from the store.
         jitter: the colour-jitter draw.
     """
@@ -99,6 +101,7 @@ class Augmented:
     has_next: Tensor | None = None
     seg: Tensor | None = None
     depth: Tensor | None = None
+    hint_depth: Tensor | None = None
     frames: tuple[str, ...] = field(default=())
 
 
@@ -244,6 +247,9 @@ class Augment(nn.Module):
         if batch.depth is not None:
             depth = resize_nearest(batch.depth.unsqueeze(1).float(), size)
             out.depth = flip_images(depth, flipped)
+        if batch.hint_depth is not None:
+            hint = resize_nearest(batch.hint_depth.unsqueeze(1).float(), size)
+            out.hint_depth = flip_images(hint, flipped)
         return out
 
     def _intrinsics(

@@ -36,7 +36,8 @@ from pipelines.store.reader import Store, open_store
 from pipelines.store.rowtable import RowTable
 
 FRAMES = ("prev", "next", "stereo")
-EXTRAS = ("seg", "depth", "gt")  # "gt" = gt_depth + gt_size
+EXTRAS = ("seg", "depth", "gt", "hint")  # "gt" = gt_depth + gt_size
+EXTRA_ARRAYS = {"seg": "seg", "depth": "depth", "gt": "gt_depth", "hint": "hint_depth"}
 
 
 class StoreDataset(IterableDataset):
@@ -48,7 +49,8 @@ class StoreDataset(IterableDataset):
             (temporal neighbours, same view), ``"stereo"`` (other view, same frame; needs a
             two-view store). Mono: ``("prev", "next")``; stereo: ``("stereo",)``; both: all.
         extras: per-sample arrays to load where the store has them: ``"seg"``, ``"depth"``,
-            ``"gt"`` (``gt_depth`` + ``gt_size``). Asked-for arrays that the store lacks are None.
+            ``"gt"`` (``gt_depth`` + ``gt_size``), ``"hint"`` (``hint_depth``). Asked-for arrays
+            that the store lacks are None.
         batch_size: None yields :class:`Sample`; an int yields :class:`Batch` of that size built
             in the worker (use ``DataLoader(batch_size=None)``); each worker batches its own
             samples, so every worker's last batch may be short.
@@ -91,8 +93,7 @@ class StoreDataset(IterableDataset):
         if "stereo" in self.frames and store.views < 2:
             raise ValueError(f"{self.path}: 'stereo' frames need 2 views, the store has 1")
         wanted = _check_names("extras", extras, EXTRAS)
-        have = {"seg": "seg", "depth": "depth", "gt": "gt_depth"}
-        self.extras = tuple(x for x in wanted if store.has(have[x]))
+        self.extras = tuple(x for x in wanted if store.has(EXTRA_ARRAYS[x]))
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, not {batch_size}")
         if even not in EVEN_MODES:
@@ -217,7 +218,7 @@ class StoreDataset(IterableDataset):
                 image_rows.append(s[s[:, col] >= 0, col])
         tables = {"image": RowTable.read(store["image"], np.concatenate(image_rows), self.chunk)}
         for extra in self.extras:
-            name = "gt_depth" if extra == "gt" else extra
+            name = EXTRA_ARRAYS[extra]
             tables[name] = RowTable.read(store[name], s[:, 0], self.chunk)
         return tables
 
@@ -240,6 +241,8 @@ class StoreDataset(IterableDataset):
             specs["seg"] = (torch.uint8, (n, h, w))
         if "depth" in self.extras:
             specs["depth"] = (torch.float16, (n, h, w))
+        if "hint" in self.extras:
+            specs["hint_depth"] = (torch.float16, (n, h, w))
         if self.gt_shape is not None:
             specs["gt_depth"] = (torch.float32, (n, *self.gt_shape))
             specs["gt_size"] = (torch.int32, (n, 2))
@@ -293,6 +296,8 @@ class StoreDataset(IterableDataset):
                 arrays["seg"][b] = rows["seg"][c][v]
             if "depth" in arrays:
                 arrays["depth"][b] = rows["depth"][c][v]
+            if "hint_depth" in arrays:
+                arrays["hint_depth"][b] = rows["hint_depth"][c][v]
             if "gt_depth" in arrays:
                 arrays["gt_depth"][b] = rows["gt_depth"][c]
 

@@ -1,6 +1,12 @@
 """Computations that add an array to a finished store (imports torch).
 
-* :mod:`~pipelines.passes.masks`: DeepLabv3 class masks into ``seg``.
+* :mod:`~pipelines.passes.store_pass`: what every pass shares (:class:`StorePass`: refuse an
+  incomplete store or another tag, create the array, tag and consolidate, then one dask task
+  per frame chunk, resumable, with a progress bar);
+* :mod:`~pipelines.passes.masks`: DeepLabv3 class masks into ``seg``;
+* :mod:`~pipelines.passes.hints` and :mod:`~pipelines.passes.hints_pass`: Depth Hints' fused-SGM
+  hints of the raw stereo pairs into ``hint_depth``;
+* :mod:`~pipelines.passes.true_masks`: ``seg`` from a synthetic world's true object masks.
 
 A pass opens the store with ``open_store(path, mode="r+", require_complete=True)``, creates its
 array with :func:`pipelines.store.create_schema_array` (schema dtype, chunks and dimension
@@ -11,6 +17,7 @@ filling chunks afterwards leaves the metadata alone, so an interrupted pass stay
 
 from __future__ import annotations
 
+from pipelines.passes.hints_pass import check_kitti_root, compute_hints
 from pipelines.passes.masks import (
     MaskReport,
     MissingWeightsError,
@@ -20,13 +27,20 @@ from pipelines.passes.masks import (
     segment,
     weights_file,
 )
+from pipelines.passes.store_pass import PassReport, StorePass
+from pipelines.passes.true_masks import fill_true_masks
 
 __all__ = [
     "MaskReport",
     "MissingWeightsError",
+    "PassReport",
+    "StorePass",
     "build_segmenter",
+    "check_kitti_root",
     "check_weights",
+    "compute_hints",
     "compute_masks",
+    "fill_true_masks",
     "segment",
     "weights_file",
 ]

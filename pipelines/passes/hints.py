@@ -52,7 +52,7 @@ def hint_resolution_image(
     pil = pil.convert("RGB")
     if pil.size != (width, height):
         pil = pil.resize((width, height), Image.Resampling.LANCZOS)
-    return np.asarray(pil, dtype=np.uint8)
+    return np.array(pil, dtype=np.uint8)  # a writable copy (torch.from_numpy wants one)
 
 
 def stereo_matchers() -> list[cv2.StereoSGBM]:

@@ -2,16 +2,15 @@
 
 SegDepth (``kitti.md`` section 11) fed BGR images to a COCO-with-VOC-labels DeepLabv3; here the
 images are RGB, as the weights expect. Weights come from the local torch hub cache or a file,
-never from the network. ``seg`` is filled chunk by chunk; a chunk still all 255
-(``SEG_NOT_COMPUTED``) is pending, so an interrupted run resumes where it stopped.
+never from the network. ``seg`` is filled chunk by chunk (:mod:`pipelines.passes.store_pass`); a
+chunk still all 255 (``SEG_NOT_COMPUTED``) is pending, so an interrupted run resumes where it
+stopped.
 """
 
 from __future__ import annotations
 
-import time
+import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +31,8 @@ from pipelines.loader.weights import (
     cached_weights_path,
     load_state_dict_file,
 )
-from pipelines.store.arrays import consolidate, create_schema_array
-from pipelines.store.reader import open_store
-from pipelines.store.schema import SEG_CLASSES, SEG_NOT_COMPUTED
+from pipelines.passes.store_pass import PassReport, StorePass
+from pipelines.store.schema import SEG_CLASSES
 
 ARCHS: dict[str, tuple[Callable[..., torch.nn.Module], Any]] = {
     "mobilenet_v3_large": (deeplabv3_mobilenet_v3_large, DeepLabV3_MobileNet_V3_Large_Weights),
@@ -103,22 +101,8 @@ def segment(
     return out
 
 
-@dataclass(frozen=True)
-class MaskReport:
-    """What :func:`compute_masks` did."""
-
-    chunks: int  # frame chunks in the store
-    skipped: int  # chunks already done before this run
-    computed: int  # chunks computed now
-    images: int  # images (frames x views) segmented now
-    seconds: float
-
-    def __str__(self) -> str:
-        rate = self.images / self.seconds if self.seconds > 0 else 0.0
-        return (
-            f"masks: {self.computed} chunks ({self.images} images) computed, "
-            f"{self.skipped} already done, {self.chunks} in all, {rate:.1f} images/s"
-        )
+MaskReport = PassReport
+"""What :func:`compute_masks` did (chunks, skipped, computed, frames, images, seconds)."""
 
 
 def compute_masks(
@@ -129,69 +113,34 @@ def compute_masks(
     device: str | None = None,
     progress: bool = True,
     overwrite: bool = False,
+    workers: int = 2,
 ) -> MaskReport:
     """Fill ``seg`` of a complete store with DeepLabv3 class indices, resumably.
 
     An incomplete store is refused (:class:`pipelines.store.IncompleteStoreError`).
 
-    Creates ``seg`` (all 255) when absent; processes one frame chunk (all its views) at a time
-    and skips chunks already computed. Records ``{"arch", "weights"}`` in the ``masks``
-    attribute and re-consolidates the store's metadata before filling. A store whose masks came
-    from another model is refused unless ``overwrite``, which recomputes every chunk.
+    Creates ``seg`` (all 255) when absent; processes one frame chunk (all its views) per dask
+    task (:class:`pipelines.passes.store_pass.StorePass`) and skips chunks already computed.
+    Records ``{"arch", "weights"}`` in the ``masks`` attribute and re-consolidates the store's
+    metadata before filling. A store whose masks came from another model is refused unless
+    ``overwrite``, which recomputes every chunk. ``workers`` threads read and write chunks
+    while one of them runs the model (its calls are serialised).
     """
-    store = open_store(store_path, mode="r+", require_complete=True)
     tag = {"arch": arch, "weights": _weights_tag(weights)}
-    previous = store.attrs.get("masks")
-    if store.has("seg") and previous not in (None, tag) and not overwrite:
-        raise ValueError(
-            f"{store.path}: seg was computed with {previous}, not {tag}; pass --overwrite"
-        )
-    model = build_segmenter(arch, weights, device)
-    if not store.has("seg"):
-        create_schema_array(store.group, "seg", store.layout)
-    store.group.attrs.update({"masks": tag})
-    consolidate(store.group)  # the metadata changed (seg, masks); filling chunks leaves it alone
-    seg, image = store.group["seg"], store["image"]
-    chunk, n = store.chunk, store.n_frames
-    starts = list(range(0, n, chunk))
+    job = StorePass(store_path, "seg", "masks", tag, overwrite=overwrite, label="masks")
+    model = build_segmenter(arch, weights, device)  # missing weights: nothing written yet
+    job.start()
+    image = job.store["image"]
+    lock = threading.Lock()
 
-    def load(start: int) -> np.ndarray | None:
-        rows = slice(start, min(start + chunk, n))
-        if not overwrite and (seg[rows] != SEG_NOT_COMPUTED).any():
-            return None  # done before
-        return np.asarray(image[rows])
+    def compute(rows: slice) -> np.ndarray:
+        frames = np.asarray(image[rows])
+        flat = frames.reshape(-1, *frames.shape[2:])  # (C * V, H, W, 3)
+        with lock:
+            labels = segment(model, flat, batch_size)
+        return labels.reshape(frames.shape[:4])
 
-    t0, computed, images = time.perf_counter(), 0, 0
-    with ThreadPoolExecutor(1) as pool, _progress(progress, len(starts)) as advance:
-        ahead = pool.submit(load, starts[0]) if starts else None
-        for k, start in enumerate(starts):
-            frames = ahead.result()  # type: ignore[union-attr]
-            ahead = pool.submit(load, starts[k + 1]) if k + 1 < len(starts) else None
-            if frames is not None:
-                flat = frames.reshape(-1, *frames.shape[2:])  # (C * V, H, W, 3)
-                labels = segment(model, flat, batch_size).reshape(frames.shape[:4])
-                seg[start : start + frames.shape[0]] = labels
-                computed, images = computed + 1, images + flat.shape[0]
-            advance()
-    return MaskReport(len(starts), len(starts) - computed, computed, images,
-                      time.perf_counter() - t0)  # fmt: skip
-
-
-class _progress:
-    """Rich progress bar over chunks (or nothing); the context value advances it by one."""
-
-    def __init__(self, enabled: bool, total: int) -> None:
-        from rich.progress import Progress
-
-        self._bar = Progress(disable=not enabled, transient=False)
-        self._task = self._bar.add_task("masks", total=total)
-
-    def __enter__(self) -> Callable[[], None]:
-        self._bar.__enter__()
-        return lambda: self._bar.advance(self._task)
-
-    def __exit__(self, *exc: object) -> None:
-        self._bar.__exit__(*exc)  # type: ignore[arg-type]
+    return job.run(compute, workers=workers, progress=progress)
 
 
 def _arch(arch: str) -> tuple[Callable[..., torch.nn.Module], Any]:

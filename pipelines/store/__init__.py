@@ -17,7 +17,7 @@ Torch-free: nothing under :mod:`pipelines.store` imports torch. Modules:
 from __future__ import annotations
 
 from pipelines.store.arrays import create_schema_array
-from pipelines.store.inspect import describe, info_report, verify
+from pipelines.store.inspect import describe, info_report, pending_frames, verify
 from pipelines.store.reader import (
     IncompleteStoreError,
     Store,
@@ -72,6 +72,7 @@ __all__ = [
     "make_fingerprint",
     "open_store",
     "parse_size",
+    "pending_frames",
     "read_store",
     "refuse_other_store",
     "require_complete",

@@ -13,6 +13,7 @@ from pipelines.store.schema import (
     DATASETS,
     DONE_ARRAY,
     DONE_DIMS,
+    PASS_ARRAYS,
     REQUIRED_ARRAYS,
     REQUIRED_ATTRS,
     SCHEMA,
@@ -39,8 +40,9 @@ def describe(store: Store) -> str:
     for name, arr in store.arrays.items():
         size = f"{arr.nbytes_stored() / 2**20:.2f} MiB stored" if _local(store) else ""
         lines.append(f"  {name:<11}{arr.dtype!s:<8} {tuple(arr.shape)!s:<26} {size}")
-    if "masks" in store.attrs:
-        lines.append(f"masks      {json.dumps(store.attrs['masks'])}")
+    for attr in ("masks", "hints", "computed"):
+        if attr in store.attrs:
+            lines.append(f"{attr:<11}{json.dumps(store.attrs[attr])}")
     for key, value in store.source.items():
         lines.append(f"source     {key}: {value}")
     return "\n".join(lines)
@@ -54,7 +56,9 @@ def verify(store: Store, *, deep: bool = True, require_complete: bool = True) ->
     complete store (present, and listing the arrays as they are), done markers, sample rows
     (indices in range, neighbours in the center's sequence) and, when ``deep``, array contents:
     no NaN / negative / infinite depth, ``gt_size`` within ``gt_depth``, seg in 0..20 or 255,
-    ``sequence`` indices in range. ``require_complete`` reports a store not marked complete.
+    ``hint_depth`` (two-view KITTI, with its ``hints`` record) finite, >= 0 and computed for
+    every frame (NaN = not computed), ``sequence`` indices in range. ``require_complete``
+    reports a store not marked complete.
     """
     problems = _check_attrs(store, require_complete) + _check_arrays(store)
     problems += _check_metadata(store)
@@ -63,8 +67,49 @@ def verify(store: Store, *, deep: bool = True, require_complete: bool = True) ->
         problems.append(f"{int((~done).sum())} of {done.size} blocks not written")
     if store.has("sequence") and store.has("samples"):
         problems += _check_samples(store)
+    problems += _check_hints(store)
     if deep:
         problems += _check_values(store)
+    return problems
+
+
+def is_fill(values: np.ndarray, name: str) -> bool:
+    """True when every value equals the fill value of array ``name`` (NaN-aware): for the pass
+    arrays (``seg``, ``hint_depth``) a frame or chunk not computed yet."""
+    fill = ARRAYS[name].fill_value
+    if isinstance(fill, float) and np.isnan(fill):
+        return bool(np.isnan(values).all())
+    return bool((values == fill).all())
+
+
+def pending_frames(store: Store, name: str) -> int:
+    """Frames whose ``name`` (a pass array: ``seg``, ``hint_depth``) is not computed yet: every
+    frame when the array is absent, 0 when the pass that fills it finished
+    (``attrs["computed"][name]``), else the count of frames holding only the fill value (the
+    array is read)."""
+    if name not in PASS_ARRAYS:
+        raise ValueError(f"{name!r} is not filled by a pass; pass arrays are {PASS_ARRAYS}")
+    if not store.has(name):
+        return store.n_frames
+    if store.attrs.get("computed", {}).get(name) is True:
+        return 0
+    import dask.array as da
+
+    x = da.from_zarr(store[name])
+    fill = ARRAYS[name].fill_value
+    empty = da.isnan(x) if isinstance(fill, float) and np.isnan(fill) else x == fill
+    return int(empty.all(axis=tuple(range(1, x.ndim))).sum().compute())
+
+
+def _check_hints(store: Store) -> list[str]:
+    """``hint_depth`` belongs to two-view KITTI stores and comes with its ``hints`` record."""
+    if not store.has("hint_depth"):
+        return []
+    problems = []
+    if store.dataset != "kitti-raw" or store.views != 2:
+        problems.append(f"hint_depth in a {store.dataset} store with {store.views} view(s)")
+    if "hints" not in store.attrs:
+        problems.append("hint_depth without the 'hints' attribute (what computed it)")
     return problems
 
 
@@ -167,6 +212,18 @@ def _check_values(store: Store) -> list[str]:
             checks[f"{name}: NaN values"] = da.isnan(x).sum()
             checks[f"{name}: infinite values"] = da.isinf(x).sum()
             checks[f"{name}: negative values"] = (x < 0).sum()
+    if "hint_depth" in lazy:
+        x = lazy["hint_depth"]
+        nan = da.isnan(x)
+        frame_nan = nan.all(axis=(1, 2, 3))
+        # a chunk the hints pass has not written yet reads as NaN
+        pending = "hint_depth: frames not computed, finish with `hints STORE --kitti-root ROOT`"
+        checks[pending] = frame_nan.sum()
+        checks["hint_depth: NaN values in computed frames"] = (
+            nan.sum(axis=(1, 2, 3)) * ~frame_nan
+        ).sum()
+        checks["hint_depth: infinite values"] = da.isinf(x).sum()
+        checks["hint_depth: negative values"] = (x < 0).sum()
     if "seg" in lazy:
         s = lazy["seg"]
         checks[f"seg: values outside 0..{SEG_CLASSES - 1} and {SEG_NOT_COMPUTED}"] = (

@@ -174,23 +174,19 @@ def run_conversions(
     ended = [t0] * len(jobs)
     labels = [job.label or job.writer.url for job in jobs]
     totals = [job.writer.layout.n_frames for job in jobs]
-    with _Bars(progress, labels, totals, [n - t for n, t in zip(totals, todo, strict=True)]) as bar:
+    done = [n - t for n, t in zip(totals, todo, strict=True)]
+    with ProgressBars(progress, labels, totals, done) as bar:
 
-        def advance(key: str, frames: int) -> None:
+        def advance(key: str, frames: Any) -> None:
             k = int(key[len(prefix) :].split("-")[0])
-            bar.advance(k, frames)
+            bar.advance(k, int(frames))
             ended[k] = time.perf_counter()
 
         # The whole per-frame arrays are written here, beside the block tasks: as graph tasks
         # dask orders them last, where they would run alone.
         with ThreadPoolExecutor(1) as side:
             frames = side.submit(_write_frames, [job for job in jobs if job.frames])
-            if not tasks:
-                pass
-            elif scheduler:
-                _run_distributed(scheduler, tasks, advance)
-            else:
-                _run_threads(tasks, prefix, workers, advance)
+            run_tasks(tasks, prefix, workers=workers, scheduler=scheduler, done=advance)
             frames.result()
     if finish:
         for job in jobs:
@@ -230,6 +226,26 @@ def write_blocks(
     return len(pending)
 
 
+def run_tasks(
+    tasks: Sequence[Any],
+    prefix: str,
+    *,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    done: Callable[[str, Any], None] = lambda key, result: None,
+) -> None:
+    """Compute dask ``tasks`` (delayed objects whose keys start with ``prefix``) on the local
+    threaded scheduler with ``workers`` threads (default: all cores), or on the
+    ``dask.distributed`` scheduler at address ``scheduler``; ``done(key, result)`` is called in
+    this process as each task finishes (progress bars). Exceptions propagate unchanged."""
+    if not tasks:
+        return
+    if scheduler:
+        _run_distributed(scheduler, tasks, done)
+    else:
+        _run_threads(tasks, prefix, workers, done)
+
+
 def _write_frames(jobs: Sequence[Conversion]) -> None:
     """Write the whole per-frame arrays of ``jobs`` (:attr:`Conversion.frames`)."""
     for job in jobs:
@@ -249,7 +265,7 @@ def _write_one(writer: StoreWriter, make_block: BlockFn, block: int) -> int:
 
 
 def _run_threads(
-    tasks: Sequence[Any], prefix: str, workers: int | None, advance: Callable[[str, int], None]
+    tasks: Sequence[Any], prefix: str, workers: int | None, advance: Callable[[str, Any], None]
 ) -> None:
     import os
 
@@ -258,7 +274,7 @@ def _run_threads(
 
     def posttask(key: Any, result: Any, dsk: Any, state: Any, worker_id: Any) -> None:
         if isinstance(key, str) and key.startswith(prefix):
-            advance(key, int(result))
+            advance(key, result)
 
     n = workers if workers and workers > 0 else (os.cpu_count() or 1)
     with Callback(posttask=posttask):
@@ -266,7 +282,7 @@ def _run_threads(
 
 
 def _run_distributed(
-    address: str, tasks: Sequence[Any], advance: Callable[[str, int], None]
+    address: str, tasks: Sequence[Any], advance: Callable[[str, Any], None]
 ) -> None:
     try:
         from distributed import Client, as_completed
@@ -283,7 +299,7 @@ def _run_distributed(
         futures = client.compute(list(tasks))
         try:
             for future in as_completed(futures):
-                advance(str(future.key), int(future.result()))
+                advance(str(future.key), future.result())
         finally:
             client.cancel(futures)
 
@@ -296,7 +312,7 @@ class _RateColumn(ProgressColumn):
         return Text(f"{speed:.1f} frames/s" if speed else "- frames/s", style="progress.data.speed")
 
 
-class _Bars:
+class ProgressBars:
     """Rich progress bars over frames, one per store: count, frames/s and ETA (or nothing)."""
 
     def __init__(
@@ -328,7 +344,7 @@ class _Bars:
     def advance(self, k: int, frames: int) -> None:
         self._progress.advance(self._tasks[k], frames)
 
-    def __enter__(self) -> _Bars:
+    def __enter__(self) -> ProgressBars:
         self._progress.__enter__()
         return self
 

@@ -25,9 +25,13 @@ DEFAULT_CHUNK = 16
 SAMPLES_CHUNK = 65536
 SEG_NOT_COMPUTED = 255
 SEG_CLASSES = 21  # 0 = background, 1..20 = Pascal VOC classes
+HINT_NOT_COMPUTED = float("nan")  # fill of hint_depth: a chunk the hints pass has not written
 
 REQUIRED_ATTRS = ("schema", "dataset", "split", "image_size", "sequences", "complete")
-OPTIONAL_ATTRS = ("camera", "source", "masks")
+OPTIONAL_ATTRS = ("camera", "source", "masks", "hints", "computed")
+# Arrays a pass adds to a finished store (pipelines.passes), chunk by chunk; their fill value
+# means "not computed yet". ``computed`` = {name: true} once a pass has filled every chunk.
+PASS_ARRAYS = ("seg", "hint_depth")
 WRITER_ATTR = "_writer"  # {"fingerprint", "frames_per_block", "n_blocks"}: writer bookkeeping
 DONE_ARRAY = "_done"  # bool (n_blocks,), one chunk per block: True once a block is written
 DONE_DIMS = ("block",)  # its dimension name (every array of a store has them, for xarray)
@@ -86,6 +90,9 @@ ARRAYS: dict[str, ArraySpec] = {
         ArraySpec("gt_size", "int32", ("frame", "hw"), "small", 0, "valid (h, w) in gt_depth"),
         ArraySpec("seg", "uint8", ("frame", "view", "y", "x"), "fast", SEG_NOT_COMPUTED,
                   "DeepLabv3 class index, 255 = not computed"),
+        ArraySpec("hint_depth", "float16", ("frame", "view", "y", "x"), "dense",
+                  HINT_NOT_COMPUTED, "fused-SGM depth hint (0.58 W fx, baseline 0.1 units), "
+                  "0 = no hint, NaN = not computed"),
         ArraySpec("sequence", "int32", ("frame",), "small", 0, "index into attrs['sequences']"),
         ArraySpec("frame", "int32", ("frame",), "small", 0, "frame number in its sequence"),
         ArraySpec("timestamp", "float64", ("frame",), "small", 0, "seconds"),

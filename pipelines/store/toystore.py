@@ -18,7 +18,11 @@ from pipelines.store.writer import StoreWriter, make_fingerprint
 
 @dataclass(frozen=True)
 class ToySpec:
-    """Shape of a toy store: KITTI-like (2 views, gt_depth) or NYU-raw-like (1 view, depth)."""
+    """Shape of a toy store: KITTI-like (2 views, gt_depth) or NYU-raw-like (1 view, depth).
+
+    ``seg``: also a computed ``seg`` (a car, VOC class 7, in a box per image, 0 elsewhere);
+    ``hints``: also ``hint_depth`` (KITTI only: uniform 0.5..30 with 20 % zeros = no hint).
+    """
 
     dataset: str = "kitti-raw"
     n_sequences: int = 2
@@ -27,6 +31,8 @@ class ToySpec:
     chunk: int = 4
     frames_per_block: int | None = None
     seed: int = 0
+    seg: bool = False
+    hints: bool = False
 
     @property
     def views(self) -> int:
@@ -44,9 +50,12 @@ class ToySpec:
     @property
     def arrays(self) -> list[str]:
         common = ["image", "intrinsics", "baseline", "sequence", "frame", "timestamp"]
+        extra = ["seg"] * self.seg + ["hint_depth"] * self.hints
         if self.dataset == "kitti-raw":
-            return [*common, "gt_depth", "gt_size"]
-        return [*common, "depth", "accel"]
+            return [*common, "gt_depth", "gt_size", *extra]
+        if self.hints:
+            raise ValueError("toy hints need a two-view (kitti-raw) toy store")
+        return [*common, "depth", "accel", *extra]
 
     def samples(self) -> np.ndarray:
         """int32 (M, 4): every frame of every view, neighbours -1 at sequence ends."""
@@ -75,6 +84,19 @@ class ToySpec:
             "timestamp": rows * 0.1,
         }
         depth = [g.uniform(0.5, 80.0, (self.views, h, w)) for g in rngs]
+        if self.seg or self.hints:
+            extra = [np.random.default_rng([self.seed, int(r), 1]) for r in rows]
+        if self.seg:
+            seg = np.zeros((len(rows), self.views, h, w), np.uint8)
+            for i, g in enumerate(extra):
+                for v in range(self.views):
+                    y, x = g.integers(0, h // 2), g.integers(0, w // 2)
+                    seg[i, v, y : y + h // 2, x : x + w // 2] = 7
+            out["seg"] = seg
+        if self.hints:
+            hint = np.stack([g.uniform(0.5, 30.0, (self.views, h, w)) for g in extra])
+            hint[np.stack([g.random((self.views, h, w)) < 0.2 for g in extra])] = 0
+            out["hint_depth"] = hint.astype(np.float16)
         if self.dataset == "kitti-raw":
             hg, wg = self.gt_size
             gt = np.stack([g.uniform(0.0, 80.0, (hg, wg)) for g in rngs]).astype(np.float32)
@@ -103,6 +125,8 @@ def create_toy_writer(path: str | Path, spec: ToySpec, overwrite: bool = False) 
             "sequences": [f"seq_{i:02d}" for i in range(spec.n_sequences)],
             "camera": {"toy": True},
             "source": {"command": "toystore", "seed": spec.seed},
+            **({"masks": {"arch": "toy", "weights": "none"}} if spec.seg else {}),
+            **({"hints": {"method": "toy"}} if spec.hints else {}),
         },
         fingerprint=make_fingerprint("toy", spec),
         overwrite=overwrite,

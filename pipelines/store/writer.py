@@ -40,6 +40,7 @@ from pipelines.store.schema import (
     DATASETS,
     DEFAULT_CHUNK,
     DONE_ARRAY,
+    PASS_ARRAYS,
     SCHEMA,
     WRITER_ATTR,
     StoreLayout,
@@ -193,7 +194,7 @@ class StoreWriter:
                         f"{self.url}: array {name!r} is {arr.shape} {arr.dtype}, expected "
                         f"{wanted[name]} {ARRAYS[name].dtype}; pass overwrite=True"
                     )
-            elif name not in (DONE_ARRAY, "seg"):
+            elif name not in (DONE_ARRAY, *PASS_ARRAYS):  # a pass may have added them
                 raise ValueError(f"{self.url}: unexpected array {name!r}; pass overwrite=True")
         for name in self.arrays:
             if name not in existing:

@@ -9,7 +9,6 @@ of the colour renders of cameras 02/03: no pipeline reads them, they exist for l
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -17,10 +16,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from pipelines.synth.kitti_files import OXTS_FIELDS, SPEED, oxts_line, stamp
 from pipelines.synth.render import Box, Plane, Scene, cast, look_rotation, make_textures
 
 FPS = 10.0
-SPEED = 8.0  # m/s: 0.8 m between frames
 CAM_HEIGHT = 1.65
 BASELINE = 0.54
 MAX_RANGE = 120.0
@@ -213,7 +212,8 @@ def _pixel_rays(w: int, h: int, k: tuple[float, ...]) -> np.ndarray:
 
 
 def render_camera(scene: Scene, rig: Rig, cam: int, rot: np.ndarray, centre: np.ndarray):
-    """Rectified colour camera ``cam`` (2 or 3): rgb uint8 (H, W, 3), z float32 (H, W), 0 = sky."""
+    """Rectified colour camera ``cam`` (2 or 3): rgb uint8 (H, W, 3), z float32 (H, W), 0 = sky,
+    and the true object mask uint8 (H, W): the VOC class of the box seen (7 = car), else 0."""
     w, h = rig.size
     k = rig.K
     dirs = _pixel_rays(w, h, tuple(k.ravel())) @ rot.T.astype(np.float32)
@@ -221,7 +221,9 @@ def render_camera(scene: Scene, rig: Rig, cam: int, rot: np.ndarray, centre: np.
     hit = cast(_near(scene, centre[2]), origin, dirs, k[0, 0])
     rgb = np.rint(hit.color.reshape(h, w, 3) * 255).astype(np.uint8)
     depth = np.where(np.isfinite(hit.t), hit.t, 0).reshape(h, w).astype(np.float32)
-    return rgb, depth
+    objects = hit.instance >= len(scene.planes)  # boxes; planes (ground, facades) are background
+    mask = np.where(objects, hit.label, 0).reshape(h, w).astype(np.uint8)
+    return rgb, depth, mask
 
 
 def velodyne_scan(
@@ -242,39 +244,6 @@ def velodyne_scan(
     return np.concatenate([pts, refl], 1).astype(np.float32)
 
 
-OXTS_FIELDS = (
-    "lat lon alt roll pitch yaw vn ve vf vl vu ax ay az af al au wx wy wz wf wl wu "
-    "pos_accuracy vel_accuracy navstat numsats posmode velmode orimode"
-).split()
-
-
-def _stamp(t: float) -> str:
-    """KITTI timestamp line ``YYYY-MM-DD HH:MM:SS.fffffffff``."""
-    base = dt.datetime(2011, 9, 26, 13, 2, 25)
-    whole = base + dt.timedelta(seconds=int(t))
-    return f"{whole:%Y-%m-%d %H:%M:%S}.{int(round((t % 1) * 1e9)):09d}"
-
-
-def _oxts_line(rot: np.ndarray, centre: np.ndarray, rng: np.random.Generator) -> str:
-    yaw = float(np.arctan2(rot[0, 2], rot[2, 2]))
-    vals = [
-        49.015 + centre[2] / 111_320,
-        8.434 + centre[0] / 73_000,
-        116.4 - centre[1],
-        0.0357,
-        0.009,
-        yaw,
-        0.0,
-        SPEED,
-        SPEED,
-        0.0,
-        0.0,
-    ]
-    vals += list(rng.normal(0, 0.05, 12)) + [0.02, 0.02]
-    body = " ".join(f"{v:.12g}" for v in vals)
-    return body + " 4 10 5 5 6"
-
-
 @dataclass
 class DriveTruth:
     """Ground truth of one drive: camera-02 depth per frame and camera-02 poses."""
@@ -283,6 +252,7 @@ class DriveTruth:
     depth: np.ndarray  # (N, H, W) float32 metres, rectified camera-02 z, 0 = sky
     poses: np.ndarray  # (N, 4, 4) camera-02-to-world
     K: np.ndarray  # (3, 3)
+    masks: dict[int, np.ndarray] | None = None  # camera 2/3 -> (N, H, W) uint8 VOC class
 
 
 def write_drive(
@@ -294,8 +264,10 @@ def write_drive(
     seed: int,
     truth: bool,
     progress=None,
+    masks: bool = False,
 ) -> DriveTruth:
-    """Render and write one ``<date>_drive_<NNNN>_sync`` folder."""
+    """Render and write one ``<date>_drive_<NNNN>_sync`` folder (``masks``: keep the true
+    object masks of cameras 02 and 03 in the returned truth)."""
     name = f"{spec.date}_drive_{drive}_sync"
     rng = np.random.default_rng([seed, int(drive), sum(map(ord, spec.date))])
     scene = make_street(rng, SPEED * frames / FPS + MAX_RANGE)
@@ -306,11 +278,14 @@ def write_drive(
         sub.mkdir(parents=True, exist_ok=True)
     times = np.arange(frames) / FPS + rng.normal(0, 0.002, frames) + 3600 * int(drive)
     depths, poses = [], []
+    seg: dict[int, list[np.ndarray]] = {2: [], 3: []}
     oxts = []
     for i in range(frames):
         rot, centre = rig_pose(phase, i / FPS)
         for cam in (2, 3):
-            rgb, depth = render_camera(scene, rig, cam, rot, centre)
+            rgb, depth, mask = render_camera(scene, rig, cam, rot, centre)
+            if masks:
+                seg[cam].append(mask)
             bgr = rgb[:, :, ::-1]
             cv2.imwrite(str(dirs[cam] / f"{i:010d}.png"), bgr)
             cv2.imwrite(str(dirs[cam - 2] / f"{i:010d}.png"), cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY))
@@ -321,17 +296,17 @@ def write_drive(
                 poses.append(pose)
         scan = velodyne_scan(scene, rig, rot, centre, rng)
         scan.tofile(folder / "velodyne_points" / "data" / f"{i:010d}.bin")
-        oxts.append(_oxts_line(rot, centre, rng))
+        oxts.append(oxts_line(rot, centre, rng))
         (folder / "oxts" / "data" / f"{i:010d}.txt").write_text(oxts[-1] + "\n")
         if progress:
             progress()
-    stamps = "".join(_stamp(t) + "\n" for t in times)
+    stamps = "".join(stamp(t) + "\n" for t in times)
     for c in range(4):
         (folder / f"image_{c:02d}" / "timestamps.txt").write_text(stamps)
     velo = folder / "velodyne_points"
     (velo / "timestamps.txt").write_text(stamps)
-    (velo / "timestamps_start.txt").write_text("".join(_stamp(t - 0.05) + "\n" for t in times))
-    (velo / "timestamps_end.txt").write_text("".join(_stamp(t + 0.05) + "\n" for t in times))
+    (velo / "timestamps_start.txt").write_text("".join(stamp(t - 0.05) + "\n" for t in times))
+    (velo / "timestamps_end.txt").write_text("".join(stamp(t + 0.05) + "\n" for t in times))
     (folder / "oxts" / "timestamps.txt").write_text(stamps)
     (folder / "oxts" / "dataformat.txt").write_text("".join(f"{f}:\n" for f in OXTS_FIELDS))
     w, h = rig.size
@@ -340,6 +315,7 @@ def write_drive(
         np.stack(depths) if depths else np.zeros((0, h, w), np.float32),
         np.stack(poses) if poses else np.zeros((0, 4, 4)),
         rig.K,
+        {cam: np.stack(m) for cam, m in seg.items()} if masks else None,
     )
 
 
@@ -374,9 +350,20 @@ def write_splits(root: Path, drives: list[DriveTruth], frames: int) -> None:
 
 
 def write_kitti(
-    out: Path, *, frames: int = 12, seed: int = 0, truth: bool = True, progress=None
+    out: Path,
+    *,
+    frames: int = 12,
+    seed: int = 0,
+    truth: bool = True,
+    progress=None,
+    masks: bool = False,
 ) -> list[DriveTruth]:
-    """Write the whole world: two dates, three drives, splits, and ``truth.npz`` when ``truth``."""
+    """Write the whole world: two dates, three drives, splits, and ``truth.npz`` when ``truth``.
+
+    ``masks`` also writes ``masks.npz``: the true object masks, ``<folder>/image_02`` and
+    ``<folder>/image_03`` uint8 (N, H, W) VOC class indices (7 = car, 0 = background), what
+    DeepLabv3 would ideally find; the other files are the same with or without it.
+    """
     out = Path(out)
     drives: list[DriveTruth] = []
     for spec in DATES:
@@ -387,7 +374,7 @@ def write_kitti(
             (out / spec.date / fname).write_text(text)
         rig = Rig.from_text(files)
         for drive in spec.drives:
-            drives.append(write_drive(out, spec, drive, rig, frames, seed, True, progress))
+            drives.append(write_drive(out, spec, drive, rig, frames, seed, True, progress, masks))
     test = [d for d in drives if d.folder.endswith(TEST_DRIVE)]
     write_improved_gt(out, test[0], list(range(frames)), np.random.default_rng(seed))
     write_splits(out, drives, frames)
@@ -398,4 +385,7 @@ def write_kitti(
             arrays[f"{d.folder}/poses"] = d.poses
             arrays[f"{d.folder}/K"] = d.K
         np.savez_compressed(out / "truth.npz", **arrays)
+    if masks:
+        seg = {f"{d.folder}/image_0{c}": m for d in drives for c, m in (d.masks or {}).items()}
+        np.savez_compressed(out / "masks.npz", **seg)
     return drives

@@ -8,7 +8,7 @@ depth 0.1-100, smoothness 1e-3, scales 0-3.
 from __future__ import annotations
 
 from train.engine.config import TrainConfig
-from train.methods import Monodepth2Params
+from train.methods import Monodepth2Params, SegDepthParams
 
 PRESETS: dict[str, TrainConfig] = {
     "monodepth2-m": TrainConfig(
@@ -26,6 +26,30 @@ PRESETS: dict[str, TrainConfig] = {
         height=288,
         width=384,
         params=Monodepth2Params(frame_ids=(0, -1, 1), max_depth=10.0, intrinsics="store"),
+    ),
+    # SegDepth (training.md 6): monodepth2-m plus the U-Net on the disparity, masks from `masks`.
+    "segdepth-m": TrainConfig(
+        preset="segdepth-m", method="segdepth", params=SegDepthParams(frame_ids=(0, -1, 1))
+    ),
+    "segdepth-nyu-m": TrainConfig(
+        preset="segdepth-nyu-m",
+        method="segdepth",
+        dataset="nyu-raw",
+        height=288,
+        width=384,
+        params=SegDepthParams(frame_ids=(0, -1, 1), max_depth=10.0, intrinsics="store"),
+    ),
+    # Depth Hints (training.md 7): Monodepth2 stereo with the hint term (hint_depth from `hints`);
+    # the paper's recipe: eigen_full stores, LR x0.1 every 5 epochs, no smoothness term.
+    "depthhints-s": TrainConfig(
+        preset="depthhints-s",
+        scheduler_step=5,
+        params=Monodepth2Params(frame_ids=(0, "s"), hints=True, disparity_smoothness=0.0),
+    ),
+    "depthhints-ms": TrainConfig(
+        preset="depthhints-ms",
+        scheduler_step=5,
+        params=Monodepth2Params(frame_ids=(0, -1, 1, "s"), hints=True, disparity_smoothness=0.0),
     ),
 }
 

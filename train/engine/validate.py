@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from pipelines.loader import make_loader
+from pipelines.loader.dataset import EXTRA_ARRAYS
 from pipelines.store import open_store
 from train.engine.runtime import Runtime
 from train.engine.step import validation_step
@@ -26,11 +27,13 @@ def validate(
     the val store, in store order, without augmentation; networks are put back in train mode.
 
     The loss covers samples with every source frame the store can provide (a one-view val store
-    gives no loss to a stereo method); metrics need ``gt_depth``.
+    gives no loss to a stereo method, a val store without the method's extras, e.g. ``seg`` or
+    ``hint_depth``, none to a method that needs them); metrics need ``gt_depth``.
     """
     store = open_store(store_path)
     request = method.loader_request()
     frames = tuple(f for f in request.frames if f != "stereo" or store.views >= 2)
+    with_loss = frames == request.frames and all(store.has(EXTRA_ARRAYS[e]) for e in request.extras)
     predictor = method.predictor(nets)
     protocol = select_protocol(store, predictor.scaling) if store.has("gt_depth") else None
     loader = make_loader(
@@ -52,7 +55,7 @@ def validate(
         for i, batch in enumerate(loader):
             if max_batches is not None and i >= max_batches:
                 break
-            if frames == request.frames:
+            if with_loss:
                 result = validation_step(runtime, method, batch, generator)
                 if result is not None:
                     loss_sum += float(result.loss) * result.samples

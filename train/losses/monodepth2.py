@@ -17,6 +17,12 @@ from torch import Tensor
 
 from pipelines.loader import resize_bilinear
 from train.geometry import disp_to_depth, warp
+from train.losses.depthhints import (
+    HintViews,
+    hint_reprojection_error,
+    hint_selection,
+    hint_term,
+)
 from train.losses.photometric import min_reprojection_loss, photometric_error
 from train.losses.smoothness import smoothness_loss
 
@@ -71,12 +77,14 @@ class Monodepth2LossOutput:
         depth: ``(B, 1, H, W)`` depth from the upsampled scale-0 disparity (training units).
         automask: ``(B, 1, H, W)`` bool at scale 0, True where a reprojection won (``None``
             without auto-masking).
+        hint_mask: with hints, ``(B, 1, H, W)`` bool at scale 0, True where the hint won.
     """
 
     total: Tensor
     per_scale: list[Tensor]
     depth: Tensor
     automask: Tensor | None
+    hint_mask: Tensor | None = None
 
 
 def monodepth2_loss(
@@ -84,6 +92,7 @@ def monodepth2_loss(
     views: Views,
     config: Monodepth2LossConfig = Monodepth2LossConfig(),
     generator: torch.Generator | None = None,
+    hints: HintViews | None = None,
 ) -> Monodepth2LossOutput:
     """Full-resolution multi-scale Monodepth2 loss.
 
@@ -93,11 +102,16 @@ def monodepth2_loss(
     ``disparity_smoothness * smoothness(disps[s], target at scale s) / 2**s``. The total is the
     mean over scales. Computed in float32 with autocast disabled, whatever the inputs' dtype.
 
+    With ``hints`` (Depth Hints, :mod:`train.losses.depthhints`) the hint's reprojection joins
+    the per-pixel choice; each scale's loss is then the masked-mean photometric term plus the
+    hint term (on that scale's upsampled depth) plus the smoothness term.
+
     Args:
         disps: sigmoid disparities, ``disps[s]`` of shape ``(B, 1, H / 2**s, W / 2**s)``.
         views: target, sources, poses and intrinsics (:class:`Views`).
         config: loss weights and switches.
         generator: random generator for the auto-mask tie-breaking noise.
+        hints: the hint depth, stereo image and stereo pose, or None (plain Monodepth2).
     """
     target = views.target.float()
     with torch.autocast(device_type=target.device.type, enabled=False):
@@ -117,6 +131,11 @@ def monodepth2_loss(
 
         identity = per_source(error(sources)) if config.automask else None
         pyramid = views.target_pyramid or _pyramid(target, len(disps))
+        hint_error = hint_mask0 = None
+        if hints is not None:  # scale 0 only: the hint and the images are full resolution
+            hint_error = hint_reprojection_error(
+                target, hints, views.K, views.inv_K, config.ssim_weight, config.use_ssim
+            )
 
         per_scale: list[Tensor] = []
         depth0, automask0 = target.new_empty(0), None
@@ -125,6 +144,23 @@ def monodepth2_loss(
             full = F.interpolate(disp, (height, width), mode="bilinear", align_corners=False)
             _, depth = disp_to_depth(full, config.min_depth, config.max_depth)
             warped = warp(sources, depth, K, inv_K, poses)
+            smooth = smoothness_loss(disp, pyramid[scale].float())
+            smooth_term = config.disparity_smoothness * smooth / 2**scale
+            if hints is not None and hint_error is not None:
+                chosen = hint_selection(
+                    per_source(error(warped)),
+                    identity,
+                    hint_error,
+                    average=config.avg_reprojection,
+                    noise_std=config.identity_noise,
+                    generator=generator,
+                )
+                hint = hint_term(depth, hints.depth.float(), chosen.hint_mask, hints.loss)
+                per_scale.append(chosen.photometric + hint + smooth_term)
+                automask = chosen.reprojection_mask if identity is not None else None
+                if scale == 0:
+                    depth0, automask0, hint_mask0 = depth, automask, chosen.hint_mask
+                continue
             best = min_reprojection_loss(
                 per_source(error(warped)),
                 identity,
@@ -132,12 +168,11 @@ def monodepth2_loss(
                 noise_std=config.identity_noise,
                 generator=generator,
             )
-            smooth = smoothness_loss(disp, pyramid[scale].float())
-            per_scale.append(best.loss.mean() + config.disparity_smoothness * smooth / 2**scale)
+            per_scale.append(best.loss.mean() + smooth_term)
             if scale == 0:
                 depth0, automask0 = depth, best.automask
         total = torch.stack(per_scale).mean()
-    return Monodepth2LossOutput(total=total, per_scale=per_scale, depth=depth0, automask=automask0)
+    return Monodepth2LossOutput(total, per_scale, depth0, automask0, hint_mask0)
 
 
 def _pyramid(image: Tensor, num_scales: int) -> list[Tensor]:

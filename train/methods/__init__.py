@@ -17,8 +17,9 @@ from train.methods.base import (
     Scaling,
 )
 from train.methods.monodepth2 import Monodepth2, Monodepth2Params
+from train.methods.segdepth import SegDepth, SegDepthParams
 
-METHODS: dict[str, type[Method]] = {m.name: m for m in (Monodepth2,)}
+METHODS: dict[str, type[Method]] = {m.name: m for m in (Monodepth2, SegDepth)}
 
 
 def method_class(name: str) -> type[Method]:
@@ -40,5 +41,7 @@ __all__ = [
     "OptimiserSpec",
     "Predictor",
     "Scaling",
+    "SegDepth",
+    "SegDepthParams",
     "method_class",
 ]

@@ -17,8 +17,10 @@ import torch
 from torch import Tensor
 
 from pipelines.loader import AugmentConfig, Augmented
+from pipelines.store import Store, pending_frames
 from train.eval.metrics import STEREO_SCALE_FACTOR
 from train.geometry import KITTI_NORMALISED_INTRINSICS, disp_to_depth
+from train.losses.depthhints import HINT_LOSSES, HintViews
 from train.losses.monodepth2 import Monodepth2LossConfig, Views, monodepth2_loss
 from train.methods.base import (
     Forward,
@@ -43,7 +45,9 @@ class Monodepth2Params:
     ``frame_ids``: target 0 first, then sources. ``intrinsics``: ``"monodepth2"`` (the fixed
     normalised KITTI matrix) or ``"store"`` (the store's per-frame pixel intrinsics). Loss:
     ``min_depth``, ``max_depth``, ``disparity_smoothness``, ``automask``, ``avg_reprojection``,
-    ``use_ssim``.
+    ``use_ssim``. Depth Hints (training.md section 7, stereo sources only): ``hints`` adds the
+    hint term (needs the store's ``hint_depth``, see ``cli.py hints``), ``hint_loss`` = ``log``
+    (log(1 + |D - h|), the released code) or ``berhu`` (the paper's alternative).
     """
 
     num_layers: int = 18
@@ -56,6 +60,8 @@ class Monodepth2Params:
     automask: bool = True
     avg_reprojection: bool = False
     use_ssim: bool = True
+    hints: bool = False
+    hint_loss: str = "log"
 
     def __post_init__(self) -> None:
         if not self.frame_ids or self.frame_ids[0] != 0:
@@ -69,6 +75,10 @@ class Monodepth2Params:
             raise ValueError(f"intrinsics must be 'monodepth2' or 'store', not {self.intrinsics!r}")
         if not 1 <= self.scales <= 4:
             raise ValueError(f"scales must be 1..4, not {self.scales}")
+        if self.hints and "s" not in self.frame_ids:
+            raise ValueError("hints=true needs the stereo source: frame_ids with 's'")
+        if self.hint_loss not in HINT_LOSSES:
+            raise ValueError(f"hint_loss must be one of {HINT_LOSSES}, not {self.hint_loss!r}")
 
     @property
     def use_stereo(self) -> bool:
@@ -133,7 +143,23 @@ class Monodepth2(Method):
         return Networks(modules)
 
     def loader_request(self) -> LoaderRequest:
-        return LoaderRequest(frames=tuple(SOURCE_NAMES[f] for f in self.params.frame_ids[1:]))
+        frames = tuple(SOURCE_NAMES[f] for f in self.params.frame_ids[1:])
+        return LoaderRequest(frames=frames, extras=("hint",) if self.params.hints else ())
+
+    def check_store(self, store: Store) -> None:
+        """The default checks; with ``hints`` also a fully computed ``hint_depth``."""
+        super().check_store(store)
+        if not self.params.hints:
+            return
+        how = "compute them with `cli.py hints STORE --kitti-root ROOT` (or prepare-kitti --hints)"
+        if not store.has("hint_depth"):
+            raise ValueError(f"{store.path}: hints=true needs depth hints (hint_depth); {how}")
+        pending = pending_frames(store, "hint_depth")
+        if pending:
+            raise ValueError(
+                f"{store.path}: {pending} of {store.n_frames} frames have no depth hints yet "
+                f"(the hints pass was interrupted); {how}"
+            )
 
     def augment_config(self) -> AugmentConfig:
         c, p = self.config, self.params
@@ -150,6 +176,12 @@ class Monodepth2(Method):
     def loss(
         self, run: Forward, aug: Augmented, generator: torch.Generator | None = None
     ) -> LossOutput:
+        disps, views = self.disparities_and_views(run, aug)
+        return self.photometric_loss(disps, views, aug, generator)
+
+    def disparities_and_views(self, run: Forward, aug: Augmented) -> tuple[list[Tensor], Views]:
+        """The depth net's disparities (scales ``0 .. scales - 1``) of the jittered target, and
+        the :class:`Views` (plain images, poses from the pose net or the stereo transform)."""
         p = self.params
         target_aug = run.prepare(aug.color_aug["target"][0])
         with run.autocast():
@@ -164,10 +196,25 @@ class Monodepth2(Method):
             inv_K=aug.inv_K[0],
             target_pyramid=aug.color["target"][: p.scales],
         )
-        output = monodepth2_loss(disps, views, p.loss_config(), generator)
+        return list(disps), views
+
+    def photometric_loss(
+        self,
+        disps: list[Tensor],
+        views: Views,
+        aug: Augmented,
+        generator: torch.Generator | None = None,
+    ) -> LossOutput:
+        """:func:`train.losses.monodepth2.monodepth2_loss` (with the hint term when ``hints``),
+        its per-scale values and mask fractions as scalars, the scale-0 disparity as image."""
+        output = monodepth2_loss(
+            disps, views, self.params.loss_config(), generator, self.hint_views(aug)
+        )
         scalars = {f"loss_scale{s}": v.detach() for s, v in enumerate(output.per_scale)}
         if output.automask is not None:
             scalars["automask_fraction"] = output.automask.float().mean()
+        if output.hint_mask is not None:
+            scalars["hint_fraction"] = output.hint_mask.float().mean()
         return LossOutput(output.total, scalars, {"disp": disps[0].detach().float()})
 
     def poses(self, run: Forward, aug: Augmented, target_aug: Tensor) -> list[Tensor]:
@@ -197,6 +244,16 @@ class Monodepth2(Method):
                 pose = PoseOutput(out.axisangle.float(), out.translation.float())
                 poses.append(pose.matrix(invert=frame < 0))
         return poses
+
+    def hint_views(self, aug: Augmented) -> HintViews | None:
+        """The Depth Hints inputs of a batch (None without ``hints``)."""
+        if not self.params.hints:
+            return None
+        if aug.hint_depth is None or aug.stereo_T is None:
+            raise ValueError("hints=true but the batch has no hint_depth or no stereo image")
+        return HintViews(
+            aug.hint_depth, aug.color["stereo"][0], aug.stereo_T, self.params.hint_loss
+        )
 
     def predictor(self, nets: Networks) -> Predictor:
         p = self.params

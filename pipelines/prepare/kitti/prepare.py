@@ -10,7 +10,8 @@ Steps (:func:`prepare_kitti`):
 3. convert all stores in one dask graph with :func:`pipelines.store.runner.run_conversions`
    (tasks = blocks of whole chunks, resumable; block function
    :class:`pipelines.prepare.kitti.blocks.KittiBlocks`);
-4. optionally fill ``seg`` of the training stores with DeepLabv3 (:mod:`pipelines.passes.masks`).
+4. optionally fill ``seg`` of the training stores with DeepLabv3 (:mod:`pipelines.passes.masks`)
+   and their ``hint_depth`` with Depth Hints' fused SGM (:mod:`pipelines.passes.hints_pass`).
 
 Training / validation stores hold V = 2 views (0 = camera 02, 1 = camera 03) for every frame a
 sample needs; the test store holds camera 02 (V = 1) and native-resolution ``gt_depth``.
@@ -66,6 +67,8 @@ class KittiPrepareOptions:
     masks: str = "none"  # none | deeplabv3
     seg_arch: str = "mobilenet_v3_large"
     seg_weights: str | None = None  # None = torch hub cache
+    hints: bool = False  # fused-SGM depth hints of the training stores afterwards
+    hint_size: tuple[int, int] = (320, 1024)
     skip_missing: bool = False
     workers: int | None = None  # None = all cores
     scheduler: str | None = None  # dask.distributed scheduler address
@@ -77,11 +80,12 @@ class KittiPrepareOptions:
 @dataclass(frozen=True)
 class PrepareReport:
     """What :func:`prepare_kitti` did: one run summary per store (each followed by the image
-    files it read), then the mask reports."""
+    files it read), then the pass reports."""
 
     stores: tuple[RunSummary, ...]
-    masks: tuple[Any, ...] = field(default=())  # pipelines.passes.masks.MaskReport
+    masks: tuple[Any, ...] = field(default=())  # pipelines.passes.store_pass.PassReport
     images: tuple[ImageSummary, ...] = field(default=())  # per store, in order
+    hints: tuple[Any, ...] = field(default=())
 
     def __str__(self) -> str:
         lines = []
@@ -89,7 +93,7 @@ class PrepareReport:
             lines.append(str(store))
             if i < len(self.images):
                 lines.append(f"  {self.images[i]}")
-        return "\n".join([*lines, *map(str, self.masks)])
+        return "\n".join([*lines, *map(str, self.masks), *map(str, self.hints)])
 
 
 def prepare_kitti(
@@ -146,7 +150,16 @@ def prepare_kitti(
 
     training = [url for url, plan, _, _ in jobs if plan.gt is None]  # masks: training stores only
     masks = run_masks(training, opts.seg_arch, weights, opts.progress)
-    return PrepareReport(tuple(summaries), masks, tuple(plan.images for plan in plans))
+    hints: tuple[Any, ...] = ()
+    if opts.hints:
+        from pipelines.passes.hints_pass import compute_hints  # imports torch: only when needed
+
+        hints = tuple(
+            compute_hints(url, root, hint_size=opts.hint_size, workers=opts.workers,
+                          scheduler=opts.scheduler, progress=opts.progress)
+            for url in training
+        )  # fmt: skip
+    return PrepareReport(tuple(summaries), masks, tuple(plan.images for plan in plans), hints)
 
 
 def _job(
@@ -269,6 +282,8 @@ def _command_line(root: Path, split_dir: Path, opts: KittiPrepareOptions) -> str
     if opts.resize != "area":
         parts += ["--resize", opts.resize]
     parts += mask_args(opts.masks, opts.seg_arch, opts.seg_weights)
+    if opts.hints:
+        parts += ["--hints", "--hint-size", f"{opts.hint_size[0]}x{opts.hint_size[1]}"]
     if opts.skip_missing:
         parts.append("--skip-missing")
     return " ".join(parts)
