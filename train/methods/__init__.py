@@ -16,9 +16,10 @@ from train.methods.base import (
     Predictor,
     Scaling,
 )
+from train.methods.densedepth import DenseDepth, DenseDepthParams
 from train.methods.monodepth2 import Monodepth2, Monodepth2Params
 
-METHODS: dict[str, type[Method]] = {m.name: m for m in (Monodepth2,)}
+METHODS: dict[str, type[Method]] = {m.name: m for m in (Monodepth2, DenseDepth)}
 
 
 def method_class(name: str) -> type[Method]:
@@ -30,6 +31,8 @@ def method_class(name: str) -> type[Method]:
 
 __all__ = [
     "METHODS",
+    "DenseDepth",
+    "DenseDepthParams",
     "Forward",
     "LoaderRequest",
     "LossOutput",
