@@ -215,12 +215,15 @@ def train(
     """Train a method from stores; resumable with --resume.
 
     \b
-    Methods: monodepth2 (self-supervised, mono / stereo / both).
+    Methods: monodepth2 (self-supervised, mono / stereo / both), densedepth (supervised).
     Presets:
       monodepth2-m      monodepth2, KITTI, frames 0 -1 +1, 192x640
       monodepth2-s      monodepth2, KITTI, frames 0 s (stereo), 192x640
       monodepth2-ms     monodepth2, KITTI, frames 0 -1 +1 s, 192x640
       monodepth2-nyu-m  monodepth2, NYU raw, frames 0 -1 +1, 288x384, store intrinsics
+      densedepth-nyu    densedepth, NYU labeled (in-painted gt_depth), 480x640, batch 8
+      densedepth-nyu-raw  densedepth, NYU raw prepared with --fill, 480x640, batch 8
+      (densedepth: --set loss=densedepth|berhu|silog|l1, channel_swap_prob=0.25, input_pool=1)
 
     --batch-size is per process: under torchrun the global batch is it times the number of
     processes. --set key=value reaches any config field, method fields too
