@@ -255,7 +255,8 @@ def train(
     """Train a method from stores; resumable with --resume.
 
     \b
-    Methods: monodepth2 (self-supervised, mono / stereo / both), segdepth (+ a U-Net on disp).
+    Methods: monodepth2 (self-supervised, mono / stereo / both), segdepth (+ a U-Net on
+    disp), densedepth (supervised).
     Presets:
       monodepth2-m      monodepth2, KITTI eigen_zhou, frames 0 -1 +1, 192x640
       monodepth2-s      monodepth2, KITTI eigen_full, frames 0 s (stereo), 192x640
@@ -263,6 +264,9 @@ def train(
       monodepth2-nyu-m  monodepth2, NYU raw, frames 0 -1 +1, 288x384, store intrinsics
       segdepth-m, segdepth-nyu-m   segdepth, as monodepth2-m / -nyu-m (seg from `masks`)
       depthhints-s, depthhints-ms  as monodepth2-s / -ms + hints, lr step 5 (from `hints`)
+      densedepth-nyu    densedepth, NYU labeled (in-painted gt_depth), 480x640, batch 8
+      densedepth-nyu-raw  densedepth, NYU raw prepared with --fill, 480x640, batch 8
+      (densedepth: --set loss=densedepth|berhu|silog|l1, channel_swap_prob=0.25, input_pool=1)
 
     --batch-size is per process: under torchrun the global batch is it times the number of
     processes (the header printed at the start says both, and which of the reference's choices

@@ -32,6 +32,12 @@ def eval_(
         help="auto: the model's own rule (Monodepth2: x5.4 when trained with stereo, "
         "per-image median otherwise); median or stereo (x5.4) force one.",
     ),
+    protocol: str = typer.Option(
+        "auto", "--protocol", help="auto (store + model), eigen, eigen_benchmark, nyu, densedepth."
+    ),
+    edge_thresholds: str = typer.Option(
+        "0.25,0.5,1", "--edge-thresholds", help="NYU edge F1 thresholds, comma-separated."
+    ),
     report: Path = typer.Option(
         None, "--report", help="Write an HTML report (metrics, plots, best/worst images) here."
     ),
@@ -41,6 +47,7 @@ def eval_(
 ) -> None:
     """Score a checkpoint on a test store (KITTI eigen / eigen_benchmark, NYU), print a table."""
     from train.eval.evaluate import evaluate_checkpoint
+    from train.eval.protocols import parse_thresholds
 
     result = evaluate_checkpoint(
         checkpoint,
@@ -49,6 +56,8 @@ def eval_(
         device=device,
         post_process=post_process,
         scaling=scaling.value,
+        protocol=protocol,
+        edge_thresholds=parse_thresholds(edge_thresholds),
         save_images=save_images,
         json_path=json_path,
         report_dir=report,

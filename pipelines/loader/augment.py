@@ -25,6 +25,18 @@ leave it unchanged (valid because its cx is exactly centred in that convention).
 Stereo (kitti.md section 6): ``side_sign`` = -1 for view 0 (left), +1 for view 1; ``flip_sign`` =
 -1 for flipped samples; ``stereo_T`` = identity with ``T[0, 3] = side_sign * flip_sign *
 stereo_baseline``.
+
+Colour-channel permutation (DenseDepth, training.md section 8; off unless
+``AugmentConfig.channel_swap_prob`` > 0, so methods that do not ask for it draw exactly the same
+random numbers as before): per sample, with that probability, the RGB channels of the network
+inputs (``color_aug``) are reordered by one of the five non-identity permutations, chosen
+uniformly. The paper states p = 0.25; the Keras code picks one of seven options (the identity
+and the six orderings of ``itertools.permutations``, identity included) and keeps the choice with
+p = 0.5 (non-identity in 0.5 x 5/7 = 36 % of samples); the PyTorch port uses p = 0.5 over the
+six orderings.
+
+Ground truth (``gt_depth``, un-padded with ``gt_size``) is resized to the model input by nearest
+pixel centres and flipped with its image, like ``depth`` (``Augmented.gt``).
 """
 
 from __future__ import annotations
@@ -39,6 +51,8 @@ from pipelines.loader.batch import Batch
 from pipelines.loader.colour import JitterGroups, JitterParams, color_jitter, jitter_groups
 
 FRAME_NAMES = ("target", "prev", "next", "stereo")
+#: The five non-identity orderings of the RGB channels.
+CHANNEL_PERMUTATIONS = ((0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0))
 
 
 @dataclass(frozen=True)
@@ -47,6 +61,8 @@ class AugmentConfig:
 
     ``stereo_baseline``: 0.1 (monodepth2) or 0.015 (FeatDepth). ``normalised_K``: None uses the
     store's pixel intrinsics; a 3x3 or 4x4 nested tuple uses that fixed normalised matrix.
+    ``channel_swap_prob``: per-sample probability of a colour-channel permutation of the network
+    inputs (0 = off, no random draw; DenseDepth's paper uses 0.25).
     """
 
     height: int = 192
@@ -60,6 +76,7 @@ class AugmentConfig:
     hue: float = 0.1
     stereo_baseline: float = 0.1
     normalised_K: tuple[tuple[float, ...], ...] | None = None
+    channel_swap_prob: float = 0.0
 
     def size(self, scale: int) -> tuple[int, int]:
         """(height, width) of pyramid ``scale``."""
@@ -82,6 +99,10 @@ class Augmented:
         seg: uint8 ``(B, h, w)`` (nearest, flipped) or None.
         depth: float32 ``(B, 1, h, w)`` metric depth (nearest, flipped), 0 = none, or None.
         hint_depth: float32 ``(B, 1, h, w)`` depth hint (nearest, flipped), 0 = none, or None.
+        gt: float32 ``(B, 1, h, w)`` ground-truth depth (``gt_depth`` inside ``gt_size``;
+            nearest, flipped), 0 = none, or None.
+        channel_perm: int64 ``(B, 3)`` channel order applied to ``color_aug`` (identity rows
+            where not permuted), or None when channel permutation is off.
         baseline: float32 ``(B,)`` metric stereo baseline from the store.
         jitter: the colour-jitter draw.
     """
@@ -102,6 +123,8 @@ class Augmented:
     seg: Tensor | None = None
     depth: Tensor | None = None
     hint_depth: Tensor | None = None
+    gt: Tensor | None = None
+    channel_perm: Tensor | None = None
     frames: tuple[str, ...] = field(default=())
 
 
@@ -113,6 +136,9 @@ class AugmentDraw:
         jitter: the colour-jitter draw; ``groups``: its host-side index groups.
         flipped: bool ``(B,)``. K, inv_K: per scale, float32 ``(B, 4, 4)``.
         side_sign, flip_sign: float32 ``(B,)``. stereo_T: ``(B, 4, 4)`` or None.
+        channel_perm: int64 ``(B, 3)`` channel orders, or None (channel permutation off).
+        gt_sizes: the valid (height, width) of each ``gt_depth`` map, read on the host (None
+            without ground truth).
     """
 
     jitter: JitterParams
@@ -123,6 +149,8 @@ class AugmentDraw:
     side_sign: Tensor
     flip_sign: Tensor
     stereo_T: Tensor | None = None
+    channel_perm: Tensor | None = None
+    gt_sizes: tuple[tuple[int, int], ...] | None = None
 
     def to(self, device: torch.device | str, non_blocking: bool = True) -> AugmentDraw:
         """A copy on ``device`` (non-blocking copies from pinned or pageable host memory)."""
@@ -139,6 +167,8 @@ class AugmentDraw:
             side_sign=move(self.side_sign),
             flip_sign=move(self.flip_sign),
             stereo_T=None if self.stereo_T is None else move(self.stereo_T),
+            channel_perm=None if self.channel_perm is None else move(self.channel_perm),
+            gt_sizes=self.gt_sizes,
         )
 
 
@@ -179,6 +209,10 @@ class Augment(nn.Module):
         device = batch.target.device
         flipped = (flip_draw & train).to(device)
         jitter = jitter.to(device)
+        perm = None
+        if cfg.channel_swap_prob > 0:  # no draw when off: other methods' streams stay as they were
+            perm = draw_channel_permutations(n, cfg.channel_swap_prob if train else 0.0, generator)
+            perm = perm.to(device)
         frames = tuple(f for f in FRAME_NAMES if getattr(batch, f) is not None)
         in_size = tuple(batch.target.shape[-2:])
         K = [
@@ -200,6 +234,8 @@ class Augment(nn.Module):
             side_sign=side_sign,
             flip_sign=flip_sign,
             stereo_T=stereo_T,
+            channel_perm=perm,
+            gt_sizes=None if batch.gt_size is None else tuple(map(tuple, batch.gt_size.tolist())),
         )
 
     def forward(
@@ -222,6 +258,9 @@ class Augment(nn.Module):
         pyramid = [flip_images(x, flip_all) for x in pyramid]
         shared = jitter.repeat(len(frames))
         jittered = [color_jitter(x, shared, draw.groups) for x in pyramid]
+        if draw.channel_perm is not None:
+            perm_all = draw.channel_perm.repeat(len(frames), 1)
+            jittered = [permute_channels(x, perm_all) for x in jittered]
         color = {f: [x.chunk(len(frames))[i] for x in pyramid] for i, f in enumerate(frames)}
         color_aug = {f: [x.chunk(len(frames))[i] for x in jittered] for i, f in enumerate(frames)}
         out = Augmented(
@@ -238,6 +277,7 @@ class Augment(nn.Module):
             stereo_T=draw.stereo_T,
             has_prev=batch.has_prev,
             has_next=batch.has_next,
+            channel_perm=draw.channel_perm,
             frames=frames,
         )
         size = cfg.size(0)
@@ -250,6 +290,8 @@ class Augment(nn.Module):
         if batch.hint_depth is not None:
             hint = resize_nearest(batch.hint_depth.unsqueeze(1).float(), size)
             out.hint_depth = flip_images(hint, flipped)
+        if batch.gt_depth is not None:
+            out.gt = flip_images(gt_at_size(batch.gt_depth, draw.gt_sizes, size), flipped)
         return out
 
     def _intrinsics(
@@ -324,6 +366,38 @@ def pixel_intrinsics(
     mirrored[:, 0, 2] = size[1] - 1 - out[:, 0, 2]
     mirrored[:, 0, 1] = -out[:, 0, 1]  # skew changes sign with x
     return torch.where(flipped.view(-1, 1, 1), mirrored, out)
+
+
+def draw_channel_permutations(
+    n: int, prob: float, generator: torch.Generator | None = None
+) -> Tensor:
+    """int64 ``(n, 3)`` channel orders: with probability ``prob`` one of
+    :data:`CHANNEL_PERMUTATIONS` (uniform), else the identity. Two draws from ``generator``."""
+    gen_device = generator.device if generator is not None else None
+    swap = torch.rand(n, generator=generator, device=gen_device) < prob
+    choice = torch.randint(len(CHANNEL_PERMUTATIONS), (n,), generator=generator, device=gen_device)
+    table = torch.tensor(CHANNEL_PERMUTATIONS, dtype=torch.int64, device=gen_device)
+    identity = torch.arange(3, device=gen_device).expand(n, 3)
+    return torch.where(swap[:, None], table[choice], identity).cpu()
+
+
+def permute_channels(images: Tensor, perm: Tensor) -> Tensor:
+    """``images`` ``(B, 3, H, W)`` with sample b's channels in the order ``perm[b]`` ``(B, 3)``."""
+    index = perm.to(images.device).view(-1, 3, 1, 1).expand_as(images)
+    return torch.gather(images, 1, index)
+
+
+def gt_at_size(
+    gt_depth: Tensor, sizes: tuple[tuple[int, int], ...] | None, size: tuple[int, int]
+) -> Tensor:
+    """Padded ground truth ``(B, Hg, Wg)`` -> float32 ``(B, 1, *size)``: each map's valid
+    region (``sizes``, from ``gt_size``) resized by nearest pixel centres (the whole map when
+    ``sizes`` is None or covers it)."""
+    gt = gt_depth.float().unsqueeze(1)
+    if sizes is None or all(tuple(s) == tuple(gt.shape[-2:]) for s in sizes):
+        return resize_nearest(gt, size)
+    maps = [resize_nearest(g[None, :, :h, :w], size) for g, (h, w) in zip(gt, sizes, strict=True)]
+    return torch.cat(maps)
 
 
 def stereo_transform(shift: Tensor) -> Tensor:

@@ -19,3 +19,7 @@ NYU_SIZE = (480, 640)
 
 NYU_EVAL_CROP = (44, 471, 40, 601)
 """NYU evaluation crop on 480x640 as (top, bottom, left, right): rows [44, 471), cols [40, 601)."""
+
+NYU_FILLED_DEPTH = "colorization in-painted (fill_depth), then nearest-neighbour resize"
+"""``attrs["frames"]["depth"]`` of an NYU raw store prepared with ``prepare-nyu --fill`` (its
+``depth`` is then dense: what supervised methods train on)."""

@@ -18,7 +18,8 @@ from pipelines.store.writer import StoreWriter, make_fingerprint
 
 @dataclass(frozen=True)
 class ToySpec:
-    """Shape of a toy store: KITTI-like (2 views, gt_depth) or NYU-raw-like (1 view, depth).
+    """Shape of a toy store: KITTI-like (2 views, padded gt_depth), NYU-raw-like (1 view, depth)
+    or NYU-labeled-like (1 view, depth and dense gt_depth at the image size).
 
     ``seg``: also a computed ``seg`` (a car, VOC class 7, in a box per image, 0 elsewhere);
     ``hints``: also ``hint_depth`` (KITTI only: uniform 0.5..30 with 20 % zeros = no hint).
@@ -45,7 +46,7 @@ class ToySpec:
     @property
     def gt_size(self) -> tuple[int, int]:
         h, w = self.image_size
-        return h + 3, w + 5
+        return (h, w) if self.dataset == "nyu-labeled" else (h + 3, w + 5)
 
     @property
     def arrays(self) -> list[str]:
@@ -55,11 +56,17 @@ class ToySpec:
             return [*common, "gt_depth", "gt_size", *extra]
         if self.hints:
             raise ValueError("toy hints need a two-view (kitti-raw) toy store")
+        if self.dataset == "nyu-labeled":
+            return [*common, "depth", "accel", "gt_depth", "gt_size", *extra]
         return [*common, "depth", "accel", *extra]
 
     def samples(self) -> np.ndarray:
-        """int32 (M, 4): every frame of every view, neighbours -1 at sequence ends."""
+        """int32 (M, 4): every frame of every view, neighbours -1 at sequence ends (always -1
+        for ``nyu-labeled``)."""
         rows = np.arange(self.n_frames)
+        if self.dataset == "nyu-labeled":  # single frames, as the labeled set's stores
+            none = np.full_like(rows, -1)
+            return np.stack([rows, none, none, np.zeros_like(rows)], 1).astype(np.int32)
         pos = rows % self.frames_per_sequence
         prev = np.where(pos > 0, rows - 1, -1)
         nxt = np.where(pos < self.frames_per_sequence - 1, rows + 1, -1)
@@ -106,6 +113,11 @@ class ToySpec:
         else:
             out["depth"] = np.stack(depth).astype(np.float16)
             out["accel"] = np.stack([g.normal(0, 1, 4) for g in rngs]).astype(np.float32)
+        if self.dataset == "nyu-labeled":  # dense, like the in-painted labeled depths
+            out["gt_depth"] = np.stack([g.uniform(0.5, 10.0, (h, w)) for g in rngs]).astype(
+                np.float32
+            )
+            out["gt_size"] = np.tile(np.array([h, w], np.int32), (len(rows), 1))
         return out
 
 
@@ -119,7 +131,7 @@ def create_toy_writer(path: str | Path, spec: ToySpec, overwrite: bool = False) 
         n_samples=len(spec.samples()),
         image_size=spec.image_size,
         views=spec.views,
-        gt_size=spec.gt_size if spec.dataset == "kitti-raw" else None,
+        gt_size=spec.gt_size if "gt_depth" in spec.arrays else None,
         arrays=spec.arrays,
         attrs={
             "sequences": [f"seq_{i:02d}" for i in range(spec.n_sequences)],

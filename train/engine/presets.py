@@ -3,12 +3,17 @@
 Monodepth2 (training.md section 4): ResNet-18 depth and pose networks, 192x640, batch 12, Adam
 1e-4, 20 epochs, learning rate x0.1 from epoch 15 (the reference's behaviour under PyTorch 0.4.1),
 depth 0.1-100, smoothness 1e-3, scales 0-3.
+
+DenseDepth (training.md section 8): DenseNet-169 + Keras decoder, 480x640, batch 8, Adam (AMSGrad)
+1e-4, 20 epochs at a constant learning rate (the Keras ReduceLROnPlateau never goes below 9e-5),
+mirror p = 0.5, channel swap p = 0.25, no colour jitter; on the labeled set's in-painted depths,
+or on a raw store prepared with ``prepare-nyu --fill`` (the paper's 50K pairs).
 """
 
 from __future__ import annotations
 
 from train.engine.config import TrainConfig
-from train.methods import Monodepth2Params, SegDepthParams
+from train.methods import DenseDepthParams, Monodepth2Params, SegDepthParams
 
 PRESETS: dict[str, TrainConfig] = {
     "monodepth2-m": TrainConfig(
@@ -51,6 +56,24 @@ PRESETS: dict[str, TrainConfig] = {
         scheduler_step=5,
         params=Monodepth2Params(frame_ids=(0, -1, 1, "s"), hints=True, disparity_smoothness=0.0),
     ),
+    # DenseDepth (supervised, training.md 8): labeled_train.zarr, or a raw store made with --fill.
+    **{
+        name: TrainConfig(
+            preset=name,
+            method="densedepth",
+            dataset=dataset,
+            height=480,
+            width=640,
+            batch_size=8,
+            epochs=20,
+            scheduler_step=20,
+            scheduler_gamma=1.0,
+            jitter_prob=0.0,
+            flip_prob=0.5,
+            params=DenseDepthParams(),
+        )
+        for name, dataset in (("densedepth-nyu", "nyu-labeled"), ("densedepth-nyu-raw", "nyu-raw"))
+    },
 }
 
 

@@ -3,28 +3,36 @@
 
 Steps: pick the protocol from the store's attributes and the predictor's scaling rule
 (:func:`select_protocol`); run the predictor over the store in order at the training resolution
-(:func:`predict_depths`, optional flip post-processing); hand the network-resolution
-predictions to the numpy protocols of :mod:`train.eval.metrics` (:func:`protocol_metrics`), which
-resize each prediction once, from the network output to its ground truth.
+(:func:`predict_depths`, flip averaging or optional flip post-processing); hand the
+network-resolution predictions to the numpy protocols of :mod:`train.eval.protocols`
+(:func:`protocol_metrics`), which resize each prediction once, from the network output to its
+ground truth.
 
 Protocols:
 
 * ``eigen`` (KITTI test store with velodyne ground truth, ``ground_truth.protocol`` attribute,
   or any KITTI store with ``gt_depth`` and no such attribute): Garg crop, 1e-3 < gt < 80 m;
 * ``eigen_benchmark`` (improved ground truth): gt > 0, no crop;
-* ``nyu`` (NYU labeled store): crop 44:471 x 40:601, gt > 0, predictions clipped to 0.1..10 m
-  (nyuv2.md 7.5: the RGB is cropped the same way before resizing to the network).
+* ``nyu`` (NYU labeled store, median-scaled models): crop 44:471 x 40:601, gt > 0, predictions
+  clipped to 0.1..10 m (nyuv2.md 7.5: the RGB is cropped the same way before resizing to the
+  network);
+* ``densedepth`` (NYU labeled store, metric models; see :mod:`train.eval.protocols`): flip
+  averaging, DenseDepth's Eigen crop, upsampled to 480x640, no median scaling, metrics pooled
+  over all pixels. Both NYU protocols add mSSIM and the edge F1 at 0.25, 0.5 and 1.
 
 Scaling comes from the checkpoint's method and config (:attr:`Predictor.scaling`): Monodepth2
 models trained with the stereo source are scored metrically, depth x 5.4 (0.54 m real baseline /
 0.1 training baseline) without median scaling, as monodepth2's ``--eval_stereo`` does; mono
-models use per-image median scaling. ``scaling="median"`` / ``"stereo"`` forces either.
+models use per-image median scaling; supervised metric models (DenseDepth) a fixed x1.
+``scaling="median"`` / ``"stereo"`` forces either. On NYU stores the scaling also picks the
+protocol (median -> ``nyu``, fixed -> ``densedepth``) unless ``protocol`` names one.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,10 +43,13 @@ from pipelines.loader import Batch, make_loader, resize_bilinear, resolve_device
 from pipelines.store import Store, open_store, require_complete
 from train.engine.checkpoint import checkpoint_config, load_networks, read_checkpoint
 from train.engine.config import TrainConfig, apply_overrides
-from train.eval.metrics import format_metrics, post_process_disparity, summarise
+from train.eval.metrics import format_metrics, post_process_disparity
 from train.eval.protocols import (  # noqa: F401 - re-exported: the evaluation API
+    EDGE_THRESHOLDS,
+    PROTOCOLS,
     SCALINGS,
     Protocol,
+    evaluate_depths,
     metrics_per_image,
     nyu_image_crop,
     protocol_errors,
@@ -103,9 +114,11 @@ class EvalReport:
                 f", ratio median {self.metrics['ratio_median']:.3f}"
                 f" std {self.metrics['ratio_std']:.3f}"
             )
+        done = ", post-processed" if self.post_process else ""
+        done += ", flip-averaged" if self.protocol.flip_average else ""
         head = (
             f"{self.store}: {self.n_images} images, protocol {self.protocol.name}, "
-            f"scaling {scaling}{ratio}{', post-processed' if self.post_process else ''}"
+            f"scaling {scaling}{ratio}{done}"
         )
         tail = f"\nreport: {self.report_dir}" if self.report_dir else ""
         return f"{head}\n{self.table()}{tail}"
@@ -147,8 +160,17 @@ def predict_depths(
     """Run the predictor over every sample of a store, in order, without augmentation.
 
     ``post_process`` blends with the flipped prediction in disparity (monodepth2's edge-aware
-    blend). ``limit`` stops after that many samples.
+    blend); a protocol with ``flip_average`` (``densedepth``) averages the depth with the mirrored
+    prediction of the mirrored image (0.5 / 0.5, at network resolution: the same as after
+    DenseDepth's bilinear upsampling, which commutes with mirroring). ``limit`` stops after that
+    many samples.
     """
+    flip_average = protocol.flip_average if protocol is not None else False
+    if flip_average and post_process:
+        raise ValueError(
+            "the densedepth protocol averages flipped predictions itself; "
+            "--post-process does not apply"
+        )
     device = torch.device(device)
     predictor.eval()
     store = open_store(store_path)
@@ -160,9 +182,12 @@ def predict_depths(
     for batch in loader:
         x = network_input(batch.target.to(device), store, protocol, config)
         depth = predictor(x)[:, 0].float().cpu().numpy()
-        if post_process:
+        if post_process or flip_average:
             flipped = predictor(x.flip(-1))[:, 0].float().cpu().numpy()[..., ::-1]
-            depth = 1.0 / post_process_disparity(1.0 / depth, 1.0 / flipped)
+            if flip_average:
+                depth = 0.5 * (depth + flipped)
+            else:
+                depth = 1.0 / post_process_disparity(1.0 / depth, 1.0 / flipped)
         depths.append(depth.astype(np.float32))
         if keep_images:
             images.append((x * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy())
@@ -187,13 +212,16 @@ def evaluate_networks(
     device: torch.device | str = "cpu",
     post_process: bool = False,
     scaling: str = "auto",
+    protocol: str = "auto",
+    edge_thresholds: Sequence[float] = EDGE_THRESHOLDS,
     save_images: str | Path | None = None,
     max_images: int = 8,
     checkpoint: str | None = None,
     report_dir: str | Path | None = None,
     overwrite: bool = False,
 ) -> EvalReport:
-    """Evaluate a method's networks (trained or not) on the test store at ``store_path``;
+    """Evaluate a method's networks (trained or not) on the test store at ``store_path``
+    (``scaling``, ``protocol``, ``edge_thresholds``: see :func:`select_protocol`);
     ``report_dir``: also write the HTML report there (:mod:`train.eval.report`)."""
     from train.eval.pictures import write_prediction_pictures
     from train.eval.report import check_report_dir, write_report
@@ -203,12 +231,12 @@ def evaluate_networks(
         check_report_dir(report_dir, overwrite)
     store = require_complete(open_store(store_path))
     predictor = method.predictor(nets)
-    protocol = select_protocol(store, predictor.scaling, scaling)
+    chosen = select_protocol(store, predictor.scaling, scaling, protocol, edge_thresholds)
     preds = predict_depths(
         predictor,
         method.config,
         store_path,
-        protocol=protocol,
+        protocol=chosen,
         batch_size=batch_size,
         device=device,
         post_process=post_process,
@@ -216,15 +244,15 @@ def evaluate_networks(
     )
     if len(preds.gt_depths) != len(preds.depths):
         raise ValueError(f"{store_path}: ground truth missing for some samples")
-    errors = metrics_per_image(protocol, preds.gt_depths, preds.depths)
+    metrics, errors = evaluate_depths(chosen, preds.gt_depths, preds.depths)
     written: list[str] = []
     if save_images is not None and preds.images is not None:
         written = write_prediction_pictures(
             save_images, preds.images, 1.0 / preds.depths, preds.gt_depths, max_images
         )
     report = EvalReport(
-        protocol=protocol,
-        metrics=summarise(errors),
+        protocol=chosen,
+        metrics=metrics,
         n_images=len(preds.depths),
         store=str(store_path),
         checkpoint=checkpoint,
@@ -273,6 +301,8 @@ def evaluate_checkpoint(
     device: str | None = None,
     post_process: bool = False,
     scaling: str = "auto",
+    protocol: str = "auto",
+    edge_thresholds: Sequence[float] = EDGE_THRESHOLDS,
     save_images: str | Path | None = None,
     json_path: str | Path | None = None,
     report_dir: str | Path | None = None,
@@ -296,6 +326,8 @@ def evaluate_checkpoint(
         device=dev,
         post_process=post_process,
         scaling=scaling,
+        protocol=protocol,
+        edge_thresholds=edge_thresholds,
         save_images=save_images,
         checkpoint=str(checkpoint),
         report_dir=report_dir,

@@ -24,8 +24,8 @@ import cv2
 import numpy as np
 
 from train.eval.colormap import colorize, sparse_depth_picture
-from train.eval.metrics import KITTI_MAX_DEPTH, NYU_CROP, NYU_MAX_DEPTH, ImageErrors
-from train.eval.protocols import protocol_errors
+from train.eval.metrics import KITTI_MAX_DEPTH, NYU_MAX_DEPTH, ImageErrors
+from train.eval.protocols import NYU_PROTOCOLS, protocol_errors
 
 if TYPE_CHECKING:
     from train.eval.evaluate import EvalReport, Predictions
@@ -46,7 +46,7 @@ def check_report_dir(folder: str | Path, overwrite: bool) -> Path:
 
 def depth_bin_edges(protocol: str) -> np.ndarray:
     """Ground-truth depth bins: 10 m wide up to 80 m (KITTI), 1 m wide up to 10 m (NYU)."""
-    if protocol == "nyu":
+    if protocol in NYU_PROTOCOLS:
         return np.linspace(0.0, NYU_MAX_DEPTH, 11)
     return np.linspace(0.0, KITTI_MAX_DEPTH, 9)
 
@@ -169,10 +169,11 @@ def _panels(i: int, preds: Predictions, report: EvalReport) -> list[bytes]:
     h, w = image.shape[:2]
     gt = preds.gt_depths[i]
     (e,) = protocol_errors(report.protocol, [gt], preds.depths[i : i + 1])
-    if report.protocol.name == "nyu":
-        top, bottom, left, right = NYU_CROP
+    crop = report.protocol.gt_crop(gt.shape)
+    if crop is not None:
+        top, bottom, left, right = crop
         gt = gt[top:bottom, left:right]
-    radius = max(1, gt.shape[1] // w) if report.protocol.name != "nyu" else 0
+    radius = max(1, gt.shape[1] // w) if not report.protocol.is_nyu else 0
     error = np.zeros(e.mask.shape, dtype=np.float32)
     error[e.mask] = np.abs(e.gt - e.pred) / e.gt
     return [

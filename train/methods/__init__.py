@@ -16,10 +16,11 @@ from train.methods.base import (
     Predictor,
     Scaling,
 )
+from train.methods.densedepth import DenseDepth, DenseDepthParams
 from train.methods.monodepth2 import Monodepth2, Monodepth2Params
 from train.methods.segdepth import SegDepth, SegDepthParams
 
-METHODS: dict[str, type[Method]] = {m.name: m for m in (Monodepth2, SegDepth)}
+METHODS: dict[str, type[Method]] = {m.name: m for m in (Monodepth2, SegDepth, DenseDepth)}
 
 
 def method_class(name: str) -> type[Method]:
@@ -31,6 +32,8 @@ def method_class(name: str) -> type[Method]:
 
 __all__ = [
     "METHODS",
+    "DenseDepth",
+    "DenseDepthParams",
     "Forward",
     "LoaderRequest",
     "LossOutput",

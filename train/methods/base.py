@@ -231,10 +231,17 @@ class Method:
     def check_store(self, store: Store) -> None:
         """Refuse a training store this method cannot use (one clear line).
 
-        Default: the preset's dataset must be the store's (``check_dataset=false`` allows it),
-        and stereo frames need a two-view store.
+        Default: the store's dataset must be one the method trains on (:attr:`datasets`, always
+        checked) and the preset's (``check_dataset=false`` allows another of :attr:`datasets`);
+        stereo frames need a two-view store, temporal frames a store whose samples have
+        neighbours (a labeled NYU store has none: self-supervised methods train on raw stores).
         """
         c = self.config
+        if store.dataset not in self.datasets:
+            raise ValueError(
+                f"{store.path}: {self.name} ({c.preset}) trains on {' or '.join(self.datasets)} "
+                f"stores, this store is {store.dataset or 'of no known dataset'}"
+            )
         if c.check_dataset and store.dataset != c.dataset:
             raise ValueError(
                 f"{store.path}: preset {c.preset!r} is for {c.dataset} stores, this store is "
@@ -242,6 +249,13 @@ class Method:
             )
         if "stereo" in self.loader_request().frames and store.views < 2:
             raise ValueError(f"{store.path}: {c.preset} needs a two-view (stereo) store")
+        temporal = [f for f in self.loader_request().frames if f in ("prev", "next")]
+        if temporal and not bool((store.samples[:, 1:3] >= 0).any()):
+            raise ValueError(
+                f"{store.path}: {c.preset} is self-supervised from video and needs temporal "
+                f"neighbours ({'/'.join(temporal)}); this {store.dataset} store's samples have "
+                "none (train it on a raw store)"
+            )
 
     @classmethod
     def upgrade_checkpoint(cls, payload: dict[str, Any]) -> dict[str, Any]:

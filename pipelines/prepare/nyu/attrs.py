@@ -16,8 +16,8 @@ from pipelines.prepare.nyu.blocks import NATIVE, nyu_intrinsics
 from pipelines.prepare.nyu.labeled_plan import LabeledInputs, LabeledPlan
 from pipelines.prepare.nyu.options import NyuPrepareOptions
 from pipelines.prepare.nyu.plan import RawPlan, SceneSplit
+from pipelines.store.constants import NYU_FILLED_DEPTH as FILLED_DEPTH
 
-FILLED_DEPTH = "colorization in-painted (fill_depth), then nearest-neighbour resize"
 RAW_DEPTH = "projected Kinect depth (project_depth), nearest-neighbour resize, 0 = none"
 
 

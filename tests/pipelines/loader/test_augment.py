@@ -210,3 +210,56 @@ def test_deterministic_given_generator() -> None:
 def test_bad_config() -> None:
     with pytest.raises(ValueError, match="halve"):
         Augment(AugmentConfig(height=12, width=16, scales=4))
+
+
+# ------------------------------------------------------------------ ground truth and channel swap
+def test_ground_truth_flips_with_its_image() -> None:
+    from dataclasses import replace
+
+    g = torch.Generator().manual_seed(5)
+    for pad in ((0, 0), (2, 3)):  # dense (NYU labeled) and zero-padded (KITTI) ground truth
+        batch = make_batch(n=4)
+        gt = torch.rand(4, H + pad[0], W + pad[1], generator=g) * 10
+        batch = replace(batch, gt_depth=gt, gt_size=torch.tensor([[H, W]] * 4, dtype=torch.int32))
+        flipped = augment(batch, jitter_prob=0.0, flip_prob=1.0)
+        plain = augment(batch, jitter_prob=0.0, flip_prob=0.0)
+        torch.testing.assert_close(plain.gt[:, 0], gt[:, :H, :W])
+        torch.testing.assert_close(flipped.gt[:, 0], gt[:, :H, :W].flip(-1))
+        torch.testing.assert_close(flipped.color["target"][0], batch.target.float().flip(-1) / 255)
+
+
+def test_channel_swap_is_off_by_default_and_draws_nothing() -> None:
+    batch = make_batch(n=4)
+    gen_a, gen_b = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    cfg = AugmentConfig(height=H, width=W, scales=3)
+    out = Augment(cfg)(batch, gen_a)
+    Augment(AugmentConfig(height=H, width=W, scales=3, channel_swap_prob=0.0))(batch, gen_b)
+    assert out.channel_perm is None and cfg.channel_swap_prob == 0.0
+    assert torch.equal(gen_a.get_state(), gen_b.get_state())
+
+
+def test_channel_swap_permutes_network_inputs_of_every_frame_alike() -> None:
+    batch = make_batch(n=6)
+    plain = augment(batch, seed=1, jitter_prob=0.0, flip_prob=0.5)
+    out = augment(batch, seed=1, jitter_prob=0.0, flip_prob=0.5, channel_swap_prob=1.0)
+    assert torch.equal(out.flipped, plain.flipped)  # the swap draws come after the flip draws
+    assert not (out.channel_perm == torch.arange(3)).all(dim=1).any()  # never the identity
+    for f in out.frames:
+        for s in range(3):
+            torch.testing.assert_close(out.color[f][s], plain.color[f][s])  # losses see plain
+            for b in range(6):
+                expected = plain.color_aug[f][s][b, out.channel_perm[b]]
+                torch.testing.assert_close(out.color_aug[f][s][b], expected)
+    held_out = augment(batch, seed=1, train=False, channel_swap_prob=1.0)
+    assert (held_out.channel_perm == torch.arange(3)).all()
+
+
+def test_channel_swap_probability_and_choices() -> None:
+    from pipelines.loader.augment import CHANNEL_PERMUTATIONS, draw_channel_permutations
+
+    perms = draw_channel_permutations(4000, 0.25, torch.Generator().manual_seed(0))
+    swapped = ~(perms == torch.arange(3)).all(dim=1)
+    assert abs(float(swapped.float().mean()) - 0.25) < 0.03
+    seen = {tuple(p) for p in perms[swapped].tolist()}
+    assert seen == set(CHANNEL_PERMUTATIONS)
+    assert all(sorted(p) == [0, 1, 2] for p in perms.tolist())
