@@ -173,6 +173,8 @@ def train(
         payload = read_checkpoint(last)
         check_resume(config, TrainConfig.from_dict(payload["config"]))
         state = restore(payload, nets, optimisers, generators)
+    else:
+        method.initialise(nets)  # weights from other runs (a stage-1 extractor), before writing
     runtime = build_runtime(config, method, nets, device, distributed=dist.enabled)
     logger = RunLogger(run_dir, enabled=dist.main)
     if dist.main:
