@@ -126,7 +126,7 @@ class EvalReport:
 
 def select_protocol(store: Store, scaling: Scaling, override: str = "auto") -> Protocol:
     """The protocol that fits ``store``, with the model's ``scaling`` (or ``override``:
-    ``"median"``, or ``"stereo"`` = fixed x5.4).
+    ``"median"``, or ``"stereo"`` = the model's fixed factor, x5.4 for a median-scaled one).
 
     Raises:
         ValueError: the store has no ground truth, or an unknown ``override``.
@@ -135,7 +135,7 @@ def select_protocol(store: Store, scaling: Scaling, override: str = "auto") -> P
         raise ValueError(f"scaling must be one of {SCALINGS}, not {override!r}")
     if override == "median":
         scaling = Scaling()
-    elif override == "stereo":
+    elif override == "stereo" and scaling.median:  # a fixed-scale model keeps its own factor
         scaling = Scaling(median=False, factor=STEREO_SCALE_FACTOR)
     if store.dataset == "nyu-labeled" or (
         store.dataset.startswith("nyu") and store.has("gt_depth")

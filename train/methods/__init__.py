@@ -16,9 +16,10 @@ from train.methods.base import (
     Predictor,
     Scaling,
 )
+from train.methods.featdepth import FeatDepth, FeatDepthParams
 from train.methods.monodepth2 import Monodepth2, Monodepth2Params
 
-METHODS: dict[str, type[Method]] = {m.name: m for m in (Monodepth2,)}
+METHODS: dict[str, type[Method]] = {m.name: m for m in (Monodepth2, FeatDepth)}
 
 
 def method_class(name: str) -> type[Method]:
@@ -30,6 +31,8 @@ def method_class(name: str) -> type[Method]:
 
 __all__ = [
     "METHODS",
+    "FeatDepth",
+    "FeatDepthParams",
     "Forward",
     "LoaderRequest",
     "LossOutput",

@@ -6,6 +6,14 @@ pairs in temporal order (``[I_-1, I_0]``, ``[I_0, I_1]``; the -1 pose is inverte
 source uses the fixed stereo transform; :func:`train.losses.monodepth2.monodepth2_loss` compares
 the plain (un-jittered) images. Frame ids: ``0`` = target, ``-1``/``1`` = temporal neighbours,
 ``"s"`` = the other stereo camera.
+
+With ``feature_metric > 0`` (the seed study's combination, presets ``monodepth2-fm-*``) the loss
+gains ``feature_metric`` times FeatDepth's feature-metric term
+(:func:`train.methods.feature_metric.feature_metric_term`): the level-0 features of a frozen
+FeatureNet encoder (network ``extractor``, ResNet-``feature_layers``, loaded from the
+``featdepth`` auto-encoder checkpoint ``extractor``), warped with the scale-0 depth and the same
+poses. Everything else is Monodepth2 unchanged; ``feature_metric = 0`` (the default) builds no
+extractor and computes exactly the plain Monodepth2 loss.
 """
 
 from __future__ import annotations
@@ -29,6 +37,12 @@ from train.methods.base import (
     Predictor,
     Scaling,
 )
+from train.methods.feature_metric import (
+    FrozenExtractor,
+    check_extractor_bn,
+    feature_metric_term,
+    load_extractor,
+)
 from train.models import DepthNet, PoseOutput, build_network, pose_input
 
 FrameId = int | str
@@ -43,7 +57,9 @@ class Monodepth2Params:
     ``frame_ids``: target 0 first, then sources. ``intrinsics``: ``"monodepth2"`` (the fixed
     normalised KITTI matrix) or ``"store"`` (the store's per-frame pixel intrinsics). Loss:
     ``min_depth``, ``max_depth``, ``disparity_smoothness``, ``automask``, ``avg_reprojection``,
-    ``use_ssim``.
+    ``use_ssim``. Feature-metric term (off by default): ``feature_metric`` (its weight; FeatDepth:
+    1e-3), ``extractor`` (the ``featdepth`` auto-encoder checkpoint), ``feature_layers`` (its
+    ResNet depth), ``extractor_bn`` (``"eval"`` or FeatDepth's ``"train"`` BatchNorm).
     """
 
     num_layers: int = 18
@@ -56,6 +72,10 @@ class Monodepth2Params:
     automask: bool = True
     avg_reprojection: bool = False
     use_ssim: bool = True
+    feature_metric: float = 0.0
+    extractor: str | None = None
+    feature_layers: int = 50
+    extractor_bn: str = "eval"
 
     def __post_init__(self) -> None:
         if not self.frame_ids or self.frame_ids[0] != 0:
@@ -69,6 +89,9 @@ class Monodepth2Params:
             raise ValueError(f"intrinsics must be 'monodepth2' or 'store', not {self.intrinsics!r}")
         if not 1 <= self.scales <= 4:
             raise ValueError(f"scales must be 1..4, not {self.scales}")
+        if self.feature_metric < 0:
+            raise ValueError(f"feature_metric must be >= 0, not {self.feature_metric}")
+        check_extractor_bn(self.extractor_bn)
 
     @property
     def use_stereo(self) -> bool:
@@ -128,9 +151,19 @@ class Monodepth2(Method):
             modules["pose"] = build_network(
                 "monodepth2_pose", num_layers=p.num_layers, encoder_weights=weights
             )
+        frozen: frozenset[str] = frozenset()
+        train_mode: frozenset[str] = frozenset()
+        if p.feature_metric > 0:  # built last: depth and pose start as without it
+            modules["extractor"] = FrozenExtractor(p.feature_layers)
+            frozen = frozenset({"extractor"})
+            train_mode = frozen if p.extractor_bn == "train" else frozenset()
         for module in modules.values():
             module.to(device)
-        return Networks(modules)
+        return Networks(modules, frozen=frozen, train_mode=train_mode)
+
+    def initialise(self, nets: Networks) -> None:
+        if self.params.feature_metric > 0:
+            load_extractor(nets["extractor"], self.params.extractor, "feature_metric > 0")
 
     def loader_request(self) -> LoaderRequest:
         return LoaderRequest(frames=tuple(SOURCE_NAMES[f] for f in self.params.frame_ids[1:]))
@@ -180,7 +213,23 @@ class Monodepth2(Method):
         scalars = {f"loss_scale{s}": v.detach() for s, v in enumerate(output.per_scale)}
         if output.automask is not None:
             scalars["automask_fraction"] = output.automask.float().mean()
-        return LossOutput(output.total, scalars, {"disp": disps[0].detach().float()})
+        total = output.total
+        if p.feature_metric > 0:
+            with run.autocast():
+                fm = feature_metric_term(
+                    run.nets["extractor"],
+                    disps[0],
+                    views.target,
+                    sources,
+                    poses,
+                    views.K,
+                    p.min_depth,
+                    p.max_depth,
+                )
+            scalars["photometric"] = total.detach()
+            scalars["feature_metric"] = fm.detach()
+            total = total + p.feature_metric * fm
+        return LossOutput(total, scalars, {"disp": disps[0].detach().float()})
 
     def predictor(self, nets: Networks) -> Predictor:
         p = self.params
