@@ -206,16 +206,24 @@ def train(
         None, "--keep-epochs", help="Weights-only epoch_NNN.pt files kept (newest; 0 = all)."
     ),
     resume: bool = typer.Option(False, "--resume", help="Continue OUT/checkpoints/last.pt."),
+    stages: str = typer.Option(
+        None, "--stages", help="autoencoder, depth or all (OUT/autoencoder then OUT/depth)."
+    ),
 ) -> None:
     """Train a method from stores; resumable with --resume.
 
     \b
-    Methods: monodepth2 (self-supervised, mono / stereo / both).
+    Methods: monodepth2 (self-supervised, mono / stereo / both; optional feature-metric
+    term), featdepth (stage autoencoder, then stage depth with the frozen stage-1 encoder).
     Presets:
       monodepth2-m      monodepth2, KITTI, frames 0 -1 +1, 192x640
       monodepth2-s      monodepth2, KITTI, frames 0 s (stereo), 192x640
       monodepth2-ms     monodepth2, KITTI, frames 0 -1 +1 s, 192x640
       monodepth2-nyu-m  monodepth2, NYU raw, frames 0 -1 +1, 288x384, store intrinsics
+      featdepth-ae, featdepth-ae-nyu  featdepth autoencoder: KITTI 256x800, NYU raw 192x480
+      featdepth-m, featdepth-ms  featdepth depth stage, KITTI, 320x1024 (-ms: + stereo, x36)
+      monodepth2-fm-m, monodepth2-fm-s, monodepth2-fm-nyu-m (NYU raw, 192x480): Monodepth2
+        + the feature-metric term; these and featdepth-m/-ms need --set extractor=AE/last.pt
 
     --batch-size is per process: under torchrun the global batch is it times the number of
     processes. --set key=value reaches any config field, method fields too
@@ -239,8 +247,17 @@ def train(
         "keep_epochs": keep_epochs,
     }
     overrides = [*set_, *(f"{k}={v}" for k, v in flags.items() if v is not None)]
+    if stages is None:
+        config = run_config(preset, overrides, out, resume)
+        typer.echo(str(run_training(config, train_store, out, val_store, resume=resume)))
+        return
+    from train.engine.stages import ALL, train_stages
+
+    if stages == ALL and preset is None:
+        raise ValueError("--stages all needs --preset (also with --resume)")
     config = run_config(preset, overrides, out, resume)
-    typer.echo(str(run_training(config, train_store, out, val_store, resume=resume)))
+    for run in train_stages(config, stages, train_store, out, val_store, resume=resume):
+        typer.echo(str(run))
 
 
 class Scaling(str, Enum):
@@ -261,8 +278,8 @@ def eval_(
     scaling: Scaling = typer.Option(
         Scaling.auto,
         "--scaling",
-        help="auto: the model's own rule (Monodepth2: x5.4 when trained with stereo, "
-        "per-image median otherwise); median or stereo (x5.4) force one.",
+        help="auto: the model's own rule (x5.4 for Monodepth2 trained with stereo, x36 for "
+        "FeatDepth's, per-image median otherwise); median or stereo (fixed) force one.",
     ),
     batch_size: int = typer.Option(16, "--batch-size", help="Images per forward pass."),
     device: str = typer.Option(None, "--device", help="cuda, cuda:1 or cpu (default: cuda)."),
