@@ -251,12 +251,16 @@ def train(
     init: Path = typer.Option(
         None, "--init", help="Start from this checkpoint's network weights (fresh optimiser)."
     ),
+    stages: str = typer.Option(
+        None, "--stages", help="autoencoder, depth or all (OUT/autoencoder then OUT/depth)."
+    ),
 ) -> None:
     """Train a method from stores; resumable with --resume.
 
     \b
-    Methods: monodepth2 (self-supervised, mono / stereo / both), segdepth (+ a U-Net on
-    disp), densedepth (supervised).
+    Methods: monodepth2 (self-supervised, mono / stereo / both; optional feature-metric
+    term), featdepth (stage autoencoder, then stage depth with the frozen stage-1 encoder),
+    segdepth (+ a U-Net on disp), densedepth (supervised).
     Presets:
       monodepth2-m      monodepth2, KITTI eigen_zhou, frames 0 -1 +1, 192x640
       monodepth2-s      monodepth2, KITTI eigen_full, frames 0 s (stereo), 192x640
@@ -267,6 +271,10 @@ def train(
       densedepth-nyu    densedepth, NYU labeled (in-painted gt_depth), 480x640, batch 8
       densedepth-nyu-raw  densedepth, NYU raw prepared with --fill, 480x640, batch 8
       (densedepth: --set loss=densedepth|berhu|silog|l1, channel_swap_prob=0.25, input_pool=1)
+      featdepth-ae, featdepth-ae-nyu  featdepth autoencoder: KITTI 256x800, NYU raw 192x480
+      featdepth-m, featdepth-ms  featdepth depth stage, KITTI, 320x1024 (-ms: + stereo, x36)
+      monodepth2-fm-m, monodepth2-fm-s, monodepth2-fm-nyu-m (NYU raw, 192x480): Monodepth2
+        + the feature-metric term; these and featdepth-m/-ms need --set extractor=AE/last.pt
 
     --batch-size is per process: under torchrun the global batch is it times the number of
     processes (the header printed at the start says both, and which of the reference's choices
@@ -293,9 +301,18 @@ def train(
         "keep_epochs": keep_epochs,
     }
     overrides = [*set_, *(f"{k}={v}" for k, v in flags.items() if v is not None)]
+    if stages is None:
+        config = run_config(preset, overrides, out, resume)
+        typer.echo(str(run_training(config, train_store, out, val_store, resume=resume)))
+        return
+    from train.engine.stages import ALL, train_stages
+
+    if stages == ALL and preset is None:
+        raise ValueError("--stages all needs --preset (also with --resume)")
     config = run_config(preset, overrides, out, resume)
-    summary = run_training(config, train_store, out, val_store, resume=resume, init=init)
-    typer.echo(str(summary))
+    runs = train_stages(config, stages, train_store, out, val_store, resume=resume, init=init)
+    for run in runs:
+        typer.echo(str(run))
 
 
 @app.command()

@@ -160,5 +160,9 @@ class TestRegisteredMethod:
                 module.state_dict().values(), other[key].state_dict().values(), strict=True
             ):
                 assert torch.equal(a, b)
+        if not method.predicts_depth:  # a stage without a depth network (an auto-encoder)
+            with pytest.raises(ValueError):
+                method.predictor(other)
+            return
         depth = method.predictor(other).eval()(torch.rand(3, 3, 96, 128))
         assert depth.shape[:2] == (3, 1) and bool((depth > 0).all())

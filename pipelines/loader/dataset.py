@@ -369,6 +369,9 @@ def make_loader(
         pin_memory=pin_memory and accelerator,
         persistent_workers=(workers > 0) if persistent_workers is None else persistent_workers,
         prefetch_factor=prefetch_factor if workers > 0 else None,
+        # Its own generator: starting an epoch's iterator must not draw from torch's global RNG
+        # (a resumed run would then see other dropout masks than an uninterrupted one).
+        generator=torch.Generator().manual_seed(int(seed)),
     )
 
 

@@ -4,6 +4,16 @@ Monodepth2 (training.md section 4): ResNet-18 depth and pose networks, 192x640, 
 1e-4, 20 epochs, learning rate x0.1 from epoch 15 (the reference's behaviour under PyTorch 0.4.1),
 depth 0.1-100, smoothness 1e-3, scales 0-3.
 
+FeatDepth (training.md section 5): stage 1 ``featdepth-ae`` (ResNet-50 FeatureNet, 256x800, 5
+images, 30 epochs, LR x0.5 at epochs 10 and 20) and ``featdepth-ae-nyu`` (the same on an NYU raw
+store at 192x480); stage 2 ``featdepth-m`` / ``featdepth-ms`` (ResNet-50 depth, ResNet-18 pose,
+320x1024, 2 images per process, 40 epochs, LR x0.5 at 20 and 30; with the stereo source no
+automask, no disparity normalisation, baseline 0.015, evaluation x36). Both: Adam 1e-4, clipping
+at 35, 500 warm-up steps from lr/3. The seed study's combination, Monodepth2 unchanged plus the
+feature-metric term (weight 1e-3, ResNet-50 extractor): ``monodepth2-fm-m``, ``monodepth2-fm-s``,
+``monodepth2-fm-nyu-m`` (NYU raw at 192x480 as in the study). Stage-2 presets name their stage-1
+checkpoint with ``--set extractor=RUN/checkpoints/last.pt``.
+
 DenseDepth (training.md section 8): DenseNet-169 + Keras decoder, 480x640, batch 8, Adam (AMSGrad)
 1e-4, 20 epochs at a constant learning rate (the Keras ReduceLROnPlateau never goes below 9e-5),
 mirror p = 0.5, channel swap p = 0.25, no colour jitter; on the labeled set's in-painted depths,
@@ -13,7 +23,7 @@ or on a raw store prepared with ``prepare-nyu --fill`` (the paper's 50K pairs).
 from __future__ import annotations
 
 from train.engine.config import TrainConfig
-from train.methods import DenseDepthParams, Monodepth2Params, SegDepthParams
+from train.methods import DenseDepthParams, FeatDepthParams, Monodepth2Params, SegDepthParams
 
 PRESETS: dict[str, TrainConfig] = {
     "monodepth2-m": TrainConfig(
@@ -74,6 +84,54 @@ PRESETS: dict[str, TrainConfig] = {
         )
         for name, dataset in (("densedepth-nyu", "nyu-labeled"), ("densedepth-nyu-raw", "nyu-raw"))
     },
+    # FeatDepth: stage 1 (the auto-encoder), then stage 2 (depth with the frozen extractor).
+    **{
+        name: TrainConfig(
+            preset=name,
+            method="featdepth",
+            dataset=dataset,
+            height=height,
+            width=width,
+            batch_size=5,
+            epochs=30,
+            params=FeatDepthParams(stage="autoencoder", lr_steps=(10, 20)),
+        )
+        for name, dataset, height, width in (
+            ("featdepth-ae", "kitti-raw", 256, 800),
+            ("featdepth-ae-nyu", "nyu-raw", 192, 480),
+        )
+    },
+    **{
+        name: TrainConfig(
+            preset=name,
+            method="featdepth",
+            height=320,
+            width=1024,
+            batch_size=2,
+            epochs=40,
+            params=FeatDepthParams(stage="depth", frame_ids=frames, automask=mono, disp_norm=mono),
+        )
+        for name, frames, mono in (
+            ("featdepth-m", (0, -1, 1), True),
+            ("featdepth-ms", (0, -1, 1, "s"), False),
+        )
+    },
+    # The seed study: Monodepth2 unchanged plus FeatDepth's feature-metric term.
+    "monodepth2-fm-m": TrainConfig(
+        preset="monodepth2-fm-m", params=Monodepth2Params(frame_ids=(0, -1, 1), feature_metric=1e-3)
+    ),
+    "monodepth2-fm-s": TrainConfig(
+        preset="monodepth2-fm-s", params=Monodepth2Params(frame_ids=(0, "s"), feature_metric=1e-3)
+    ),
+    "monodepth2-fm-nyu-m": TrainConfig(
+        preset="monodepth2-fm-nyu-m",
+        dataset="nyu-raw",
+        height=192,
+        width=480,
+        params=Monodepth2Params(
+            frame_ids=(0, -1, 1), max_depth=10.0, intrinsics="store", feature_metric=1e-3
+        ),
+    ),
 }
 
 

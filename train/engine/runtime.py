@@ -3,8 +3,10 @@ and DDP wrappers, plus the on-device augmentation module."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -13,7 +15,7 @@ from pipelines.loader import Augment, resolve_device
 from train.engine.config import TrainConfig
 from train.methods import Method, Networks
 
-__all__ = ["Runtime", "build_runtime", "configure_determinism", "resolve_device"]
+__all__ = ["DistributedNet", "Runtime", "build_runtime", "configure_determinism", "resolve_device"]
 
 
 @dataclass
@@ -66,6 +68,46 @@ def configure_determinism(deterministic: bool) -> None:
     torch.backends.cudnn.benchmark = not deterministic
 
 
+class _FieldsOut(nn.Module):
+    """``module`` with a dataclass output returned as a dict of its fields (remembering the
+    class). DDP finds the tensors of an output with torch's pytree, which treats an unregistered
+    dataclass as one opaque leaf: with ``static_graph`` its first backward then never queues the
+    gradient all-reduce, and the ranks silently train apart."""
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.module = module
+        self.kind: type | None = None
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        out = self.module(*args, **kwargs)
+        if dataclasses.is_dataclass(out) and not isinstance(out, type):
+            self.kind = type(out)
+            return {f.name: getattr(out, f.name) for f in dataclasses.fields(out)}
+        self.kind = None
+        return out
+
+
+class DistributedNet(nn.Module):
+    """A trainable network under DDP, called like the network itself (same output type).
+
+    ``static_graph``: a network may run several times (one per source) before one backward.
+    Attribute ``ddp`` is the :class:`~torch.nn.parallel.DistributedDataParallel` wrapper.
+    """
+
+    def __init__(self, module: nn.Module, device_ids: list[int] | None = None) -> None:
+        super().__init__()
+        self.fields = _FieldsOut(module)
+        self.ddp = nn.parallel.DistributedDataParallel(
+            self.fields, device_ids=device_ids, static_graph=True
+        )
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        out = self.ddp(*args, **kwargs)
+        kind = self.fields.kind
+        return out if kind is None else kind(**out)
+
+
 def build_runtime(
     config: TrainConfig,
     method: Method,
@@ -98,8 +140,7 @@ def build_runtime(
         run: nn.Module = module
         if distributed and name not in nets.frozen:
             ids = [device.index] if device.type == "cuda" else None
-            # static_graph: a network may run several times (one per source) before one backward.
-            run = nn.parallel.DistributedDataParallel(module, device_ids=ids, static_graph=True)
+            run = DistributedNet(module, ids)
         wrapped[name] = run
     augment = Augment(method.augment_config())
     return Runtime(device, amp, channels_last, wrapped, augment, compiled=config.compile)

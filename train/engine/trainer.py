@@ -157,6 +157,8 @@ def train(
         payload = read_checkpoint(last)
         check_resume(config, TrainConfig.from_dict(payload["config"]))
         state = restore(payload, nets, optimisers, rank=dist.rank)
+    else:
+        method.initialise(nets)  # weights from other runs (a stage-1 extractor), before writing
     runtime = build_runtime(config, method, nets, device, distributed=dist.enabled)
     match_optimiser_layout(optimisers)  # after channels_last: Adam's moments like the weights
     logger = RunLogger(run_dir, enabled=dist.main)

@@ -28,14 +28,17 @@ def validate(
 
     The loss covers samples with every source frame the store can provide (a one-view val store
     gives no loss to a stereo method, a val store without the method's extras, e.g. ``seg`` or
-    ``hint_depth``, none to a method that needs them); metrics need ``gt_depth``.
+    ``hint_depth``, none to a method that needs them); metrics need ``gt_depth`` and a stage that
+    predicts depth (an auto-encoder stage reports its loss only).
     """
     store = open_store(store_path)
     request = method.loader_request()
     frames = tuple(f for f in request.frames if f != "stereo" or store.views >= 2)
     with_loss = frames == request.frames and all(store.has(EXTRA_ARRAYS[e]) for e in request.extras)
-    predictor = method.predictor(nets)
-    protocol = select_protocol(store, predictor.scaling) if store.has("gt_depth") else None
+    predictor = method.predictor(nets) if method.predicts_depth else None
+    protocol = None
+    if predictor is not None and store.has("gt_depth"):
+        protocol = select_protocol(store, predictor.scaling)
     loader = make_loader(
         store_path,
         method.config.batch_size,
@@ -60,7 +63,7 @@ def validate(
                 if result is not None:
                     loss_sum += float(result.loss) * result.samples
                     loss_count += result.samples
-            if protocol is not None:
+            if protocol is not None and predictor is not None:
                 target = batch.target.to(runtime.device, non_blocking=True)
                 x = network_input(target, store, protocol, method.config)
                 depths.append(predictor(x)[:, 0].float().cpu().numpy())

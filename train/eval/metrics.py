@@ -32,6 +32,7 @@ EIGEN_METRIC_NAMES = ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3")
 KITTI_MIN_DEPTH = 1e-3
 KITTI_MAX_DEPTH = 80.0
 STEREO_SCALE_FACTOR = 5.4  # 0.54 m real baseline / 0.1 training baseline (monodepth2)
+KITTI_STEREO_BASELINE = 0.54  # metres, nominal; a method training at baseline b scales by 0.54 / b
 KITTI_PROTOCOLS = ("eigen", "eigen_benchmark")
 
 NYU_CROP = NYU_EVAL_CROP  # rows [44, 471), cols [40, 601) on 480x640

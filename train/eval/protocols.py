@@ -135,7 +135,7 @@ def select_protocol(
         raise ValueError(f"protocol must be one of {PROTOCOLS}, not {protocol!r}")
     if override == "median":
         scaling = Scaling()
-    elif override == "stereo":
+    elif override == "stereo" and scaling.median:  # a fixed-scale model keeps its own factor
         scaling = Scaling(median=False, factor=STEREO_SCALE_FACTOR)
     thresholds = tuple(float(t) for t in edge_thresholds)
     if not thresholds or min(thresholds) <= 0:

@@ -17,10 +17,13 @@ from train.methods.base import (
     Scaling,
 )
 from train.methods.densedepth import DenseDepth, DenseDepthParams
+from train.methods.featdepth import FeatDepth, FeatDepthParams
 from train.methods.monodepth2 import Monodepth2, Monodepth2Params
 from train.methods.segdepth import SegDepth, SegDepthParams
 
-METHODS: dict[str, type[Method]] = {m.name: m for m in (Monodepth2, SegDepth, DenseDepth)}
+METHODS: dict[str, type[Method]] = {
+    m.name: m for m in (Monodepth2, FeatDepth, SegDepth, DenseDepth)
+}
 
 
 def method_class(name: str) -> type[Method]:
@@ -34,6 +37,8 @@ __all__ = [
     "METHODS",
     "DenseDepth",
     "DenseDepthParams",
+    "FeatDepth",
+    "FeatDepthParams",
     "Forward",
     "LoaderRequest",
     "LossOutput",

@@ -8,7 +8,8 @@ A method (one file per method under :mod:`train.methods`) supplies
 * its networks (:meth:`Method.build_networks`: name -> module, which are frozen);
 * what the loader must deliver (:meth:`Method.loader_request`: source frames and store extras) and
   the on-device augmentation it wants (:meth:`Method.augment_config`);
-* its stages (:attr:`Method.stages`), optimisers and schedules (:meth:`Method.optimisers`);
+* its stages (:attr:`Method.stages`, :meth:`Method.stage_config`), weights taken from other
+  runs (:meth:`Method.initialise`), optimisers and schedules (:meth:`Method.optimisers`);
 * its loss (:meth:`Method.loss`, returning one :class:`LossOutput`);
 * a :class:`Predictor` (RGB in [0, 1] -> depth, with the method's scaling rule) that validation,
   evaluation, ``predict`` and export all use.
@@ -61,10 +62,17 @@ class LoaderRequest:
 
 @dataclass
 class Networks:
-    """A method's networks by name, and which of them are frozen (never optimised, no DDP)."""
+    """A method's networks by name, and which of them are frozen (never optimised, no DDP).
+
+    Frozen networks stay in eval mode, except those also in ``train_mode``: they follow
+    :meth:`train` like the others (BatchNorm on batch statistics while training, updating its
+    running statistics, as FeatDepth's frozen feature extractor does), but are still never
+    optimised.
+    """
 
     modules: dict[str, nn.Module]
     frozen: frozenset[str] = frozenset()
+    train_mode: frozenset[str] = frozenset()
 
     def named(self) -> dict[str, nn.Module]:
         """Every network (checkpoints save and load all of them)."""
@@ -80,9 +88,10 @@ class Networks:
             yield from module.parameters()
 
     def train(self, mode: bool = True) -> None:
-        """Train/eval mode of the trainable networks; frozen ones stay in eval mode."""
+        """Train/eval mode of the trainable networks (and of frozen ones in ``train_mode``);
+        other frozen ones stay in eval mode."""
         for name, module in self.modules.items():
-            module.train(mode and name not in self.frozen)
+            module.train(mode and (name not in self.frozen or name in self.train_mode))
 
     def __getitem__(self, name: str) -> nn.Module:
         return self.modules[name]
@@ -197,6 +206,29 @@ class Method:
         """The networks, seeded by ``config.seed``, on ``device`` (pretrained weights resolved
         through :mod:`train.models.weights`)."""
         raise NotImplementedError
+
+    def initialise(self, nets: Networks) -> None:
+        """Load weights that come from other runs into freshly built ``nets`` (e.g. a frozen
+        feature extractor from a stage-1 checkpoint). The trainer calls it on a new run, before
+        anything is written; not on resume (the checkpoint has every network) nor at evaluation.
+
+        Raises:
+            ValueError: one line naming what is missing or does not fit.
+        """
+
+    def stage_config(self, stage: str, previous: str | None = None) -> TrainConfig:
+        """The config that trains ``stage`` (one of :attr:`stages`) of this run; ``previous`` is
+        the last checkpoint of the stage before it (None for the first). Default: one stage, the
+        config itself."""
+        if stage not in self.stages:
+            raise ValueError(f"{self.name} has no stage {stage!r} (stages: {self.stages})")
+        return self.config
+
+    @property
+    def predicts_depth(self) -> bool:
+        """False for a stage that trains no depth network (no :meth:`predictor`, no depth
+        metrics in validation)."""
+        return True
 
     def loader_request(self) -> LoaderRequest:
         raise NotImplementedError

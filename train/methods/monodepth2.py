@@ -6,6 +6,14 @@ pairs in temporal order (``[I_-1, I_0]``, ``[I_0, I_1]``; the -1 pose is inverte
 source uses the fixed stereo transform; :func:`train.losses.monodepth2.monodepth2_loss` compares
 the plain (un-jittered) images. Frame ids: ``0`` = target, ``-1``/``1`` = temporal neighbours,
 ``"s"`` = the other stereo camera.
+
+With ``feature_metric > 0`` (the seed study's combination, presets ``monodepth2-fm-*``) the loss
+gains ``feature_metric`` times FeatDepth's feature-metric term
+(:func:`train.methods.feature_metric.feature_metric_term`): the level-0 features of a frozen
+FeatureNet encoder (network ``extractor``, ResNet-``feature_layers``, loaded from the
+``featdepth`` auto-encoder checkpoint ``extractor``), warped with the scale-0 depth and the same
+poses. Everything else is Monodepth2 unchanged; ``feature_metric = 0`` (the default) builds no
+extractor and computes exactly the plain Monodepth2 loss.
 """
 
 from __future__ import annotations
@@ -31,6 +39,12 @@ from train.methods.base import (
     Predictor,
     Scaling,
 )
+from train.methods.feature_metric import (
+    FrozenExtractor,
+    check_extractor_bn,
+    feature_metric_term,
+    load_extractor,
+)
 from train.models import DepthNet, PoseOutput, build_network, pose_input
 
 FrameId = int | str
@@ -48,6 +62,9 @@ class Monodepth2Params:
     ``use_ssim``. Depth Hints (training.md section 7, stereo sources only): ``hints`` adds the
     hint term (needs the store's ``hint_depth``, see ``cli.py hints``), ``hint_loss`` = ``log``
     (log(1 + |D - h|), the released code) or ``berhu`` (the paper's alternative).
+    Feature-metric term (off by default): ``feature_metric`` (its weight; FeatDepth:
+    1e-3), ``extractor`` (the ``featdepth`` auto-encoder checkpoint), ``feature_layers`` (its
+    ResNet depth), ``extractor_bn`` (``"eval"`` or FeatDepth's ``"train"`` BatchNorm).
     """
 
     num_layers: int = 18
@@ -62,6 +79,10 @@ class Monodepth2Params:
     use_ssim: bool = True
     hints: bool = False
     hint_loss: str = "log"
+    feature_metric: float = 0.0
+    extractor: str | None = None
+    feature_layers: int = 50
+    extractor_bn: str = "eval"
 
     def __post_init__(self) -> None:
         if not self.frame_ids or self.frame_ids[0] != 0:
@@ -79,6 +100,9 @@ class Monodepth2Params:
             raise ValueError("hints=true needs the stereo source: frame_ids with 's'")
         if self.hint_loss not in HINT_LOSSES:
             raise ValueError(f"hint_loss must be one of {HINT_LOSSES}, not {self.hint_loss!r}")
+        if self.feature_metric < 0:
+            raise ValueError(f"feature_metric must be >= 0, not {self.feature_metric}")
+        check_extractor_bn(self.extractor_bn)
 
     @property
     def use_stereo(self) -> bool:
@@ -138,9 +162,19 @@ class Monodepth2(Method):
             modules["pose"] = build_network(
                 "monodepth2_pose", num_layers=p.num_layers, encoder_weights=weights
             )
+        frozen: frozenset[str] = frozenset()
+        train_mode: frozenset[str] = frozenset()
+        if p.feature_metric > 0:  # built last: depth and pose start as without it
+            modules["extractor"] = FrozenExtractor(p.feature_layers)
+            frozen = frozenset({"extractor"})
+            train_mode = frozen if p.extractor_bn == "train" else frozenset()
         for module in modules.values():
             module.to(device)
-        return Networks(modules)
+        return Networks(modules, frozen=frozen, train_mode=train_mode)
+
+    def initialise(self, nets: Networks) -> None:
+        if self.params.feature_metric > 0:
+            load_extractor(nets["extractor"], self.params.extractor, "feature_metric > 0")
 
     def loader_request(self) -> LoaderRequest:
         frames = tuple(SOURCE_NAMES[f] for f in self.params.frame_ids[1:])
@@ -177,7 +211,24 @@ class Monodepth2(Method):
         self, run: Forward, aug: Augmented, generator: torch.Generator | None = None
     ) -> LossOutput:
         disps, views = self.disparities_and_views(run, aug)
-        return self.photometric_loss(disps, views, aug, generator)
+        out = self.photometric_loss(disps, views, aug, generator)
+        p = self.params
+        if p.feature_metric > 0:
+            with run.autocast():
+                fm = feature_metric_term(
+                    run.nets["extractor"],
+                    disps[0],
+                    views.target,
+                    views.sources,
+                    views.poses,
+                    views.K,
+                    p.min_depth,
+                    p.max_depth,
+                )
+            out.scalars["photometric"] = out.total.detach()
+            out.scalars["feature_metric"] = fm.detach()
+            out.total = out.total + p.feature_metric * fm
+        return out
 
     def disparities_and_views(self, run: Forward, aug: Augmented) -> tuple[list[Tensor], Views]:
         """The depth net's disparities (scales ``0 .. scales - 1``) of the jittered target, and
