@@ -13,7 +13,7 @@ the preset's dataset at its resolution), then measures:
   (when torch-tensorrt is installed).
 
 Without CUDA it prints one line and exits 0. ``--cpu-smoke`` runs every measurement that needs
-no GPU once, at tiny sizes (64x96, batch 2, one step, no compile) on the CPU: a test that the
+no GPU once, at tiny sizes (96x128, batch 2, one step, no compile) on the CPU: a test that the
 benchmark itself works.
 """
 
@@ -71,7 +71,7 @@ class Settings:
             device=torch.device("cpu"),
             steps=1,
             warmup=0,
-            size=(64, 96),
+            size=(96, 128),  # FeatDepth's smallest input (feature levels of >= 3 px)
             batch=2,
             latency_size=(64, 96),
             latency_batches=(1,),
@@ -126,6 +126,8 @@ def toy_store(root: Path, config: TrainConfig, batch: int) -> str:
             frames_per_sequence=frames,
             image_size=(config.height, config.width),
             chunk=8,
+            seg=True,  # every method's extras: SegDepth's masks, Depth Hints' hints
+            hints=config.dataset == "kitti-raw",
         )
         write_toy_store(path, spec)
     return str(path)
