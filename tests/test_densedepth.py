@@ -204,3 +204,20 @@ def test_resume_continues_exactly(stores: dict[str, str], tmp_path: Path) -> Non
     a, b = _losses(tmp_path / "a"), _losses(tmp_path / "b")
     assert sorted(a) == [1, 2, 3, 4, 5, 6] and a == b
     assert method_class(full.method) is DenseDepth
+
+
+def test_default_step_waits_for_nothing_on_the_device(stores: dict[str, str]) -> None:
+    """The densedepth loss path is sync-free, like Monodepth2's (tests/test_host_syncs.py)."""
+    from tests.test_host_syncs import SyncCounter
+    from train.engine.step import device_step
+
+    config = tiny(flip_prob=0.5)
+    method, nets, optimisers = method_parts(config)
+    runtime = build_runtime(config, method, nets, torch.device("cpu"))
+    batch = next(iter(make_loader(stores["labeled"], 2, workers=0, shuffle=False, extras=("gt",))))
+    draw = runtime.augment.draw(batch, torch.Generator().manual_seed(0), train=True)
+    device_step(runtime, method, optimisers, batch, draw)  # creates Adam's state
+    counter = SyncCounter()
+    with counter:
+        device_step(runtime, method, optimisers, batch, draw)
+    assert sum(counter.counts.values()) <= 2, dict(counter.counts)

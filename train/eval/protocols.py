@@ -346,6 +346,20 @@ def protocol_metrics(
     return evaluate_depths(protocol, gt_depths, pred_depths)[0]
 
 
+def densedepth_metrics(
+    gt_depths: Sequence[np.ndarray],
+    pred_depths: np.ndarray | Sequence[np.ndarray],
+    scaling: Scaling | None = None,
+    edge_thresholds: Sequence[float] = EDGE_THRESHOLDS,
+) -> dict[str, float]:
+    """DenseDepth's protocol (module docstring) on already flip-averaged depths, as a plain
+    function: N (480, 640) ground-truth maps and N (h, w) predictions in metres; ``scaling``
+    defaults to DenseDepth's fixed x1 (``Scaling()`` = per-image median)."""
+    scaling = Scaling(median=False, factor=1.0) if scaling is None else scaling
+    protocol = Protocol("densedepth", scaling, tuple(edge_thresholds))
+    return protocol_metrics(protocol, list(gt_depths), np.asarray(pred_depths))
+
+
 _NO_PIXELS = np.zeros(0)
 
 

@@ -133,7 +133,7 @@ def _facts(report: EvalReport) -> str:
 
 
 def _metrics_table(report: EvalReport) -> str:
-    names = report.protocol.metric_names
+    names = [n for n in report.protocol.metric_names if n in report.metrics]
     head = "".join(f"<th>{n}</th>" for n in names)
     values = "".join(f"<td>{report.metrics[n]:.4f}</td>" for n in names)
     return f"<table><tr>{head}</tr><tr>{values}</tr></table>"

@@ -45,6 +45,7 @@ from train.methods.base import (
     OptimiserSpec,
     Predictor,
     Scaling,
+    adam,
 )
 from train.models import build_network
 from train.models.densedepth import depth_to_target, output_to_depth
@@ -162,9 +163,10 @@ class DenseDepth(Method):
         )
 
     def optimisers(self, nets: Networks) -> list[OptimiserSpec]:
-        """Adam (AMSGrad unless ``amsgrad=false``), step decay as every method."""
+        """Adam (AMSGrad unless ``amsgrad=false``; the fused kernel), step decay as every
+        method."""
         c = self.config
-        optimiser = torch.optim.Adam(nets.parameters(), lr=c.lr, amsgrad=self.params.amsgrad)
+        optimiser = adam(nets.parameters(), lr=c.lr, amsgrad=self.params.amsgrad)
         step, gamma = c.scheduler_step, c.scheduler_gamma
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda e: gamma ** (e // step))
         return [OptimiserSpec(optimiser, scheduler)]
@@ -188,9 +190,10 @@ class DenseDepth(Method):
             total = silog_loss(y.clamp_min(SILOG_MIN_Y), target, valid, p.silog_lambda)
         else:  # l1, or any other loss of the common (pred, target, mask) signature
             total = supervised_loss(p.loss)(y, target, valid)
-        with torch.no_grad():
-            l1 = (y - target).abs()[valid].mean() if bool(valid.any()) else y.new_zeros(())
-        scalars = {"l1_y": l1, "valid_fraction": valid.float().mean()}
+        with torch.no_grad():  # no boolean indexing: nothing here waits for the device
+            weight = valid.float()
+            l1 = ((y - target).abs() * weight).sum() / weight.sum().clamp_min(1.0)
+        scalars = {"l1_y": l1, "valid_fraction": weight.mean()}
         return LossOutput(total, scalars, {"depth": output_to_depth(y.detach())})
 
     def predictor(self, nets: Networks) -> Predictor:
@@ -210,6 +213,6 @@ class DenseDepth(Method):
             filled = store.attrs.get("frames", {}).get("depth") == NYU_FILLED_DEPTH
             if not store.has("depth") or not filled:
                 raise ValueError(
-                    f"{store.path}: {c.preset} needs dense depth and this raw store's depth was "
-                    "not in-painted: prepare it with `prepare-nyu --fill`"
+                    f"{store.path}: {c.preset} needs dense depth and this {store.dataset} "
+                    "store's depth was not in-painted: prepare it with `prepare-nyu --fill`"
                 )
