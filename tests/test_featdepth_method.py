@@ -24,7 +24,7 @@ from train.losses.featdepth import autoencoder_loss
 from train.methods.feature_metric import FrozenExtractor, feature_metric_term
 from train.methods.schedules import WarmupStepLR
 
-SMALL = {"pretrained": False, "height": 96, "width": 128, "batch_size": 2, "workers": 0}
+SMALL = {"pretrained": False, "height": 96, "width": 96, "batch_size": 2, "workers": 0}
 SMALL |= {"device": "cpu", "log_every": 1, "jitter_prob": 0.0, "flip_prob": 0.0}
 AE = SMALL | {"feature_layers": 18, "lr": 1e-3, "warmup_iters": 0}
 DEPTH = SMALL | {"feature_layers": 18, "num_layers": 18, "pose_size": "none", "max_steps": 2}
@@ -48,9 +48,9 @@ def smooth_images(n: int, views: int, height: int, width: int) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """KITTI-like toy store at 96x128 (1 sequence of 6 frames, 2 views) of smooth images."""
+    """KITTI-like toy store at 96x96 (1 sequence of 6 frames, 2 views) of smooth images."""
     path = tmp_path_factory.mktemp("fd_toy") / "train.zarr"
-    spec = ToySpec(n_sequences=1, frames_per_sequence=6, image_size=(96, 128), chunk=4)
+    spec = ToySpec(n_sequences=1, frames_per_sequence=6, image_size=(96, 96), chunk=4)
     write_toy_store(path, spec)
     images = zarr.open_group(str(path), mode="r+")["image"]
     images[...] = smooth_images(*images.shape[:4])

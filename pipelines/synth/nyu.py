@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import struct
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 
@@ -67,8 +67,15 @@ class Recording:
     accel: list[tuple[float, str]] = field(default_factory=list)
 
 
-def make_room(rng: np.random.Generator) -> Scene:
-    """A textured room (x right, y down, z forward) with a few furniture boxes."""
+def make_room(rng: np.random.Generator, texture: float = 1.0) -> Scene:
+    """A textured room (x right, y down, z forward) with a few furniture boxes.
+
+    ``texture`` scales the contrast of the walls', floor's and ceiling's textures around mid grey
+    (1 = fully textured, 0 = each of them one flat colour); the furniture boxes stay fully
+    textured. At 1 the room is exactly the default one (same random draws, same atlas).
+    """
+    if not 0.0 <= texture <= 1.0:
+        raise ValueError(f"texture must be in [0, 1], got {texture}")
     x0, x1 = -rng.uniform(2.2, 2.8), rng.uniform(2.2, 2.8)
     y_ceil, y_floor = -rng.uniform(1.3, 1.6), rng.uniform(1.1, 1.4)
     z0, z1 = -1.0, rng.uniform(4.8, 6.0)
@@ -95,7 +102,12 @@ def make_room(rng: np.random.Generator) -> Scene:
         boxes.append(
             Box((bx, y_floor - sy, bz), (bx + sx, y_floor, bz + sz), tex(), col(), CLASS_IDS[kind])
         )
-    return Scene(planes, boxes, make_textures(rng), texel=0.012)
+    textures = make_textures(rng)
+    if texture < 1.0:  # the planes use contrast-scaled copies appended to the atlas
+        flat = 0.5 + np.float32(texture) * (textures - 0.5)
+        planes = [replace(p, texture=p.texture + len(textures)) for p in planes]
+        textures = np.concatenate([textures, flat.astype(np.float32)])
+    return Scene(planes, boxes, textures, texel=0.012)
 
 
 def rgb_pose(traj: np.ndarray, tau: float) -> tuple[np.ndarray, np.ndarray]:
@@ -180,10 +192,12 @@ def _times(rng: np.random.Generator, n: int, offset: float, drop: float) -> np.n
     return np.round(t, 6)
 
 
-def plan_recording(name: str, frames: int, seed: int) -> Recording:
-    """Deterministic room, trajectory and file names of one scene (nothing written)."""
+def plan_recording(name: str, frames: int, seed: int, texture: float = 1.0) -> Recording:
+    """Deterministic room, trajectory and file names of one scene (nothing written);
+    ``texture`` as in :func:`make_room`."""
     rng = np.random.default_rng([seed, sum(map(ord, name))])
-    rec = Recording(name, seed, make_room(rng), rng.uniform(0, 2 * np.pi, 6) * [1, 1, 1, 1, 0, 1])
+    room = make_room(rng, texture)
+    rec = Recording(name, seed, room, rng.uniform(0, 2 * np.pi, 6) * [1, 1, 1, 1, 0, 1])
     rec.traj[4] = rng.uniform(-0.2, 0.2)
     start = 1000.0 * (1 + list(SCENES).index(name)) + seed * 10_000.0
     dev0 = int(rng.integers(0, 2**32))
@@ -289,15 +303,20 @@ def write_nyu_raw(
     corrupt: bool = False,
     truth: bool = True,
     progress=None,
+    texture: float = 1.0,
 ) -> list[SceneTruth]:
-    """Write every scene of :data:`SCENES` under ``out``; save ``truth.npz`` when ``truth``."""
+    """Write every scene of :data:`SCENES` under ``out``; save ``truth.npz`` when ``truth``.
+
+    ``texture`` < 1 gives rooms with weakly textured (0: flat, one colour each) walls, floor and
+    ceiling and fully textured furniture (:func:`make_room`); the default is the usual world.
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     for archive in {a for a in SCENES.values() if a}:
         (out / archive).unlink(missing_ok=True)
     truths = []
     for i, name in enumerate(SCENES):
-        rec = plan_recording(name, frames, seed)
+        rec = plan_recording(name, frames, seed, texture)
         truths.append(
             write_recording(rec, out, corrupt=corrupt and i == 0, truth=truth, progress=progress)
         )

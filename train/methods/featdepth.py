@@ -82,7 +82,8 @@ class FeatDepthParams:
     ``min_depth``, ``max_depth``, ``scales``, ``automask``, ``disp_norm``, ``smoothness``,
     ``feature_metric``, ``stereo_baseline`` (training units of the stereo pair); auto-encoder:
     ``dis``, ``cvt``. Schedule: ``lr_steps``, ``lr_gamma``, ``warmup_iters``, ``warmup_ratio``,
-    ``clip_grad_norm``.
+    ``clip_grad_norm`` (the run's ``lr`` is the base rate; its ``scheduler_step`` and
+    ``scheduler_gamma`` are Monodepth2's and unused here).
     """
 
     stage: str = "depth"
