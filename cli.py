@@ -12,6 +12,7 @@ from pathlib import Path
 
 import typer
 
+from cli_demo import register_demo_command
 from cli_models import register_model_commands
 
 app = typer.Typer(
@@ -315,24 +316,6 @@ def train(
         typer.echo(str(run))
 
 
-@app.command()
-def demo(
-    out: Path = typer.Option(Path("demo_out"), "--out", help="Folder for worlds, stores, run."),
-    steps: int = typer.Option(None, "--steps", help="Training steps (default: the demo's)."),
-    frames: int = typer.Option(None, "--frames", help="Frames per synthetic drive."),
-    height: int = typer.Option(None, "--height", help="Network input height."),
-    width: int = typer.Option(None, "--width", help="Network input width."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the world and of the training."),
-) -> None:
-    """End to end on the CPU: synthetic KITTI and NYU worlds, prepare, evaluate, train, evaluate."""
-    from demo import DemoOptions, demo_end_to_end
-
-    options = DemoOptions.with_overrides(
-        steps=steps, frames=frames, height=height, width=width, seed=seed
-    )
-    demo_end_to_end(out, options, echo=typer.echo)
-
-
 # ------------------------------------------------------------------------------- prepare-nyu
 @app.command("prepare-nyu")
 def prepare_nyu(
@@ -404,6 +387,7 @@ def prepare_nyu(
 
 # ----------------------------------------------------- predict, export, import, compare
 register_model_commands(app)
+register_demo_command(app)
 
 
 # ------------------------------------------------------------------------------- entry point
