@@ -56,6 +56,7 @@ from train.methods.feature_metric import (
     feature_metric_term,
     load_extractor,
 )
+from train.methods.monodepth2 import Monodepth2Predictor
 from train.methods.schedules import WarmupStepLR
 from train.models import PoseOutput, build_network, pose_input
 
@@ -130,20 +131,6 @@ class FeatDepthParams:
     @property
     def use_stereo(self) -> bool:
         return "s" in self.frame_ids
-
-
-class FeatDepthPredictor(Predictor):
-    """Depth of the scale-0 disparity (H/2 x W/2), bounded by ``min_depth`` / ``max_depth``."""
-
-    def __init__(self, depth: nn.Module, min_depth: float, max_depth: float, scaling: Scaling):
-        super().__init__()
-        self.depth = depth
-        self.min_depth, self.max_depth = min_depth, max_depth
-        self.scaling = scaling
-
-    def forward(self, image: Tensor) -> Tensor:
-        disp = self.depth(image).disps[0].float()
-        return disp_to_depth(disp, self.min_depth, self.max_depth)[1]
 
 
 class FeatDepth(Method):
@@ -358,4 +345,5 @@ class FeatDepth(Method):
         if p.use_stereo:  # 0.54 / 0.015 = 36 (rounded: the float quotient is 36.00000000000001)
             factor = round(KITTI_STEREO_BASELINE / p.stereo_baseline, 9)
             scaling = Scaling(median=False, factor=factor)
-        return FeatDepthPredictor(nets["depth"], p.min_depth, p.max_depth, scaling)
+        # the same rule as Monodepth2's (its finest disparity is H/2 x W/2 here)
+        return Monodepth2Predictor(nets["depth"], p.min_depth, p.max_depth, scaling)
