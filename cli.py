@@ -304,7 +304,8 @@ def train(
     overrides = [*set_, *(f"{k}={v}" for k, v in flags.items() if v is not None)]
     if stages is None:
         config = run_config(preset, overrides, out, resume)
-        typer.echo(str(run_training(config, train_store, out, val_store, resume=resume)))
+        run = run_training(config, train_store, out, val_store, resume=resume, init=init)
+        typer.echo(str(run))
         return
     from train.engine.stages import ALL, train_stages
 

@@ -25,7 +25,12 @@ HAS_TRT = importlib.util.find_spec("torch_tensorrt") is not None
 
 
 def _preset_of(method: str) -> str:
-    return next(name for name, c in PRESETS.items() if c.method == method)
+    """The first preset of ``method`` that predicts depth (not an auto-encoder stage)."""
+    return next(
+        name
+        for name, c in PRESETS.items()
+        if c.method == method and METHODS[method](c).predicts_depth
+    )
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,7 @@ from train.methods.schedules import WarmupStepLR
 
 SMALL = {"pretrained": False, "height": 96, "width": 96, "batch_size": 2, "workers": 0}
 SMALL |= {"device": "cpu", "log_every": 1, "jitter_prob": 0.0, "flip_prob": 0.0}
-AE = SMALL | {"feature_layers": 18, "lr": 1e-3, "warmup_iters": 0}
+AE = SMALL | {"feature_layers": 18, "lr": 1e-4, "warmup_iters": 0}  # 1e-3 overshoots in 8 steps
 DEPTH = SMALL | {"feature_layers": 18, "num_layers": 18, "pose_size": "none", "max_steps": 2}
 MONODEPTH2_FM = SMALL | {"feature_layers": 18, "max_steps": 2}
 

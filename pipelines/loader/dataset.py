@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from pipelines.loader import shm
 from pipelines.loader.batch import IMAGE_FIELDS, Batch, Sample
-from pipelines.loader.sharding import EVEN_MODES, Even, slot_buffers, slot_range
+from pipelines.loader.sharding import EVEN_MODES, Even, resolve_rank, slot_buffers, slot_range
 from pipelines.loader.shm import BufferPool, Channel
 from pipelines.store.reader import Store, open_store
 from pipelines.store.rowtable import RowTable
@@ -104,7 +104,7 @@ class StoreDataset(IterableDataset):
         self.seed = int(seed)
         self.shuffle_chunks = int(shuffle_chunks)
         self.even: Even = even
-        self.rank, self.world_size = _resolve_rank(rank, world_size)
+        self.rank, self.world_size = resolve_rank(rank, world_size)
         self.num_workers = 0  # only used by __len__; make_loader sets it
         self.samples = store.samples
         self.chunk = store.chunk
@@ -392,17 +392,6 @@ def _check_names(what: str, names: Sequence[str], allowed: tuple[str, ...]) -> t
     if bad:
         raise ValueError(f"{what}: unknown {bad}; choose from {allowed}")
     return tuple(n for n in allowed if n in names)
-
-
-def _resolve_rank(rank: int | None, world_size: int | None) -> tuple[int, int]:
-    if rank is None and world_size is None:
-        dist = torch.distributed
-        if dist.is_available() and dist.is_initialized():
-            return dist.get_rank(), dist.get_world_size()
-    rank, world_size = (rank or 0), (world_size or 1)
-    if not 0 <= rank < world_size:
-        raise ValueError(f"rank {rank} out of range for world size {world_size}")
-    return rank, world_size
 
 
 def _spawning() -> bool:

@@ -165,3 +165,16 @@ def _occurrence(labels: np.ndarray) -> np.ndarray:
     out = np.empty(len(labels), np.int64)
     out[order] = np.arange(len(labels)) - run_start
     return out
+
+
+def resolve_rank(rank: int | None, world_size: int | None) -> tuple[int, int]:
+    """``(rank, world_size)``: as given, else the process group's, else ``(0, 1)``."""
+    if rank is None and world_size is None:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            return dist.get_rank(), dist.get_world_size()
+    rank, world_size = (rank or 0), (world_size or 1)
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank {rank} out of range for world size {world_size}")
+    return rank, world_size

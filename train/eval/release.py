@@ -152,15 +152,24 @@ def import_featdepth(
 
 
 def _featdepth_config(preset_name: str | None) -> TrainConfig:
-    if preset_name is not None:
-        config = preset(preset_name)
-        if config.method != "featdepth":
-            raise ValueError(f"preset {preset_name!r} is for method {config.method}")
-        return config
-    for config in PRESETS.values():
-        if config.method == "featdepth":
-            return config
-    return TrainConfig(preset="featdepth", method="featdepth")
+    """The given featdepth preset, else the first that predicts depth (not its auto-encoder)."""
+    depth = [
+        name
+        for name, c in PRESETS.items()
+        if c.method == "featdepth" and method_class("featdepth")(c).predicts_depth
+    ]
+    if preset_name is None:
+        if depth:
+            return preset(depth[0])
+        return TrainConfig(preset="featdepth", method="featdepth")
+    config = preset(preset_name)
+    if config.method != "featdepth":
+        raise ValueError(f"preset {preset_name!r} is for method {config.method}")
+    if preset_name not in depth:
+        raise ValueError(
+            f"preset {preset_name!r} trains no depth network; choose one of {', '.join(depth)}"
+        )
+    return config
 
 
 def _write(
