@@ -2,8 +2,8 @@
 
 (a) Learning: synthesise a small NYU world (``write_nyu_labeled``: 3 scenes, the first one the
 test split), ``prepare-nyu`` it, then train ``densedepth-nyu`` from the same random init once per
-loss (``densedepth``, ``berhu``, ``silog``, ``l1``) for ``BENCH_DD_STEPS`` steps (default 150)
-at ``BENCH_DD_SIZE`` (default 96x128), batch 2, Adam (AMSGrad) 1e-4, flips and channel swaps on,
+loss (``densedepth``, ``berhu``, ``silog``, ``l1``) for ``BENCH_DD_STEPS`` steps (default 75)
+at ``BENCH_DD_SIZE`` (default 64x96), batch 2, Adam (AMSGrad) 1e-4, flips and channel swaps on,
 on ``labeled_train.zarr``, with the engine's own step (:func:`train.engine.step.train_step`)
 over the streaming loader (no checkpoints: the loop is the trainer's minus its bookkeeping).
 Each is scored on ``labeled_test.zarr`` whose ``gt_depth`` is the world's TRUE depth (clipped
@@ -234,8 +234,8 @@ def scores(method, nets, test_store: Path) -> str:
 
 def bench_learning() -> None:
     root = Path(os.environ.get("BENCH_DD_DIR", "/tmp/depthkit_bench_densedepth"))
-    steps = int(os.environ.get("BENCH_DD_STEPS", "150"))
-    height, width = (int(v) for v in os.environ.get("BENCH_DD_SIZE", "96x128").split("x"))
+    steps = int(os.environ.get("BENCH_DD_STEPS", "75"))
+    height, width = (int(v) for v in os.environ.get("BENCH_DD_SIZE", "64x96").split("x"))
     frames = int(os.environ.get("BENCH_DD_FRAMES", "24"))
     losses = os.environ.get("BENCH_DD_LOSSES", ",".join(LOSSES)).split(",")
     stores = prepared_stores(root, frames)

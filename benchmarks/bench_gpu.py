@@ -4,8 +4,9 @@ Synthesises a small KITTI-style world and prepares its stores (and, per preset, 
 the preset's dataset at its resolution), then measures:
 
 * training samples/s of every registered method (:data:`train.methods.METHODS`, the first preset
-  of each, random weights) with fp32, bf16 autocast, bf16 + ``torch.compile``, bf16 +
-  channels_last, and the peak GPU memory of the bf16 run;
+  of each and FeatDepth's depth stage ``featdepth-m``, random weights; and ``monodepth2-fm-m``)
+  with fp32, bf16 autocast, bf16 + ``torch.compile``, bf16 + channels_last, and the peak GPU
+  memory of the bf16 run;
 * the streaming loader's samples/s into the GPU (workers decode, the device augments);
 * DeepLabv3 (mobilenet_v3_large, random weights) masks, images/s;
 * predict and exported-model latency at 192x640, batch 1 and 12: eager, TorchScript,
@@ -106,13 +107,24 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+STUDY_PRESETS = ("monodepth2-fm-m",)  # the feature-metric study: Monodepth2 + FeatDepth's term
+
+
 def first_presets() -> dict[str, str]:
-    """The first preset of every registered method."""
+    """The first preset of every registered method, the first depth-predicting one too where
+    that is another (FeatDepth's depth stage after its auto-encoder), and :data:`STUDY_PRESETS`,
+    keyed by a label (the method's name, ``method/depth`` or the preset's name)."""
     out: dict[str, str] = {}
     for name, config in PRESETS.items():
-        if config.method in METHODS and config.method not in out:
-            out[config.method] = name
-    return out
+        if config.method not in METHODS:
+            continue
+        out.setdefault(config.method, name)
+        first = PRESETS[out[config.method]]
+        depth = f"{config.method}/depth"
+        if depth not in out and not METHODS[config.method](first).predicts_depth:
+            if METHODS[config.method](config).predicts_depth:
+                out[depth] = name
+    return out | {name: name for name in STUDY_PRESETS if name in PRESETS}
 
 
 def toy_store(root: Path, config: TrainConfig, batch: int) -> str:

@@ -21,7 +21,8 @@ def test_cpu_smoke_prints_one_table(capsys) -> None:
     assert bench_gpu.main(["--cpu-smoke"]) == 0
     out = capsys.readouterr().out
     assert out.count("measurement") == 1 and "failed" not in out
-    for row in ("train monodepth2-m 96x128 b2", "loader into the device", "DeepLabv3 masks"):
+    rows = ("train monodepth2-m 96x128 b2", "train featdepth-m 96x128 b2", "train monodepth2-fm-m")
+    for row in (*rows, "loader into the device", "DeepLabv3 masks"):
         assert row in out
     for row in ("latency predict (eager fp32)", "latency TorchScript", "latency ONNX"):
         assert row in out

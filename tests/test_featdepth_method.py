@@ -217,6 +217,17 @@ def test_feature_metric_term_adds_to_monodepth2(ae_run: Path, store: str, tmp_pa
     assert "extractor" not in plain and plain.frozen == frozenset()
 
 
+@pytest.mark.parametrize("train_mode", [False, True])
+def test_extractor_is_the_encoders_level_zero(train_mode: bool) -> None:
+    """The extractor runs only the stem; FeatDepth runs the whole encoder and keeps level 0."""
+    extractor = FrozenExtractor(18).train(train_mode)
+    image = torch.rand(2, 3, 96, 128)
+    expected = extractor.encoder(image)[0]
+    stats = extractor.encoder.encoder.bn1.running_mean.clone()
+    assert torch.equal(extractor(image), expected)
+    assert torch.equal(extractor.encoder.encoder.bn1.running_mean, stats) != train_mode
+
+
 def test_feature_metric_of_unmoved_identical_features_is_its_floor() -> None:
     """Zero pose: the warp is the identity, so each pixel's error is sqrt(1e-6) = 1e-3."""
     torch.manual_seed(0)

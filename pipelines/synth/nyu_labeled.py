@@ -80,16 +80,25 @@ def write_mat_v73(
 
 
 def write_nyu_labeled(
-    out: Path, *, frames: int = 24, seed: int = 0, truth: bool = True, progress=None
+    out: Path,
+    *,
+    frames: int = 24,
+    seed: int = 0,
+    truth: bool = True,
+    progress=None,
+    texture: float = 1.0,
 ) -> LabeledTruth:
-    """Write ``out/raw/`` (raw world), ``out/nyu_depth_v2_labeled.mat`` and ``out/splits.mat``."""
+    """Write ``out/raw/`` (raw world), ``out/nyu_depth_v2_labeled.mat`` and ``out/splits.mat``
+    (``texture``: the rooms' texture amount, as in :func:`pipelines.synth.nyu.make_room`)."""
     out = Path(out)
-    write_nyu_raw(out / "raw", frames=frames, seed=seed, truth=truth, progress=progress)
+    write_nyu_raw(
+        out / "raw", frames=frames, seed=seed, truth=truth, progress=progress, texture=texture
+    )
     rng = np.random.default_rng([seed, 1449])
     images, depths, raws, labels, instances, accel = [], [], [], [], [], []
     scenes, rgb_names, depth_names, test = [], [], [], []
     for s_idx, name in enumerate(SCENES):
-        rec = plan_recording(name, frames, seed)
+        rec = plan_recording(name, frames, seed, texture)
         t0 = rec.depth[0][0]
         d_times = np.array([t for t, _ in rec.depth])
         inst_of = _instance_numbers(rec.room)

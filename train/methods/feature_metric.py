@@ -48,8 +48,11 @@ class FrozenExtractor(nn.Module):
         self.encoder.requires_grad_(False)
 
     def forward(self, image: Tensor) -> Tensor:
+        # Only the stem: FeatDepth runs the whole encoder and keeps level 0, which depends on
+        # conv1 / bn1 alone (same output; in "train" BatchNorm mode the deeper, unused batch
+        # norms' running statistics are not updated).
         with torch.no_grad():
-            return self.encoder(image)[0]
+            return self.encoder.first_level(image)
 
 
 def check_extractor_bn(value: str) -> None:

@@ -87,14 +87,20 @@ class ResnetEncoder(nn.Module):
 
     def forward(self, x: Tensor) -> list[Tensor]:
         t = self.encoder
-        if self.normalise:
-            x = (x - IMAGE_MEAN) / IMAGE_STD
-        f0 = t.relu(t.bn1(t.conv1(x)))
+        f0 = self.first_level(x)
         f1 = t.layer1(t.maxpool(f0))
         f2 = t.layer2(f1)
         f3 = t.layer3(f2)
         f4 = t.layer4(f3)
         return [f0, f1, f2, f3, f4]
+
+    def first_level(self, x: Tensor) -> Tensor:
+        """``f0`` alone, ``(B, 64, H/2, W/2)``: the stem without the four stages (all a
+        feature-metric loss uses)."""
+        t = self.encoder
+        if self.normalise:
+            x = (x - IMAGE_MEAN) / IMAGE_STD
+        return t.relu(t.bn1(t.conv1(x)))
 
 
 def resnet_encoder(
