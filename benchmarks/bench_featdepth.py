@@ -21,8 +21,9 @@ test drive. World, stores and runs live in ``BENCH_FM_DIR`` (default
 ``nyu,kitti`` picks the worlds.
 
 (b) CPU step time at batch 2, ``BENCH_FM_STEP_SIZE`` (default 192x640), random weights:
-``monodepth2-fm-m`` over ``monodepth2-m`` (the cost of the feature term: the extractor's forward
-on the target and both sources, one more warp) and ``featdepth-m`` (ResNet-50 depth network
+``monodepth2-fm-m`` over ``monodepth2-m`` (the cost of the feature term: the extractor's stem on
+the target and both sources, one more warp; also with the whole extractor encoder run, as
+FeatDepth does, though only its level 0 is used) and ``featdepth-m`` (ResNet-50 depth network
 with FeatDepth's decoder and losses) over ``monodepth2-m``, measured alternately in one run.
 On CUDA the same presets' samples/s with and without bf16 autocast and compile are rows of
 ``benchmarks/gpu.sh``.
@@ -50,6 +51,7 @@ WORLDS = {
     "kitti": ("featdepth-ae", "monodepth2-m", "monodepth2-fm-m"),
 }
 STEP_PRESETS = ("monodepth2-m", "monodepth2-fm-m", "featdepth-m")
+WHOLE = "monodepth2-fm-m, whole encoder"  # the extractor as FeatDepth runs it: all 5 levels
 
 
 def _size(name: str, default: str) -> tuple[int, int]:
@@ -159,19 +161,22 @@ def bench_step_time(reps: int) -> None:
     batch = fake_batch(2, height, width)
     cpu = torch.device("cpu")
     steps = {}
-    for name in STEP_PRESETS:
+    for name in (*STEP_PRESETS, WHOLE):
         config = apply_overrides(
-            preset(name),
+            preset(name.split(",")[0]),
             {"pretrained": False, "batch_size": 2, "device": "cpu", "height": height,
              "width": width},
         )  # fmt: skip
         method = method_class(config.method)(config)
         nets = method.build_networks(cpu)
+        if name == WHOLE:
+            encoder = nets["extractor"].encoder
+            nets["extractor"].forward = lambda image, e=encoder: _whole(e, image)
         runtime = build_runtime(config, method, nets, cpu)
         optimisers = method.optimisers(nets)
         generator = torch.Generator().manual_seed(0)
         steps[name] = (runtime, method, optimisers, generator)
-    times: dict[str, list[float]] = {name: [] for name in STEP_PRESETS}
+    times: dict[str, list[float]] = {name: [] for name in steps}
     for rep in range(reps + 1):  # the first round warms up
         for name, (runtime, method, optimisers, generator) in steps.items():
             t = time.perf_counter()
@@ -185,13 +190,21 @@ def bench_step_time(reps: int) -> None:
         f"{reps}): " + ", ".join(f"{n} {s:.2f} s" for n, s in median.items())
     )
     print(
-        f"ratios to monodepth2-m: monodepth2-fm-m {median['monodepth2-fm-m'] / base:.2f}, "
+        f"ratios to monodepth2-m: monodepth2-fm-m {median['monodepth2-fm-m'] / base:.2f} "
+        f"(with the whole extractor encoder, as FeatDepth: {median[WHOLE] / base:.2f}), "
         f"featdepth-m {median['featdepth-m'] / base:.2f}"
     )
 
 
+def _whole(encoder: torch.nn.Module, image: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return encoder(image)[0]
+
+
 def main() -> None:
-    bench_step_time(int(os.environ.get("BENCH_FM_REPS", "3")))
+    reps = int(os.environ.get("BENCH_FM_REPS", "3"))  # 0 skips (b)
+    if reps > 0:
+        bench_step_time(reps)
     if os.environ.get("BENCH_FM_LEARN", "1") == "0":
         return
     root = Path(os.environ.get("BENCH_FM_DIR", "/tmp/depthkit_bench_featdepth"))
