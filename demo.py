@@ -170,8 +170,10 @@ def run_demo(
     echo(f"trained model:\n{after}")
     result = DemoResult(before, after, str(run_dir), time.perf_counter() - start)
     b, a = before.metrics["abs_rel"], after.metrics["abs_rel"]
+    change = result.improvement
+    word = f"{100 * change:.0f}% lower" if change >= 0 else f"{-100 * change:.0f}% higher"
     echo(
-        f"abs_rel {b:.3f} -> {a:.3f} ({100 * result.improvement:.0f}% lower); "
+        f"abs_rel {b:.3f} -> {a:.3f} ({word}); "
         f"pictures in {out / 'before'} and {out / 'after'}; total {result.seconds:.0f} s"
     )
     (out / "demo.json").write_text(
