@@ -176,15 +176,21 @@ def bench_cuda(steps: int = 10, batch_size: int = 8) -> None:
 # ------------------------------------------------------------------ (a) learning
 
 
-def prepared_stores(root: Path, frames: int) -> Path:
-    """The synthetic NYU world's stores (cached): ``labeled_train.zarr``, ``labeled_test.zarr``."""
+def prepared_stores(
+    root: Path, frames: int, size: tuple[int, int] = (96, 128), texture: float = 1.0
+) -> Path:
+    """The synthetic NYU world's stores (cached): ``raw_train.zarr`` at ``size``,
+    ``labeled_train.zarr``, ``labeled_test.zarr``; ``texture`` as in ``write_nyu_labeled``."""
     from pipelines.prepare.nyu.prepare import NyuPrepareOptions, prepare_nyu
     from pipelines.synth import write_nyu_labeled
 
-    world, stores = root / f"world_{frames}", root / f"stores_{frames}"
+    tag = "" if texture == 1.0 else f"_t{texture:g}"
+    world = root / f"world_{frames}{tag}"
+    sized = "" if size == (96, 128) else f"_{size[0]}x{size[1]}"
+    stores = root / f"stores_{frames}{tag}{sized}"
     if not (world / "splits.mat").is_file():
-        write_nyu_labeled(world, frames=frames, seed=0)
-    options = NyuPrepareOptions(size=(96, 128), chunk=8, progress=False)
+        write_nyu_labeled(world, frames=frames, seed=0, texture=texture)
+    options = NyuPrepareOptions(size=size, chunk=8, progress=False)
     prepare_nyu(
         world / "raw", stores, world / "nyu_depth_v2_labeled.mat", world / "splits.mat", options
     )

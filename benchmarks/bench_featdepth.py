@@ -38,6 +38,7 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.bench_densedepth import prepared_stores, time_interleaved
 from benchmarks.bench_train import fake_batch, true_depth_abs_rel
 from train.engine.config import TrainConfig, apply_overrides
 from train.engine.presets import preset
@@ -64,20 +65,8 @@ def _size(name: str, default: str) -> tuple[int, int]:
 
 def nyu_stores(root: Path, texture: float, size: tuple[int, int]) -> tuple[Path, Path]:
     """(raw train store, labeled test store with the world's true depth), cached."""
-    from pipelines.prepare.nyu.prepare import NyuPrepareOptions, prepare_nyu
-    from pipelines.synth import write_nyu_labeled
-
-    world = root / f"nyu_world_t{texture:g}"
-    stores = root / f"nyu_stores_t{texture:g}_{size[0]}x{size[1]}"
-    if not (world / "splits.mat").is_file():
-        t = time.perf_counter()
-        write_nyu_labeled(world, frames=int(os.environ.get("BENCH_FM_NYU_FRAMES", "24")), seed=0,
-                          texture=texture)  # fmt: skip
-        print(f"nyu world, texture {texture:g}: {time.perf_counter() - t:.0f} s", flush=True)
-    options = NyuPrepareOptions(size=size, chunk=8, progress=False)
-    prepare_nyu(
-        world / "raw", stores, world / "nyu_depth_v2_labeled.mat", world / "splits.mat", options
-    )
+    frames = int(os.environ.get("BENCH_FM_NYU_FRAMES", "24"))
+    stores = prepared_stores(root, frames, size, texture)
     return stores / "raw_train.zarr", stores / "labeled_test.zarr"
 
 
@@ -175,15 +164,10 @@ def bench_step_time(reps: int) -> None:
         runtime = build_runtime(config, method, nets, cpu)
         optimisers = method.optimisers(nets)
         generator = torch.Generator().manual_seed(0)
-        steps[name] = (runtime, method, optimisers, generator)
-    times: dict[str, list[float]] = {name: [] for name in steps}
-    for rep in range(reps + 1):  # the first round warms up
-        for name, (runtime, method, optimisers, generator) in steps.items():
-            t = time.perf_counter()
-            train_step(runtime, method, optimisers, batch, generator)
-            if rep:
-                times[name].append(time.perf_counter() - t)
-    median = {name: sorted(v)[len(v) // 2] for name, v in times.items()}
+        steps[name] = lambda r=runtime, m=method, o=optimisers, g=generator: train_step(
+            r, m, o, batch, g
+        )
+    median = time_interleaved(steps, reps)
     base = median["monodepth2-m"]
     print(
         f"step time CPU, batch 2, {height}x{width} ({torch.get_num_threads()} threads, median of "

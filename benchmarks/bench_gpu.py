@@ -34,7 +34,7 @@ import torch
 from pipelines.loader import Augment, make_loader
 from pipelines.store.toystore import ToySpec, write_toy_store
 from train.engine.config import TrainConfig, apply_overrides
-from train.engine.presets import PRESETS
+from train.engine.presets import PRESETS, depth_presets
 from train.engine.runtime import build_runtime
 from train.engine.step import complete_samples, train_step
 from train.eval.predict import DepthModel
@@ -119,11 +119,9 @@ def first_presets() -> dict[str, str]:
         if config.method not in METHODS:
             continue
         out.setdefault(config.method, name)
-        first = PRESETS[out[config.method]]
-        depth = f"{config.method}/depth"
-        if depth not in out and not METHODS[config.method](first).predicts_depth:
-            if METHODS[config.method](config).predicts_depth:
-                out[depth] = name
+        depth = depth_presets(config.method)
+        if depth and out[config.method] not in depth:
+            out.setdefault(f"{config.method}/depth", depth[0])
     return out | {name: name for name in STUDY_PRESETS if name in PRESETS}
 
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from tests.helpers import one_error_line, run_cli, tiny_checkpoint
-from train.engine.presets import PRESETS
+from train.engine.presets import depth_presets
 from train.eval import export as export_module
 from train.eval.evaluate import load_checkpoint_method
 from train.eval.export import export_checkpoint, relative_error
@@ -25,12 +25,7 @@ HAS_TRT = importlib.util.find_spec("torch_tensorrt") is not None
 
 
 def _preset_of(method: str) -> str:
-    """The first preset of ``method`` that predicts depth (not an auto-encoder stage)."""
-    return next(
-        name
-        for name, c in PRESETS.items()
-        if c.method == method and METHODS[method](c).predicts_depth
-    )
+    return depth_presets(method)[0]
 
 
 @pytest.fixture(scope="module")

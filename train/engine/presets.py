@@ -23,7 +23,13 @@ or on a raw store prepared with ``prepare-nyu --fill`` (the paper's 50K pairs).
 from __future__ import annotations
 
 from train.engine.config import TrainConfig
-from train.methods import DenseDepthParams, FeatDepthParams, Monodepth2Params, SegDepthParams
+from train.methods import (
+    DenseDepthParams,
+    FeatDepthParams,
+    Monodepth2Params,
+    SegDepthParams,
+    method_class,
+)
 
 PRESETS: dict[str, TrainConfig] = {
     "monodepth2-m": TrainConfig(
@@ -140,6 +146,16 @@ def preset(name: str) -> TrainConfig:
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose from {', '.join(sorted(PRESETS))}")
     return PRESETS[name]
+
+
+def depth_presets(method: str) -> list[str]:
+    """The presets of ``method`` that train a depth network (not an auto-encoder stage), in
+    registry order."""
+    return [
+        name
+        for name, c in PRESETS.items()
+        if c.method == method and method_class(method)(c).predicts_depth
+    ]
 
 
 def describe_presets() -> str:

@@ -22,7 +22,7 @@ from torch import nn
 
 from train.engine.checkpoint import TrainState, save_weights
 from train.engine.config import TrainConfig, apply_overrides
-from train.engine.presets import PRESETS, preset
+from train.engine.presets import depth_presets, preset
 from train.methods import METHODS, Networks, method_class
 from train.models.featdepth_weights import depth_layers, featdepth_depth_state, read_featdepth_file
 from train.models.monodepth2_weights import (
@@ -153,11 +153,7 @@ def import_featdepth(
 
 def _featdepth_config(preset_name: str | None) -> TrainConfig:
     """The given featdepth preset, else the first that predicts depth (not its auto-encoder)."""
-    depth = [
-        name
-        for name, c in PRESETS.items()
-        if c.method == "featdepth" and method_class("featdepth")(c).predicts_depth
-    ]
+    depth = depth_presets("featdepth")
     if preset_name is None:
         if depth:
             return preset(depth[0])
