@@ -2,7 +2,9 @@
 
 ``tests/golden/monodepth2.json`` was written by the pre-refactor code (commit 7591857) on
 :func:`tests.golden_monodepth2.fixed_batch`, on one CPU thread with deterministic algorithms (the
-thread count changes how reductions are blocked, hence the last bits).
+thread count changes how reductions are blocked, hence the last bits). The last bits also
+depend on the torch build (recorded with torch 2.14.1): after a torch upgrade, re-record them
+with the pre-refactor code, ``tests/golden/record_pre_refactor.py``.
 """
 
 from __future__ import annotations
