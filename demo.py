@@ -14,13 +14,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+import typer
 
-from train.engine.config import TrainConfig, apply_overrides
-from train.engine.trainer import train
-from train.eval.evaluate import EvalReport, evaluate_checkpoint, evaluate_networks
-from train.methods import method_class, preset
+if TYPE_CHECKING:  # the libraries are imported when the demo runs, not when the CLI starts
+    from train.engine.config import TrainConfig
+    from train.eval.evaluate import EvalReport
 
 
 @dataclass(frozen=True)
@@ -112,6 +112,9 @@ def demo_end_to_end(
 
 def demo_config(options: DemoOptions) -> TrainConfig:
     """``monodepth2-m`` from random init at the demo's size, on the CPU, fp32."""
+    from train.engine.config import apply_overrides
+    from train.methods import preset
+
     return apply_overrides(
         preset("monodepth2-m"),
         {
@@ -142,6 +145,12 @@ def run_demo(
 ) -> DemoResult:
     """Evaluate, train and evaluate again on ``stores/{train,val,test}.zarr``; write
     ``out/before/*.png``, ``out/after/*.png``, ``out/run/`` and ``out/demo.json``."""
+    import torch
+
+    from train.engine.trainer import train
+    from train.eval.evaluate import evaluate_checkpoint, evaluate_networks
+    from train.methods import build_method
+
     start = time.perf_counter() if started is None else started
     stores, out = Path(stores), Path(out)
     test = stores / "test.zarr"
@@ -151,7 +160,7 @@ def run_demo(
 
     echo(f"[4/5] untrained monodepth2-m (random init, {config.height}x{config.width}) on {test}")
     t = time.perf_counter()
-    method = method_class(config.method)(config)
+    method = build_method(config)
     before = evaluate_networks(method, method.build_networks(), test, save_images=out / "before")
     echo(f"{before}\n      {time.perf_counter() - t:.1f} s")
 
@@ -188,3 +197,18 @@ def run_demo(
         + "\n"
     )
     return result
+
+
+def demo(
+    out: Path = typer.Option(Path("demo_out"), "--out", help="Folder for worlds, stores, run."),
+    steps: int = typer.Option(None, "--steps", help="Training steps (default: the demo's)."),
+    frames: int = typer.Option(None, "--frames", help="Frames per synthetic drive."),
+    height: int = typer.Option(None, "--height", help="Network input height."),
+    width: int = typer.Option(None, "--width", help="Network input width."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the world and of the training."),
+) -> None:
+    """End to end on the CPU: synthetic KITTI and NYU worlds, prepare, evaluate, train, evaluate."""
+    options = DemoOptions.with_overrides(
+        steps=steps, frames=frames, height=height, width=width, seed=seed
+    )
+    demo_end_to_end(out, options, echo=typer.echo)

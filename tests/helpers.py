@@ -61,13 +61,14 @@ def validation_of_fresh_model(store: str, overrides: dict[str, Any]) -> dict[str
     from train.engine.distributed import init_distributed
     from train.engine.runtime import build_runtime
     from train.engine.validate import validate
+    from train.eval.validation import depth_scorer
     from train.methods import preset
 
     init_distributed("cpu")
     config = apply_overrides(preset("monodepth2-m"), overrides)
     method, nets, _ = method_parts(config)
     runtime = build_runtime(config, method, nets, torch.device("cpu"))
-    return validate(runtime, method, nets, store)
+    return validate(runtime, method, nets, store, scorer=depth_scorer)
 
 
 TINY_MODEL = {"pretrained": False, "height": 64, "width": 96, "device": "cpu"}

@@ -162,11 +162,18 @@ def test_validation_on_a_store_without_hints_skips_only_the_loss(
     store: str, tmp_path: Path
 ) -> None:
     from train.engine.trainer import train
+    from train.eval.validation import depth_scorer
 
     plain = tmp_path / "val.zarr"
     write_toy_store(plain, ToySpec(n_sequences=1, frames_per_sequence=2, image_size=(64, 96)))
     overrides = {**TINY, "epochs": 1, "batch_size": 4, "num_layers": 18, "lr": 1e-4}
     config = apply_overrides(preset("depthhints-s"), overrides)
-    summary = train(config, store, tmp_path / "run", plain, progress=False, echo=lambda _: None)
+    lines: list[str] = []
+    summary = train(
+        config, store, tmp_path / "run", plain, scorer=depth_scorer, progress=False,
+        echo=lines.append,
+    )  # fmt: skip
     assert summary.steps == 2 and "val/abs_rel" in summary.validation
     assert "val/loss" not in summary.validation  # the val store has no hint_depth
+    said = [line for line in lines if line.startswith("validation on")]
+    assert len(said) == 1 and "no loss: the store has no hint_depth" in said[0]  # once, why

@@ -149,11 +149,3 @@ def test_nyu_crop_has_one_value() -> None:
 
     rows, cols = nyutools.CROP_ROWS, nyutools.CROP_COLS
     assert NYU_EVAL_CROP == (rows.start, rows.stop, cols.start, cols.stop)
-
-
-def test_no_module_is_too_long() -> None:
-    for package in ("train", "pipelines", "nyutools", "kitti"):
-        for path in _modules(package):
-            lines = len(path.read_text().splitlines())
-            assert lines <= 420, f"{path.relative_to(ROOT)} has {lines} lines"
-    assert len((ROOT / "cli.py").read_text().splitlines()) <= 420

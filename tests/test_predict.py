@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from tests.helpers import one_error_line, run_cli, tiny_checkpoint
-from train.eval.colormap import colorize
+from train.colormap import colorize
 from train.eval.evaluate import load_checkpoint_method
 from train.eval.metrics import post_process_disparity
 from train.eval.predict import DepthModel, network_image, parse_range

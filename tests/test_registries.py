@@ -1,8 +1,10 @@
-"""Every registered network and every registered method goes through the same checks.
+"""Every registered network and every registered preset goes through the same checks.
 
 Networks (torchvision-style): output shapes, a backward pass reaching every parameter, and
-``torch.export`` matching eager. Methods: a few CPU steps on one tiny batch lower the loss,
-the checkpoint round-trips, and a predictor gives depth of the input's batch size.
+``torch.export`` matching eager. Presets (every one, so every method, plug-ins included): a few
+CPU steps on one tiny batch lower the loss, the checkpoint round-trips, and a predictor gives
+depth of the input's batch size. Tiny sizes: 96x128 inputs, ResNet-18 where a preset has a
+ResNet depth setting.
 """
 
 from __future__ import annotations
@@ -24,10 +26,10 @@ from train.engine.checkpoint import (
     read_checkpoint,
     save_checkpoint,
 )
-from train.engine.config import apply_overrides
+from train.engine.config import TrainConfig, apply_overrides
 from train.engine.runtime import build_runtime
 from train.engine.step import train_step
-from train.methods import methods, presets
+from train.methods import presets
 from train.models import NETWORKS, build_network
 
 TINY = {
@@ -97,8 +99,14 @@ class TestRegisteredNetwork:
                 torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
-def _preset_of(method: str) -> str:
-    return next(name for name, c in presets().items() if c.method == method)
+SMALL_RESNETS = ("num_layers", "feature_layers", "pose_layers")
+
+
+def tiny(name: str) -> TrainConfig:
+    """Preset ``name`` at :data:`TINY` sizes, its ResNets at depth 18."""
+    config = apply_overrides(presets()[name], TINY)
+    own = {f.name for f in dataclasses.fields(config.params)}
+    return apply_overrides(config, {k: "18" for k in SMALL_RESNETS if k in own})
 
 
 @pytest.fixture(scope="module")
@@ -122,10 +130,10 @@ def toy_stores(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return stores
 
 
-@pytest.mark.parametrize("name", sorted(methods()))
-class TestRegisteredMethod:
+@pytest.mark.parametrize("name", list(presets()))
+class TestRegisteredPreset:
     def test_steps_lower_the_loss(self, name: str, toy_stores: dict[str, str]) -> None:
-        config = apply_overrides(presets()[_preset_of(name)], TINY)
+        config = tiny(name)
         method, nets, optimisers = method_parts(config)
         runtime = build_runtime(config, method, nets, torch.device("cpu"))
         request = method.loader_request()
@@ -147,7 +155,7 @@ class TestRegisteredMethod:
         assert losses[-1] < losses[0]
 
     def test_checkpoint_round_trip_and_predictor(self, name: str, tmp_path: Path) -> None:
-        config = apply_overrides(presets()[_preset_of(name)], TINY)
+        config = tiny(name)
         method, nets, optimisers = method_parts(config)
         path = save_checkpoint(tmp_path / "c.pt", config, nets, optimisers, TrainState(1, 2))
         payload = read_checkpoint(path)

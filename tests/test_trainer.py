@@ -12,10 +12,13 @@ from pipelines.store.toystore import ToySpec, write_toy_store
 from tests.helpers import method_parts
 from train.engine.checkpoint import TrainState, read_checkpoint, restore, save_checkpoint
 from train.engine.config import TrainConfig, apply_overrides
+from train.engine.launch import TrainRequest, launch
+from train.engine.run_folder import RunFolder
 from train.engine.runlog import RunLogger, read_log
 from train.engine.runtime import build_runtime
 from train.engine.step import train_step
-from train.engine.trainer import run_config, train
+from train.engine.trainer import train
+from train.eval.validation import depth_scorer
 from train.methods import config_from_dict, method_class, preset, presets
 
 TINY = {
@@ -87,13 +90,15 @@ def test_bad_overrides_raise(item: str, message: str) -> None:
         apply_overrides(preset("monodepth2-m"), [item])
 
 
-def test_run_config_needs_preset_or_resume(tmp_path: Path) -> None:
+def test_launch_needs_preset_and_store_or_resume(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="--preset is required"):
-        run_config(None, [], tmp_path, resume=False)
-    with pytest.raises(ValueError, match="checkpoint not found"):
-        run_config(None, [], tmp_path, resume=True)
+        launch(TrainRequest(tmp_path, train_store="x.zarr"))
+    with pytest.raises(ValueError, match="--train is required"):
+        launch(TrainRequest(tmp_path, preset="monodepth2-m"))
+    with pytest.raises(ValueError, match="no checkpoint to resume"):
+        launch(TrainRequest(tmp_path, resume=True))
     with pytest.raises(ValueError, match="unknown preset"):
-        run_config("monodepth3", [], tmp_path, resume=False)
+        launch(TrainRequest(tmp_path, preset="monodepth3", train_store="x.zarr"))
 
 
 # ------------------------------------------------------------------ one step
@@ -211,12 +216,13 @@ def test_epoch_files_are_weights_only_and_pruned(toy_store: str, tmp_path: Path)
 
 
 def test_epoch_files_pruned_by_epoch_number(tmp_path: Path) -> None:
-    from train.engine.trainer import _prune_epoch_files
-
+    folder = RunFolder(tmp_path)
+    folder.checkpoints.mkdir()
     for epoch in (998, 999, 1000, 1001):
-        (tmp_path / f"epoch_{epoch:03d}.pt").write_bytes(b"")
-    _prune_epoch_files(tmp_path, 2)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["epoch_1000.pt", "epoch_1001.pt"]
+        folder.epoch_file(epoch).write_bytes(b"")
+    folder.prune_epoch_files(2)
+    names = sorted(p.name for p in folder.checkpoints.iterdir())
+    assert names == ["epoch_1000.pt", "epoch_1001.pt"]
 
 
 def test_validation_and_logs(toy_store: str, tmp_path: Path) -> None:
@@ -226,6 +232,7 @@ def test_validation_and_logs(toy_store: str, tmp_path: Path) -> None:
         toy_store,
         tmp_path,
         val_store=toy_store,
+        scorer=depth_scorer,
         progress=False,
         echo=lines.append,
     )

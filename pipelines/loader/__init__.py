@@ -30,7 +30,7 @@ from pipelines.loader.augment import (
 from pipelines.loader.batch import IMAGE_FIELDS, Batch, Sample, collate
 from pipelines.loader.colour import JitterParams, color_jitter
 from pipelines.loader.dataset import StoreDataset, make_loader
-from pipelines.loader.device import resolve_device
+from pipelines.loader.device import resolve_device, resolve_workers
 from pipelines.loader.sharding import EVEN_MODES, slot_buffers, slot_range
 
 __all__ = [
@@ -52,6 +52,7 @@ __all__ = [
     "pixel_intrinsics",
     "resize_bilinear",
     "resolve_device",
+    "resolve_workers",
     "resize_nearest",
     "slot_buffers",
     "slot_range",

@@ -1,6 +1,9 @@
-"""The one device resolver (training, evaluation and the store passes)."""
+"""The one device resolver (training, evaluation and the store passes), and the default number
+of loader workers."""
 
 from __future__ import annotations
+
+import os
 
 import torch
 
@@ -20,3 +23,15 @@ def resolve_device(name: str | torch.device | None) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {str(name)!r} requested but CUDA is not available")
     return device
+
+
+def resolve_workers(workers: int | None) -> int:
+    """Loader worker processes: ``workers``, or None = up to 4, no more than the cores this
+    process may use minus one (torch warns about more workers than cores)."""
+    if workers is not None:
+        return workers
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(0, min(4, cores - 1))

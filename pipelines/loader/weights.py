@@ -73,7 +73,10 @@ def load_state_dict_file(path: Path) -> dict[str, Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several unrelated types for a bad file
-        raise ValueError(f"cannot read weights file {path}: {exc}") from exc
+        raise ValueError(
+            f"cannot read weights file {path}: not a torch state dict file "
+            f"(torch.load failed: {type(exc).__name__})"
+        ) from exc
     for key in ("state_dict", "model"):  # training-framework checkpoints wrap the state dict
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
@@ -95,8 +98,8 @@ def load_weights(weights: WeightsEnum | Path) -> dict[str, Tensor]:
     if not path.is_file():
         raise MissingWeightsError(
             f"pretrained weights {type(weights).__name__}.{weights.name} are not in the local "
-            f"torch cache: put {path.name} (from {weights.url}) at {path}, pass the file's path "
-            "instead, or use random initialisation"
+            f"torch cache: put {path.name} (from {weights.url}) at {path}, or pass a weights "
+            "file instead, or start from random weights (train: --no-pretrained)"
         )
     return load_state_dict_file(path)
 

@@ -33,15 +33,17 @@ class TrainConfig:
     encoders from the local torch cache) or ``weights`` (an explicit weights name or file).
     Optimisation: Adam ``lr``, ``epochs``, ``scheduler_step`` / ``scheduler_gamma`` (lr of epoch
     e = lr * gamma ** (e // step)), ``max_steps`` (stop early; None = all epochs). Loader:
-    ``batch_size`` (per process under ``torchrun``), ``workers``, ``shuffle_chunks``. Runtime:
+    ``batch_size`` (per process under ``torchrun``), ``workers`` (None = up to 4, at most the
+    machine's cores; a run records the number it used), ``shuffle_chunks``. Runtime:
     ``seed``, ``device`` (None = CUDA when available), ``amp`` (bf16 autocast where supported),
     ``channels_last`` (None = on CUDA only), ``compile``, ``deterministic`` (deterministic
     algorithms, no cuDNN autotuning: what makes a CUDA resume bitwise), ``exact`` (float32
     without TF32 and no compile, as the reference ran: sets ``amp`` and ``compile`` to False;
     the trainer checks the store, :mod:`train.engine.header`), ``sync_bn`` (SyncBatchNorm
     across processes under ``torchrun``; CUDA only). Logging: ``log_every`` steps,
-    ``val_batches`` per validation (None = the whole val store), ``checkpoint_every`` steps (0 =
-    epoch ends only), ``keep_epochs`` (weights-only epoch files kept; 0 = all). Augmentation:
+    ``val_batches`` per validation (None = the whole val store); checkpoints: ``last.pt`` every
+    ``checkpoint_every`` steps (0 = off) and every ``checkpoint_minutes`` minutes (0 = off) besides
+    the epoch ends, ``keep_epochs`` (weights-only epoch files kept; 0 = all). Augmentation:
     ``jitter_prob``, ``flip_prob``. ``dataset``: the store dataset the preset is for;
     ``check_dataset=false`` allows another. ``method`` (a registered name) and its ``params``
     (that method's ``Params`` instance; None = its defaults).
@@ -61,7 +63,7 @@ class TrainConfig:
     scheduler_step: int = 15
     scheduler_gamma: float = 0.1
     max_steps: int | None = None
-    workers: int = 4
+    workers: int | None = None
     shuffle_chunks: int = 16
     seed: int = 0
     device: str | None = None
@@ -74,6 +76,7 @@ class TrainConfig:
     log_every: int = 50
     val_batches: int | None = 20
     checkpoint_every: int = 0
+    checkpoint_minutes: float = 30.0
     keep_epochs: int = 0
     jitter_prob: float = 0.5
     flip_prob: float = 0.5
@@ -88,6 +91,10 @@ class TrainConfig:
                 "height and width must be multiples of 32 and >= 64, "
                 f"got {self.height}x{self.width}"
             )
+        if self.checkpoint_every < 0 or self.checkpoint_minutes < 0:
+            raise ValueError("checkpoint_every and checkpoint_minutes must be >= 0 (0 = off)")
+        if self.workers is not None and self.workers < 0:
+            raise ValueError(f"workers must be >= 0, not {self.workers}")
         if self.keep_epochs < 0:
             raise ValueError(f"keep_epochs must be >= 0 (0 = keep all), not {self.keep_epochs}")
         for name in ("batch_size", "epochs"):
@@ -188,11 +195,12 @@ def apply_overrides(
             if not sep:
                 raise ValueError(f"override {item!r}: expected key=value")
             items.append((key.strip().replace("-", "_"), value))
+    changes: dict[tuple[str, ...], Any] = {}
     for key, value in items:
         if key in ("method", "preset"):
             raise ValueError(f"{key} cannot be overridden: choose another --preset")
-        config = _set(config, _resolve_key(config, key), value)
-    return config
+        changes[tuple(_resolve_key(config, key))] = value
+    return _apply(config, changes)  # all at once: checks see the final values
 
 
 def config_keys(config: TrainConfig) -> list[str]:
@@ -234,14 +242,22 @@ def _has_path(obj: Any, path: list[str]) -> bool:
     return not (path == ["params"])
 
 
-def _set(obj: Any, path: list[str], value: Any) -> Any:
-    name = path[0]
-    if len(path) > 1:
-        return replace(obj, **{name: _set(getattr(obj, name), path[1:], value)})
-    if isinstance(value, str):
-        kind = typing.get_type_hints(type(obj))[name]
-        value = parse_value(value, kind, name)
-    return replace(obj, **{name: value})
+def _apply(obj: Any, changes: dict[tuple[str, ...], Any]) -> Any:
+    """``obj`` with every ``path -> value`` change applied in one ``replace`` per dataclass (text
+    values parsed by the field's type)."""
+    direct: dict[str, Any] = {}
+    nested: dict[str, dict[tuple[str, ...], Any]] = {}
+    for path, value in changes.items():
+        if len(path) > 1:
+            nested.setdefault(path[0], {})[path[1:]] = value
+        elif isinstance(value, str):
+            kind = typing.get_type_hints(type(obj))[path[0]]
+            direct[path[0]] = parse_value(value, kind, path[0])
+        else:
+            direct[path[0]] = value
+    for name, inner in nested.items():
+        direct[name] = _apply(getattr(obj, name), inner)
+    return replace(obj, **direct) if direct else obj
 
 
 def _scalar(text: str) -> int | float | str:

@@ -41,11 +41,15 @@ class Distributed:
 
     def all_true(self, flag: bool) -> bool:
         """True when ``flag`` is true on every rank (host-side, no GPU synchronisation)."""
+        return self.all_true_each(flag)[0]
+
+    def all_true_each(self, *flags: bool) -> list[bool]:
+        """For each flag, True when it is true on every rank: one host-side all-reduce."""
         if not self.enabled:
-            return flag
-        value = torch.tensor([1 if flag else 0], dtype=torch.int32)
+            return list(flags)
+        value = torch.tensor([1 if f else 0 for f in flags], dtype=torch.int32)
         tdist.all_reduce(value, op=tdist.ReduceOp.MIN, group=self.host_group)
-        return bool(value.item())
+        return [bool(v) for v in value.tolist()]
 
     def barrier(self) -> None:
         if self.enabled:

@@ -28,9 +28,11 @@ from typing import Any
 
 import torch
 
+from pipelines.loader.dataset import EXTRA_ARRAYS
 from pipelines.store import Store
 from train.engine.config import TrainConfig
 from train.engine.runtime import Runtime
+from train.methods import Method
 
 # The split folder each KITTI preset trains on in the reference (training.md section 4).
 REFERENCE_SPLITS = {
@@ -44,8 +46,8 @@ REFERENCE_GPUS = 1  # every published monodepth2 setting trains on one GPU
 # Settings that change how a run goes, not what it computes.
 RUN_ONLY = {
     "preset", "workers", "shuffle_chunks", "device", "amp", "channels_last", "compile",
-    "log_every", "val_batches", "checkpoint_every", "keep_epochs", "check_dataset", "exact",
-    "sync_bn", "seed", "deterministic",
+    "log_every", "val_batches", "checkpoint_every", "checkpoint_minutes", "keep_epochs",
+    "check_dataset", "exact", "sync_bn", "seed", "deterministic", "max_steps",
 }  # fmt: skip
 
 
@@ -177,6 +179,28 @@ def header_lines(
     else:
         lines.append(f"matches the reference setting of {config.preset} in every choice checked")
     return lines + exact_warnings(config, store)
+
+
+def validation_note(method: Method, store: Store, with_metrics: bool = True) -> str | None:
+    """Why validation on ``store`` will lack its loss or its depth metrics (None when it has
+    both): printed once at start-up instead of an empty line every epoch."""
+    request = method.loader_request()
+    missing = [EXTRA_ARRAYS[e] for e in request.extras if not store.has(EXTRA_ARRAYS[e])]
+    reasons = []
+    if "stereo" in request.frames and store.views < 2:
+        reasons.append(
+            f"no loss: {method.config.preset} needs a stereo pair, the store has one view"
+        )
+    elif missing:
+        reasons.append(f"no loss: the store has no {', '.join(missing)}, which it needs")
+    if method.predicts_depth and not store.has("gt_depth"):
+        reasons.append("no depth metrics: the store has no ground truth (gt_depth)")
+    elif method.predicts_depth and not with_metrics:
+        reasons.append("no depth metrics: no scorer given (the train command gives one)")
+    if not reasons:
+        return None
+    nothing = " nothing to validate:" if len(reasons) == 2 else ""
+    return f"validation on {store.path}:{nothing} " + "; ".join(reasons)
 
 
 def _changed_settings(config: TrainConfig) -> list[str]:

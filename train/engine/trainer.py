@@ -2,13 +2,18 @@
 checkpoints, resume. The method (:mod:`train.methods`) supplies networks, loader request,
 optimisers, loss and predictor; nothing here names a network.
 
-:func:`train` runs a whole (or resumed) run into ``run_dir``:
+:func:`train` runs a whole (or resumed) run into a run folder (:mod:`train.engine.run_folder`):
 
-* ``run_dir/checkpoints/last.pt`` after every epoch (and every ``checkpoint_every`` steps), plus
-  a weights-only ``epoch_NNN.pt`` per finished epoch (the newest ``keep_epochs`` of them, or all
-  when 0); ``--resume`` continues from ``last.pt`` exactly (same batches, same random draws, same
-  weights as an uninterrupted run);
-* ``run_dir/config.json``; ``run_dir/log.jsonl`` (+ TensorBoard events when available).
+* ``checkpoints/last.pt`` and ``epoch_NNN.pt`` as :mod:`train.engine.checkpoint_policy` says;
+  ``--resume`` continues from ``last.pt`` exactly (same batches, same random draws, same weights as
+  an uninterrupted run); SIGINT / SIGTERM finish the step, write ``last.pt`` and return;
+* ``config.json``, ``run.json`` (the stores), ``log.jsonl`` (+ TensorBoard events when available);
+  a resumed run drops the records of the steps it redoes;
+* a folder that already holds a run is refused unless ``resume`` or ``overwrite``; ``.lock``
+  keeps a second process out while the run trains.
+
+Validation each epoch: the loss on the val store, and depth metrics from ``scorer`` (the training
+command passes the evaluation's :func:`train.eval.validation.depth_scorer`).
 
 DDP: launched with ``torchrun``, each rank trains on its shard of the store (the loader shards by
 rank, ``even="drop"`` so every rank runs the same number of steps); only rank 0 logs and saves.
@@ -16,23 +21,14 @@ rank, ``even="drop"`` so every rank runs the same number of steps); only rank 0 
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
-from pipelines.loader import make_loader
+from pipelines.loader import Batch, make_loader, resolve_workers
 from pipelines.store import open_store, require_complete
 from train.engine.checkpoint import (
     TrainState,
@@ -41,19 +37,19 @@ from train.engine.checkpoint import (
     match_optimiser_layout,
     read_checkpoint,
     restore,
-    rng_state,
-    save_checkpoint,
-    save_weights,
 )
-from train.engine.config import TrainConfig, apply_overrides
-from train.engine.distributed import gather_objects, init_distributed, seed_step
-from train.engine.header import header_lines
-from train.engine.runlog import RunLogger
-from train.engine.runtime import build_runtime, configure_determinism, resolve_device
+from train.engine.checkpoint_policy import CheckpointPolicy, Saver
+from train.engine.config import TrainConfig
+from train.engine.distributed import Distributed, init_distributed, seed_step
+from train.engine.header import header_lines, validation_note
+from train.engine.progress import Progress
+from train.engine.run_folder import RunFolder, RunLock
+from train.engine.runlog import RunLogger, log_step
+from train.engine.runtime import Runtime, build_runtime, configure_determinism, resolve_device
 from train.engine.step import StepResult, complete_samples, train_step
-from train.engine.validate import validate
-from train.eval.colormap import colorize
-from train.methods import OptimiserSpec, method_class, preset
+from train.engine.stop import StopRequest
+from train.engine.validate import Scorer, validate
+from train.methods import Method, Networks, OptimiserSpec, build_method
 
 # Fields a resumed run may change (how it runs, not what it computes).
 RESUMABLE_CHANGES = {
@@ -64,15 +60,17 @@ RESUMABLE_CHANGES = {
     "log_every",
     "val_batches",
     "checkpoint_every",
+    "checkpoint_minutes",
     "keep_epochs",
     "compile",
     "deterministic",
 }
+RESUME_HINT = "python cli.py train --out {run} --resume"
 
 
 @dataclass
 class TrainSummary:
-    """What :func:`train` did."""
+    """What :func:`train` did; ``stopped`` names the signal that ended it early."""
 
     run_dir: str
     epochs_done: int
@@ -82,19 +80,50 @@ class TrainSummary:
     samples_per_second: float
     validation: dict[str, float] = field(default_factory=dict)
     checkpoint: str | None = None
+    stopped: str | None = None
 
     def __str__(self) -> str:
         loss = "n/a" if self.last_loss is None else f"{self.last_loss:.4f}"
-        val = ", ".join(f"{k.removeprefix('val/')} {v:.4f}" for k, v in self.validation.items())
+        epochs = f"{self.epochs_done} epoch{'s' * (self.epochs_done != 1)}"
         lines = [
-            f"trained {self.steps} steps ({self.epochs_done} epochs) in {self.seconds:.1f} s, "
+            f"trained {self.steps} steps ({epochs}) in {self.seconds:.1f} s, "
             f"{self.samples_per_second:.1f} samples/s, last loss {loss}",
         ]
-        if val:
-            lines.append(f"validation: {val}")
         if self.checkpoint:
             lines.append(f"checkpoint: {self.checkpoint}")
+        if self.stopped:
+            hint = RESUME_HINT.format(run=self.run_dir)
+            lines.append(f"stopped by {self.stopped} at step {self.steps}; resume with: {hint}")
         return "\n".join(lines)
+
+
+@dataclass
+class Session:
+    """Everything one run needs, built by :func:`_open` (one place for the loop's state)."""
+
+    config: TrainConfig
+    method: Method
+    nets: Networks
+    optimisers: list[OptimiserSpec]
+    runtime: Runtime
+    dist: Distributed
+    folder: RunFolder
+    logger: RunLogger
+    loader: torch.utils.data.DataLoader
+    state: TrainState
+    saver: Saver
+    stop: StopRequest
+    echo: Callable[[str], None]
+    train_store: str
+    val_store: str | None
+    scorer: Scorer | None
+    total: int
+    generators: dict[str, torch.Generator]
+    samples: int = 0
+    step_start: float = field(default_factory=time.perf_counter)
+    last_loss: float | None = None
+    validation: dict[str, float] = field(default_factory=dict)
+    epochs_done: int = 0
 
 
 def check_resume(config: TrainConfig, stored: TrainConfig) -> None:
@@ -113,7 +142,9 @@ def train(
     val_store: str | Path | None = None,
     *,
     resume: bool = False,
+    overwrite: bool = False,
     init: str | Path | None = None,
+    scorer: Scorer | None = None,
     progress: bool = True,
     echo: Callable[[str], None] = print,
 ) -> TrainSummary:
@@ -121,53 +152,56 @@ def train(
 
     ``init``: a checkpoint of the same method whose network weights the run starts from (fresh
     optimisers and schedules; networks it lacks keep their initialisation). Ignored by
-    ``resume``, which continues from ``last.pt``.
+    ``resume``, which continues from ``last.pt``. ``overwrite``: replace a run already in
+    ``run_dir``. ``scorer``: depth metrics of the validation (None: the loss only).
 
     Raises:
         ValueError: unusable store (missing, incomplete, another dataset than the preset's, no
-            stereo view for ``"s"``), a resume without a checkpoint or with an incompatible
+            stereo view for ``"s"``), a folder holding a run (without resume / overwrite) or in
+            use by another process, a resume without a checkpoint or with an incompatible
             config, bad device.
     """
     start = time.perf_counter()
-    run_dir = Path(run_dir)
     dist = init_distributed(config.device)
+    folder = RunFolder(Path(run_dir))
+    with RunLock(folder.path, enabled=dist.main), StopRequest(echo) as stop:
+        session = _open(config, train_store, folder, val_store, dist, stop, echo, scorer)
+        _start_run(session, resume=resume, overwrite=overwrite, init=init)
+        try:
+            _run_epochs(session, progress)
+        finally:
+            session.logger.close()
+    dist.barrier()  # rank 0 may still be writing the last checkpoint
+    dist.close()
+    return _summary(session, time.perf_counter() - start)
+
+
+def _open(
+    config: TrainConfig,
+    train_store: str | Path,
+    folder: RunFolder,
+    val_store: str | Path | None,
+    dist: Distributed,
+    stop: StopRequest,
+    echo: Callable[[str], None],
+    scorer: Scorer | None,
+) -> Session:
+    """Check the stores, build the method, networks, optimisers, runtime and loader (nothing is
+    written yet)."""
     device = resolve_device(config.device)
     if dist.enabled and device.type == "cuda":
         device = torch.device("cuda", dist.local_rank)
     configure_determinism(config.deterministic)
-    method = method_class(config.method)(config)
+    config = replace(config, workers=resolve_workers(config.workers))
+    method = build_method(config)
     store = require_complete(open_store(train_store))
     method.check_store(store)
     if val_store is not None:
         require_complete(open_store(val_store))
-
     nets = method.build_networks(device)
-    if init is not None and not resume:
-        kept = init_networks(init, nets, config.method)
-        loaded = [name for name in nets.named() if name not in kept]
-        fresh = f"; initialised afresh: {', '.join(kept)}" if kept else ""
-        if dist.main:
-            echo(f"networks from {init}: {', '.join(loaded)}{fresh}")
     optimisers = method.optimisers(nets)
-    # re-seeded from (seed, rank, step) before every step: nothing to save, any device
-    generators = {"augment": torch.Generator(), "noise": torch.Generator(device)}
-    state = TrainState()
-    last = run_dir / "checkpoints" / "last.pt"
-    if resume:
-        payload = read_checkpoint(last)
-        check_resume(config, checkpoint_config(payload))
-        state = restore(payload, nets, optimisers, rank=dist.rank)
-    else:
-        method.initialise(nets)  # weights from other runs (a stage-1 extractor), before writing
     runtime = build_runtime(config, method, nets, device, distributed=dist.enabled)
-    match_optimiser_layout(optimisers)  # after channels_last: Adam's moments like the weights
-    logger = RunLogger(run_dir, enabled=dist.main)
-    if dist.main:
-        for line in header_lines(config, store, runtime, dist.world_size):
-            echo(line)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
-
+    policy = CheckpointPolicy(config.checkpoint_every, config.checkpoint_minutes)
     loader = make_loader(
         train_store,
         config.batch_size,
@@ -178,151 +212,172 @@ def train(
         drop_last=True,
         shuffle_chunks=config.shuffle_chunks,
         even="drop" if dist.enabled else "none",
-        epoch=state.epoch,
     )
-    per_epoch = len(loader)
-    if per_epoch == 0:
+    if len(loader) == 0:
         raise ValueError(f"{train_store}: fewer samples than one batch of {config.batch_size}")
-    total = config.epochs * per_epoch
-    if config.max_steps is not None:
-        total = min(total, config.max_steps)
-
-    def save(epoch: int, batch_in_epoch: int) -> None:
-        rank_rng = gather_objects(rng_state(), dist)  # every rank takes part
-        if dist.main:
-            counters = TrainState(epoch, state.step, batch_in_epoch)
-            save_checkpoint(last, config, nets, optimisers, counters, rank_rng)
-
-    nets.train(True)
-    result: StepResult | None = None
-    last_loss: float | None = None
-    validation: dict[str, float] = {}
-    samples, step_start = 0, time.perf_counter()
-    epochs_done = state.epoch
-    bar = _progress(progress and dist.main)
-    task = bar.add_task("train", total=total, completed=state.step, rate="")
-    with bar:
-        for epoch in range(state.epoch, config.epochs):
-            if state.step >= total:
-                break
-            loader.dataset.set_epoch(epoch)
-            skip = state.batch_in_epoch if epoch == state.epoch else 0
-            batch_index = 0
-            for batch_index, batch in enumerate(loader, start=1):
-                if batch_index <= skip:
-                    continue  # resumed mid-epoch: these batches were trained on already
-                batch = complete_samples(batch, method.loader_request())  # on the host
-                if not dist.all_true(len(batch) > 0):
-                    continue  # skipped together: every DDP rank must run the same steps
-                seed_step(generators, config.seed, dist.rank, state.step)
-                first = time.perf_counter()
-                result = train_step(
-                    runtime, method, optimisers, batch, generators["augment"], generators["noise"]
-                )
-                if runtime.compiled and samples == 0 and dist.main:
-                    echo(f"first step (torch.compile) {time.perf_counter() - first:.1f} s")
-                assert result is not None
-                state.step += 1
-                samples += result.samples * dist.world_size
-                rate = samples / max(time.perf_counter() - step_start, 1e-9)
-                bar.update(
-                    task, advance=1, rate=f"{rate:.1f} samples/s", description=f"epoch {epoch}"
-                )
-                if state.step % config.log_every == 0 or state.step == 1:
-                    last_loss = float(result.loss)
-                    _log_step(logger, result, state.step, optimisers, rate)
-                if config.checkpoint_every and state.step % config.checkpoint_every == 0:
-                    save(epoch, batch_index)
-                if state.step >= total:
-                    break
-            if result is not None:
-                last_loss = float(result.loss)
-            if batch_index < per_epoch and state.step >= total:
-                save(epoch, batch_index)  # stopped by max_steps inside the epoch
-                break
-            for spec in optimisers:
-                if spec.interval == "epoch":
-                    spec.scheduler.step()
-            if val_store is not None and dist.main:
-                # plain modules: a DDP forward on one rank alone could wait on the others
-                plain = runtime.plain(nets)
-                validation = validate(plain, method, nets, str(val_store), config.val_batches)
-                logger.scalars(validation, state.step)
-                echo(_val_line(epoch, validation))
-            dist.barrier()
-            save(epoch + 1, 0)
-            epochs_done = epoch + 1
-            if dist.main:
-                counters = TrainState(epoch + 1, state.step, 0)
-                save_weights(last.with_name(f"epoch_{epoch:03d}.pt"), config, nets, counters)
-                _prune_epoch_files(last.parent, config.keep_epochs)
-    logger.close()
-    dist.barrier()  # rank 0 may still be writing the last checkpoint
-    dist.close()
-    seconds = time.perf_counter() - start
-    return TrainSummary(
-        run_dir=str(run_dir),
-        epochs_done=epochs_done,
-        steps=state.step,
-        last_loss=last_loss,
-        seconds=seconds,
-        samples_per_second=samples / max(time.perf_counter() - step_start, 1e-9),
-        validation=validation,
-        checkpoint=str(last) if last.exists() else None,
+    return Session(
+        config=method.config,
+        method=method,
+        nets=nets,
+        optimisers=optimisers,
+        runtime=runtime,
+        dist=dist,
+        folder=folder,
+        logger=RunLogger(folder.path, enabled=False),
+        loader=loader,
+        state=TrainState(),
+        saver=Saver(folder, method.config, nets, optimisers, dist, policy),
+        stop=stop,
+        echo=echo,
+        train_store=str(train_store),
+        val_store=None if val_store is None else str(val_store),
+        scorer=scorer,
+        total=_total_steps(config, len(loader)),
+        # re-seeded from (seed, rank, step) before every step: nothing to save, any device
+        generators={"augment": torch.Generator(), "noise": torch.Generator(device)},
     )
 
 
-def _prune_epoch_files(folder: Path, keep: int) -> None:
-    """Delete all but the newest ``keep`` ``epoch_NNN.pt`` files in ``folder`` (0 = keep all)."""
-    if keep <= 0:
-        return
-    # by epoch number: past epoch 999 the zero-padded names no longer sort as numbers
-    files = sorted(folder.glob("epoch_*.pt"), key=lambda p: int(p.stem.removeprefix("epoch_")))
-    for old in files[:-keep]:
-        old.unlink(missing_ok=True)
-
-
-def _progress(enabled: bool) -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        disable=not enabled,
-    )
-
-
-def _log_step(
-    logger: RunLogger, result: StepResult, step: int, optimisers: list[OptimiserSpec], rate: float
-) -> None:
-    values = {"train/loss": float(result.loss), "train/samples_per_s": rate}
-    for spec in optimisers:
-        suffix = "" if spec.name == "main" else f"_{spec.name}"
-        values[f"train/lr{suffix}"] = spec.optimiser.param_groups[0]["lr"]
-    values |= {f"train/{k}": float(v) for k, v in result.scalars.items()}
-    logger.scalars(values, step)
-    for name, image in result.images.items():
-        logger.image(f"train/{name}", colorize(image[0, 0].float().cpu().numpy()), step)
-
-
-def _val_line(epoch: int, values: dict[str, float]) -> str:
-    text = ", ".join(f"{k.removeprefix('val/')} {v:.4f}" for k, v in values.items())
-    return f"epoch {epoch} validation: {text or 'nothing to validate'}"
-
-
-def run_config(
-    preset_name: str | None, overrides: list[str], run_dir: str | Path, resume: bool
-) -> TrainConfig:
-    """The config of ``cli.py train``: the preset (or, when resuming without one, the config
-    stored in ``run_dir/checkpoints/last.pt``) with ``key=value`` overrides applied."""
-    if preset_name is None:
-        if not resume:
-            raise ValueError("--preset is required (unless --resume continues a run)")
-        payload = read_checkpoint(Path(run_dir) / "checkpoints" / "last.pt")
-        base = checkpoint_config(payload)
+def _start_run(s: Session, *, resume: bool, overwrite: bool, init: str | Path | None) -> None:
+    """Resume from ``last.pt`` or start (refusing a folder that holds a run), load ``init``
+    weights, print the header, record the run and open its log."""
+    if resume:
+        if not s.folder.last.is_file():
+            raise ValueError(
+                f"{s.folder.path} has no checkpoint to resume ({s.folder.last}); start the run "
+                "without --resume"
+            )
+        payload = read_checkpoint(s.folder.last)
+        check_resume(s.config, checkpoint_config(payload))
+        s.state = restore(payload, s.nets, s.optimisers, rank=s.dist.rank)
     else:
-        base = preset(preset_name)
-    return apply_overrides(base, overrides)
+        if s.dist.main:
+            s.folder.check_new_run(overwrite)
+        if init is not None:
+            _load_init(s, init)
+        s.method.initialise(s.nets)  # weights from other runs (a stage-1 extractor)
+    match_optimiser_layout(s.optimisers)  # after channels_last: Adam's moments like the weights
+    s.loader.dataset.set_epoch(s.state.epoch)
+    s.epochs_done = s.state.epoch
+    if not s.dist.main:
+        return
+    store = open_store(s.train_store)
+    for line in header_lines(s.config, store, s.runtime, s.dist.world_size):
+        s.echo(line)
+    note = _validation_note(s)
+    if note:
+        s.echo(note)
+    stores = {"train": s.train_store, "val": s.val_store}
+    s.folder.record(s.config.to_dict(), stores)
+    s.logger = RunLogger(s.folder.path, resume_step=s.state.step if resume else None)
+
+
+def _validation_note(s: Session) -> str | None:
+    if s.val_store is None:
+        return None
+    return validation_note(s.method, open_store(s.val_store), with_metrics=s.scorer is not None)
+
+
+def _load_init(s: Session, init: str | Path) -> None:
+    kept = init_networks(init, s.nets, s.config.method)
+    if s.dist.main:
+        loaded = [name for name in s.nets.named() if name not in kept]
+        fresh = f"; initialised afresh: {', '.join(kept)}" if kept else ""
+        s.echo(f"networks from {init}: {', '.join(loaded)}{fresh}")
+
+
+def _total_steps(config: TrainConfig, per_epoch: int) -> int:
+    total = config.epochs * per_epoch
+    return total if config.max_steps is None else min(total, config.max_steps)
+
+
+def _run_epochs(s: Session, progress: bool) -> None:
+    """Epochs from the resumed position until ``epochs``, ``max_steps`` or a stop request."""
+    bar = Progress(s.total, s.state.step, enabled=progress and s.dist.main, echo=s.echo)
+    with bar:
+        for epoch in range(s.state.epoch, s.config.epochs):
+            if s.state.step >= s.total or s.stop.requested:
+                break
+            if not _run_epoch(s, epoch, bar):
+                break
+            _end_epoch(s, epoch)
+
+
+def _run_epoch(s: Session, epoch: int, bar: Progress) -> bool:
+    """The batches of ``epoch`` (after those a resumed run consumed); False when the run stopped
+    inside it (``max_steps`` or a stop request, with ``last.pt`` written)."""
+    s.loader.dataset.set_epoch(epoch)
+    skip = s.state.batch_in_epoch if epoch == s.state.epoch else 0
+    request = s.method.loader_request()
+    for index, batch in enumerate(s.loader, start=1):
+        if index <= skip:
+            continue  # resumed mid-epoch: these batches were trained on already
+        batch = complete_samples(batch, request)  # on the host
+        if not s.dist.all_true(len(batch) > 0):
+            continue  # skipped together: every DDP rank must run the same steps
+        _step(s, batch, epoch, bar)
+        # checked right after the step: Ctrl-C also ends the loader's worker processes
+        running, no_save = s.dist.all_true_each(not s.stop.requested, not s.saver.policy.time_due())
+        ended = s.state.step >= s.total or not running
+        if ended and index == len(s.loader) and running:
+            return True  # the epoch's end writes the checkpoints
+        if ended or not no_save or s.saver.policy.step_due(s.state.step):
+            s.saver.save_last(TrainState(epoch, s.state.step, index))
+        if not running:
+            s.stop.signal_name = s.stop.signal_name or "another process's stop request"
+        if ended:
+            return False
+    return True
+
+
+def _step(s: Session, batch: Batch, epoch: int, bar: Progress) -> StepResult:
+    seed_step(s.generators, s.config.seed, s.dist.rank, s.state.step)
+    first = time.perf_counter()
+    result = train_step(
+        s.runtime, s.method, s.optimisers, batch, s.generators["augment"], s.generators["noise"]
+    )
+    if s.runtime.compiled and s.samples == 0 and s.dist.main:
+        s.echo(f"first step (torch.compile) {time.perf_counter() - first:.1f} s")
+    s.state.step += 1
+    s.samples += result.samples * s.dist.world_size
+    rate = s.samples / max(time.perf_counter() - s.step_start, 1e-9)
+    bar.advance(epoch, rate)
+    last = s.state.step >= s.total
+    if s.state.step % s.config.log_every == 0 or s.state.step == 1 or last:
+        s.last_loss = float(result.loss)
+        log_step(s.logger, result, s.state.step, s.optimisers, rate)
+    return result
+
+
+def _end_epoch(s: Session, epoch: int) -> None:
+    """Per-epoch schedules, validation (rank 0), then the epoch's checkpoints."""
+    for spec in s.optimisers:
+        if spec.interval == "epoch":
+            spec.scheduler.step()
+    if s.val_store is not None and s.dist.main:
+        # plain modules: a DDP forward on one rank alone could wait on the others
+        plain = s.runtime.plain(s.nets)
+        s.validation = validate(
+            plain, s.method, s.nets, s.val_store, s.config.val_batches, s.scorer
+        )
+        s.logger.scalars(s.validation, s.state.step)
+        if s.validation:
+            text = ", ".join(f"{k.removeprefix('val/')} {v:.4f}" for k, v in s.validation.items())
+            s.echo(f"epoch {epoch} validation: {text}")
+    s.dist.barrier()
+    s.saver.end_epoch(epoch, s.state.step)
+    s.epochs_done = epoch + 1
+
+
+def _summary(s: Session, seconds: float) -> TrainSummary:
+    return TrainSummary(
+        run_dir=str(s.folder.path),
+        epochs_done=s.epochs_done,
+        steps=s.state.step,
+        last_loss=s.last_loss,
+        seconds=seconds,
+        samples_per_second=s.samples / max(time.perf_counter() - s.step_start, 1e-9),
+        validation=s.validation,
+        checkpoint=str(s.folder.last) if s.folder.last.exists() else None,
+        stopped=s.stop.signal_name,
+    )

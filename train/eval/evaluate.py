@@ -30,10 +30,8 @@ protocol (median -> ``nyu``, fixed -> ``densedepth``) unless ``protocol`` names 
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +41,7 @@ from pipelines.loader import Batch, make_loader, resize_bilinear, resolve_device
 from pipelines.store import Store, open_store, require_complete
 from train.engine.checkpoint import checkpoint_config, load_networks, read_checkpoint
 from train.engine.config import TrainConfig, apply_overrides
-from train.eval.metrics import format_metrics, post_process_disparity
+from train.eval.metrics import post_process_disparity
 from train.eval.protocols import (  # noqa: F401 - re-exported: the evaluation API
     EDGE_THRESHOLDS,
     PROTOCOLS,
@@ -56,72 +54,9 @@ from train.eval.protocols import (  # noqa: F401 - re-exported: the evaluation A
     protocol_metrics,
     select_protocol,
 )
+from train.eval.report import check_report_dir, write_report
+from train.eval.results import EvalReport, Predictions, write_json  # noqa: F401 - the API
 from train.methods import Method, Networks, Predictor, method_class
-
-
-@dataclass
-class Predictions:
-    """Predictor outputs over a store, in store sample order.
-
-    Attributes:
-        depths: float32 ``(N, h, w)`` depth in the method's units at network resolution.
-        gt_depths: N float32 ground-truth maps, un-padded with ``gt_size`` (metres).
-        images: uint8 ``(N, h, w, 3)`` network inputs (kept only when asked for).
-    """
-
-    depths: np.ndarray
-    gt_depths: list[np.ndarray]
-    images: np.ndarray | None = None
-
-
-@dataclass
-class EvalReport:
-    """Metrics of one evaluation and how they were obtained."""
-
-    protocol: Protocol
-    metrics: dict[str, float]
-    n_images: int
-    store: str
-    checkpoint: str | None = None
-    post_process: bool = False
-    seconds: float = 0.0
-    images_written: list[str] = field(default_factory=list)
-    per_image: list[dict[str, float]] = field(default_factory=list)
-    report_dir: str | None = None
-
-    def table(self) -> str:
-        """The printed metrics table."""
-        return format_metrics(self.metrics, self.protocol.metric_names)
-
-    def to_dict(self) -> dict:
-        return {
-            "protocol": self.protocol.name,
-            "scaling": self.protocol.scaling.name,
-            "metrics": self.metrics,
-            "n_images": self.n_images,
-            "store": self.store,
-            "checkpoint": self.checkpoint,
-            "post_process": self.post_process,
-            "seconds": self.seconds,
-        }
-
-    def __str__(self) -> str:
-        s = self.protocol.scaling
-        scaling = "per-image median" if s.median else f"x{s.factor:g} (fixed)"
-        ratio = ""
-        if "ratio_median" in self.metrics:
-            ratio = (
-                f", ratio median {self.metrics['ratio_median']:.3f}"
-                f" std {self.metrics['ratio_std']:.3f}"
-            )
-        done = ", post-processed" if self.post_process else ""
-        done += ", flip-averaged" if self.protocol.flip_average else ""
-        head = (
-            f"{self.store}: {self.n_images} images, protocol {self.protocol.name}, "
-            f"scaling {scaling}{ratio}{done}"
-        )
-        tail = f"\nreport: {self.report_dir}" if self.report_dir else ""
-        return f"{head}\n{self.table()}{tail}"
 
 
 def network_input(
@@ -224,7 +159,6 @@ def evaluate_networks(
     (``scaling``, ``protocol``, ``edge_thresholds``: see :func:`select_protocol`);
     ``report_dir``: also write the HTML report there (:mod:`train.eval.report`)."""
     from train.eval.pictures import write_prediction_pictures
-    from train.eval.report import check_report_dir, write_report
 
     start = time.perf_counter()
     if report_dir is not None:
@@ -310,7 +244,6 @@ def evaluate_checkpoint(
 ) -> EvalReport:
     """``cli.py eval``: load a checkpoint, evaluate it on a store, optionally write JSON, PNGs
     and an HTML report (``report_dir``: refused when it exists, unless ``overwrite``)."""
-    from train.eval.report import check_report_dir
 
     store_path = str(store_path)
     if report_dir is not None:
@@ -336,11 +269,3 @@ def evaluate_checkpoint(
     if json_path is not None:
         write_json(report, json_path)
     return report
-
-
-def write_json(report: EvalReport, path: str | Path) -> Path:
-    """Write ``report.to_dict()`` as indented JSON; returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
-    return path

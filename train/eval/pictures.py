@@ -7,7 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from train.eval.colormap import colorize, sparse_depth_picture
+from train.colormap import colorize, sparse_depth_picture
 
 
 def prediction_panel(

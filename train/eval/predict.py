@@ -42,7 +42,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch import Tensor, nn
 
 from pipelines.loader import resize_bilinear, resolve_device
-from train.eval.colormap import colorize
+from train.colormap import colorize
 from train.eval.metrics import post_process_disparity
 from train.methods import Predictor
 

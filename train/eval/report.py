@@ -18,17 +18,14 @@ import io
 import json
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
-from train.eval.colormap import colorize, sparse_depth_picture
+from train.colormap import colorize, sparse_depth_picture
 from train.eval.metrics import KITTI_MAX_DEPTH, NYU_MAX_DEPTH, ImageErrors
 from train.eval.protocols import NYU_PROTOCOLS, protocol_errors
-
-if TYPE_CHECKING:
-    from train.eval.evaluate import EvalReport, Predictions
+from train.eval.results import EvalReport, Predictions
 
 GALLERY = 4  # best and worst images shown
 ERROR_RANGE = 0.5  # abs_rel shown red in the error maps

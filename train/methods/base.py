@@ -136,11 +136,14 @@ class LossOutput:
         scalars: named scalar tensors for logging (``train/<name>``), e.g. per-scale losses.
         images: named ``(B, 1, H, W)`` maps for logging (the first sample is shown), e.g. the
             disparity as ``"disp"``.
+        outputs: named network outputs with their gradients (Monodepth2: ``disp_s`` per scale),
+            for a subclass whose ``loss`` adds a term to ``super().loss(...)``; not logged.
     """
 
     total: Tensor
     scalars: dict[str, Tensor] = field(default_factory=dict)
     images: dict[str, Tensor] = field(default_factory=dict)
+    outputs: dict[str, Tensor] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -238,6 +241,11 @@ class Method:
             raise ValueError(f"{self.name} has no stage {stage!r} (stages: {self.stages})")
         return self.config
 
+    def describe(self) -> str:
+        """A few words on what this config of the method trains (``train --help``'s preset
+        list), e.g. its frames; default none."""
+        return ""
+
     @property
     def predicts_depth(self) -> bool:
         """False for a stage that trains no depth network (no :meth:`predictor`, no depth
@@ -297,10 +305,17 @@ class Method:
             raise ValueError(f"{store.path}: {c.preset} needs a two-view (stereo) store")
         temporal = [f for f in self.loader_request().frames if f in ("prev", "next")]
         if temporal and not bool((store.samples[:, 1:3] >= 0).any()):
+            split = getattr(store, "split", None)
+            where = (
+                f"this is a {split} split store of single frames; train on the train split "
+                "(train.zarr)"
+                if split == "test" or store.dataset == "nyu-labeled"
+                else "train it on a store with neighbours (prepare it with a train split)"
+            )
             raise ValueError(
                 f"{store.path}: {c.preset} is self-supervised from video and needs temporal "
                 f"neighbours ({'/'.join(temporal)}); this {store.dataset} store's samples have "
-                "none (train it on a raw store)"
+                f"none: {where}"
             )
 
     @classmethod

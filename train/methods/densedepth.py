@@ -142,6 +142,9 @@ class DenseDepth(Method):
     Params = DenseDepthParams
     datasets = ("nyu-labeled", "nyu-raw")
 
+    def describe(self) -> str:
+        return f"supervised, loss {self.params.loss} (or --set loss=berhu|silog|l1)"
+
     def build_networks(self, device: torch.device | str = "cpu") -> Networks:
         torch.manual_seed(self.config.seed)
         weights = self.config.encoder_weights

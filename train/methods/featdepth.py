@@ -58,7 +58,7 @@ from train.methods.feature_metric import (
     load_extractor,
 )
 from train.methods.monodepth2 import Monodepth2Predictor
-from train.methods.registry import register_method, register_preset
+from train.methods.registry import carry_overrides, preset, register_method, register_preset
 from train.methods.schedules import WarmupStepLR
 from train.models import PoseOutput, build_network, pose_input
 
@@ -68,6 +68,12 @@ if TYPE_CHECKING:
 FrameId = int | str
 SOURCE_NAMES: dict[FrameId, str] = {-1: "prev", 1: "next", "s": "stereo"}
 STAGES = ("autoencoder", "depth")
+# The preset whose schedule a stage takes when a run of the other stage trains it (--stages all).
+STAGE_PRESETS = {
+    ("autoencoder", "kitti-raw"): "featdepth-ae",
+    ("autoencoder", "nyu-raw"): "featdepth-ae-nyu",
+    ("depth", "kitti-raw"): "featdepth-m",
+}
 
 
 @dataclass(frozen=True)
@@ -151,15 +157,28 @@ class FeatDepth(Method):
     def predicts_depth(self) -> bool:
         return not self.autoencoder
 
+    def describe(self) -> str:
+        p = self.params
+        if self.autoencoder:
+            return "stage autoencoder"
+        frames = " ".join(str(f) for f in p.frame_ids)
+        return f"stage depth, frames {frames} (--set extractor=AE/last.pt)"
+
     def stage_config(self, stage: str, previous: str | None = None) -> TrainConfig:
-        """This config with ``stage`` set; the depth stage after the auto-encoder takes
+        """The config of ``stage``: this one for its own stage; for the other, that stage's
+        preset for the dataset (:data:`STAGE_PRESETS`: its size, batch and schedule) with this
+        run's changes from its preset carried over. The depth stage after the auto-encoder takes
         ``previous`` (its last checkpoint) as ``extractor``."""
         if stage not in STAGES:
             raise ValueError(f"{self.name} has no stage {stage!r} (stages: {STAGES})")
-        params = replace(self.params, stage=stage)
+        config = self.config
+        other = STAGE_PRESETS.get((stage, config.dataset))
+        if stage != self.params.stage and other is not None:
+            config = carry_overrides(config, preset(other))
+        params = replace(config.params, stage=stage)
         if stage == "depth" and previous is not None:
             params = replace(params, extractor=str(previous))
-        return replace(self.config, params=params)
+        return replace(config, params=params)
 
     # -- networks ------------------------------------------------------------------------------
     def build_networks(self, device: torch.device | str = "cpu") -> Networks:

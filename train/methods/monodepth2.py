@@ -150,6 +150,15 @@ class Monodepth2(Method):
     datasets = ("kitti-raw", "nyu-raw")
     upgrades_formats = ("depthkit-checkpoint/1",)  # Monodepth2 before methods were plug-ins
 
+    def describe(self) -> str:
+        p = self.params
+        words = ["frames " + " ".join(str(f) for f in p.frame_ids)]
+        if p.hints:
+            words.append("hints (from `hints`)")
+        if p.feature_metric > 0:
+            words.append(f"feature-metric {p.feature_metric:g} (--set extractor=AE/last.pt)")
+        return ", ".join(words)
+
     def build_networks(self, device: torch.device | str = "cpu") -> Networks:
         p = self.params
         torch.manual_seed(self.config.seed)
@@ -270,7 +279,8 @@ class Monodepth2(Method):
             scalars["automask_fraction"] = output.automask.float().mean()
         if output.hint_mask is not None:
             scalars["hint_fraction"] = output.hint_mask.float().mean()
-        return LossOutput(output.total, scalars, {"disp": disps[0].detach().float()})
+        outputs = {f"disp_{s}": d for s, d in enumerate(disps)}
+        return LossOutput(output.total, scalars, {"disp": disps[0].detach().float()}, outputs)
 
     def poses(self, run: Forward, aug: Augmented, target_aug: Tensor) -> list[Tensor]:
         """One float32 ``(B, 4, 4)`` target-to-source transform per source frame.

@@ -12,7 +12,8 @@ import importlib
 import inspect
 import pkgutil
 import sys
-from dataclasses import replace
+import textwrap
+from dataclasses import fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -27,6 +28,7 @@ _PRESETS: dict[str, TrainConfig] = {}
 _PLACES: dict[tuple[str, str], str] = {}  # (kind, name) -> "file:line" of its registration
 _INFRASTRUCTURE = {"base", "registry", "plugins"}
 _loaded = False
+_plugins: list[str] = []
 
 
 def register_method(cls: M) -> M:
@@ -80,8 +82,14 @@ def load_methods() -> None:
     for info in sorted(pkgutil.iter_modules([str(package)]), key=lambda i: i.name):
         if info.name not in _INFRASTRUCTURE:
             importlib.import_module(f"{__package__}.{info.name}")
-    load_plugins()
+    _plugins[:] = load_plugins()
     _loaded = True
+
+
+def plugin_modules() -> list[str]:
+    """The plug-in modules imported (entry points, then ``DEPTHKIT_PLUGINS``)."""
+    load_methods()
+    return list(_plugins)
 
 
 def methods() -> dict[str, type[Method]]:
@@ -141,6 +149,27 @@ def config_from_dict(values: dict[str, Any]) -> TrainConfig:
     return with_params(TrainConfig.from_dict(values, method_class(name).Params))
 
 
+def carry_overrides(config: TrainConfig, target: TrainConfig) -> TrainConfig:
+    """``target`` with the settings ``config`` changed from its own preset applied to it (how a
+    later stage of a run gets its own preset's schedule and the user's ``--set`` / flags)."""
+    base = presets().get(config.preset)
+    if base is None or base.method != config.method:
+        return target
+    top = {
+        f.name: getattr(config, f.name)
+        for f in fields(config)
+        if f.name not in ("preset", "method", "params")
+        and getattr(config, f.name) != getattr(base, f.name)
+    }
+    shared = {f.name for f in fields(target.params)} if is_dataclass(target.params) else set()
+    own = {
+        f.name: getattr(config.params, f.name)
+        for f in fields(config.params)
+        if f.name in shared and getattr(config.params, f.name) != getattr(base.params, f.name)
+    }
+    return replace(target, **top, params=replace(target.params, **own))
+
+
 def depth_presets(method: str) -> list[str]:
     """The presets of ``method`` that train a depth network (not an auto-encoder stage)."""
     return [
@@ -155,6 +184,30 @@ def describe_presets() -> str:
     return "\n".join(
         f"{name}: {c.method} on {c.dataset}, {c.height}x{c.width}" for name, c in presets().items()
     )
+
+
+def method_listing() -> str:
+    """The methods (first docstring line) and presets (method, dataset, size, the method's own
+    description) as two aligned blocks, for ``train --help`` and ``cli.py info``."""
+    names = sorted(methods())
+    by_method = sorted(presets().items(), key=lambda item: names.index(item[1].method))
+    width = max(len(n) for n in [*names, *presets()]) + 2
+
+    def row(name: str, text: str) -> list[str]:
+        return textwrap.wrap(
+            text, 96, initial_indent=f"  {name:<{width}}", subsequent_indent=" " * (width + 4)
+        )
+
+    lines = ["\b", "Methods:"]
+    for name in names:
+        doc = (method_class(name).__doc__ or "").strip().splitlines()
+        lines += row(name, doc[0] if doc else "")
+    lines += ["", "\b", "Presets:"]
+    for name, config in by_method:
+        extra = build_method(config).describe()
+        text = f"{config.method} on {config.dataset}, {config.height}x{config.width}"
+        lines += row(name, text + (f", {extra}" if extra else ""))
+    return "\n".join(lines)
 
 
 def method_origin(cls: type[Method]) -> dict[str, str] | None:

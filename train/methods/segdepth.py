@@ -75,7 +75,7 @@ class _StepWithoutGradients(torch.optim.Adam):
 
 @register_method
 class SegDepth(Monodepth2):
-    """Monodepth2 + the segmentation U-Net on the disparity (module docstring)."""
+    """SegDepth: Monodepth2 + a U-Net on the disparity, supervised by foreground masks."""
 
     name = "segdepth"
     Params = SegDepthParams

@@ -1,4 +1,5 @@
-"""Perceptual colour maps for depth pictures (OpenCV's magma, no matplotlib needed)."""
+"""Perceptual colour maps for depth pictures (OpenCV's magma, no matplotlib needed): used by the
+run log, the evaluation pictures and reports, and `predict`."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
-"""The commands that use trained models: eval, compare, predict, export, import.
+"""The model commands: ``eval``, ``compare``, ``predict``, ``export`` and the ``import`` group.
 
-Registered on the main app by :func:`register_model_commands` (``cli.py`` calls it), with the
-same rules as every command: parse options, call one library function, print.
+``cli.py`` adds them to its app. Each parses options, calls one library function of
+:mod:`train.eval` and prints.
 """
 
 from __future__ import annotations
@@ -179,12 +179,3 @@ def import_featdepth(
     from train.eval.release import import_featdepth as run
 
     typer.echo(str(run(checkpoint_file, out, preset)))
-
-
-def register_model_commands(app: typer.Typer) -> None:
-    """Add eval, compare, predict, export and the import group to ``app``."""
-    app.command("eval")(eval_)
-    app.command()(compare)
-    app.command()(predict)
-    app.command()(export)
-    app.add_typer(import_app, name="import")

@@ -1,0 +1,242 @@
+"""The data commands: synthetic worlds, store inspection, preparation and the store passes.
+
+``synth``, ``info``, ``masks``, ``hints``, ``prepare-kitti`` and ``prepare-nyu``; ``cli.py`` adds
+them to its app. Each parses options, calls one library function of :mod:`pipelines` and prints.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+
+import typer
+
+
+# --------------------------------------------------------------------------- synthetic worlds
+class SynthKind(str, Enum):
+    nyu_raw = "nyu-raw"
+    nyu_labeled = "nyu-labeled"
+    kitti = "kitti"
+
+
+def synth(
+    kind: SynthKind = typer.Argument(..., help="Which world: nyu-raw, nyu-labeled or kitti."),
+    out: Path = typer.Argument(..., help="Output folder (created)."),
+    frames: int = typer.Option(None, "--frames", "-n", help="Frames per scene / drive."),
+    seed: int = typer.Option(0, "--seed", help="Random seed: same seed, same files."),
+    corrupt: bool = typer.Option(
+        False, "--corrupt", help="nyu-raw: also write truncated / wrong-size files."
+    ),
+    truth: bool = typer.Option(
+        True, "--truth/--no-truth", help="Save true depth and poses as truth.npz."
+    ),
+) -> None:
+    """Write a small synthetic dataset in the real raw file formats, with known ground truth."""
+    from pipelines.synth import write_world
+
+    summary = write_world(kind.value, out, frames=frames, seed=seed, corrupt=corrupt, truth=truth)
+    typer.echo(summary)
+
+
+class SegArch(str, Enum):
+    mobilenet_v3_large = "mobilenet_v3_large"
+    resnet50 = "resnet50"
+    resnet101 = "resnet101"
+
+
+def masks(
+    store: str = typer.Argument(..., help="Store path or fsspec URL (complete)."),
+    arch: SegArch = typer.Option(SegArch.mobilenet_v3_large, "--arch", help="Backbone."),
+    seg_weights: Path = typer.Option(
+        None,
+        "--seg-weights",
+        help="Weights file (default: COCO-with-VOC-labels weights from the torch hub cache).",
+    ),
+    batch_size: int = typer.Option(16, "--batch-size", help="Images per forward pass."),
+    device: str = typer.Option(None, "--device", help="cuda, cuda:1 or cpu (default: cuda)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Recompute every chunk."),
+) -> None:
+    """Fill the store's seg array with DeepLabv3 VOC class indices (resumable)."""
+    from pipelines.passes.masks import compute_masks
+
+    weights = "default" if seg_weights is None else seg_weights
+    report = compute_masks(
+        store, arch.value, weights, batch_size=batch_size, device=device, overwrite=overwrite
+    )
+    typer.echo(str(report))
+
+
+# ------------------------------------------------------------------------------- prepare-kitti
+class KittiGT(str, Enum):
+    auto = "auto"
+    velodyne = "velodyne"
+    improved = "improved"
+
+
+class MaskKind(str, Enum):
+    none = "none"
+    deeplabv3 = "deeplabv3"
+
+
+ImageExt = Enum("ImageExt", {v: v for v in ("auto", "png", "jpg")}, type=str)
+Resize = Enum("Resize", {v: v for v in ("area", "lanczos")}, type=str)
+
+
+# Options both prepare commands share.
+SEG_ARCH_OPTION = typer.Option(SegArch.mobilenet_v3_large, "--seg-arch", help="Backbone.")
+SEG_WEIGHTS_OPTION = typer.Option(None, "--seg-weights", help="DeepLabv3 weights file.")
+WORKERS_OPTION = typer.Option(None, "--workers", help="Local threads (default: all cores).")
+SCHEDULER_OPTION = typer.Option(
+    None, "--scheduler", help="dask.distributed scheduler address (tcp://host:8786)."
+)
+STORE_OVERWRITE_OPTION = typer.Option(
+    False, "--overwrite", help="Replace stores made with other arguments (from scratch)."
+)
+CHUNK_OPTION = typer.Option(16, "--chunk", help="Frames per chunk.")
+HINT_SIZE_OPTION = typer.Option("320x1024", "--hint-size", help="HxW the raw pairs are matched at.")
+
+
+def hints(
+    store: str = typer.Argument(..., help="Two-view KITTI store (complete), e.g. train.zarr."),
+    kitti_root: Path = typer.Option(..., "--kitti-root", help="KITTI raw root of the store."),
+    hint_size: str = HINT_SIZE_OPTION,
+    workers: int = WORKERS_OPTION,
+    scheduler: str = SCHEDULER_OPTION,
+    overwrite: bool = typer.Option(False, "--overwrite", help="Recompute every chunk."),
+) -> None:
+    """Fill hint_depth with Depth Hints' fused-SGM hints of the raw pairs (resumable)."""
+    from pipelines.passes.hints_pass import compute_hints
+
+    how = {"hint_size": hint_size, "workers": workers, "scheduler": scheduler}
+    typer.echo(str(compute_hints(store, kitti_root, overwrite=overwrite, **how)))
+
+
+def prepare_kitti(
+    kitti_root: Path = typer.Argument(..., help="KITTI raw root (holds the date folders)."),
+    split_dir: Path = typer.Argument(
+        ..., help="monodepth2 split folder: train_files.txt, val_files.txt and/or test_files.txt."
+    ),
+    out_dir: Path = typer.Argument(..., help="Output folder: train.zarr, val.zarr, test.zarr."),
+    size: str = typer.Option("192x640", "--size", help="Stored image size HxW."),
+    resize: Resize = typer.Option(
+        "area", "--resize", help="area: cv2.INTER_AREA; lanczos: PIL LANCZOS, monodepth2's bytes."
+    ),
+    image_ext: ImageExt = typer.Option(
+        "auto", "--image-ext", help="Colour images: auto (per frame .png, else .jpg), png, jpg."
+    ),
+    gt: KittiGT = typer.Option(
+        KittiGT.auto,
+        "--gt",
+        help="Test ground truth: velodyne (eigen, vel_depth=True), improved (eigen_benchmark "
+        "annotated PNGs) or auto (improved when every test line has its PNG).",
+    ),
+    masks: MaskKind = typer.Option(
+        MaskKind.none,
+        "--masks",
+        help="deeplabv3: fill seg of train/val stores afterwards (needs the DeepLabv3 weights "
+        "in the torch hub cache or --seg-weights; checked before converting). Default none: "
+        "seg stays 255 (run `masks` later).",
+    ),
+    seg_arch: SegArch = SEG_ARCH_OPTION,
+    seg_weights: Path = SEG_WEIGHTS_OPTION,
+    hints_: bool = typer.Option(False, "--hints", help="Also fill hint_depth of train/val."),
+    hint_size: str = HINT_SIZE_OPTION,
+    skip_missing: bool = typer.Option(
+        False, "--skip-missing", help="Drop split lines whose files are missing (listed)."
+    ),
+    workers: int = WORKERS_OPTION,
+    scheduler: str = SCHEDULER_OPTION,
+    overwrite: bool = STORE_OVERWRITE_OPTION,
+    chunk: int = CHUNK_OPTION,
+) -> None:
+    """KITTI raw + split files -> schema v1 stores (resumable: re-run the same command)."""
+    from pipelines.prepare.kitti.prepare import KittiPrepareOptions
+    from pipelines.prepare.kitti.prepare import prepare_kitti as run
+    from pipelines.store.runner import parse_size
+
+    options = KittiPrepareOptions(
+        size=parse_size(size),
+        gt=gt.value,
+        image_ext=image_ext.value,
+        resize=resize.value,
+        masks=masks.value,
+        seg_arch=seg_arch.value,
+        seg_weights=None if seg_weights is None else str(seg_weights),
+        hints=hints_,
+        hint_size=parse_size(hint_size),
+        skip_missing=skip_missing,
+        workers=workers,
+        scheduler=scheduler,
+        overwrite=overwrite,
+        chunk=chunk,
+    )
+    typer.echo(str(run(kitti_root, split_dir, out_dir, options)))
+
+
+# ------------------------------------------------------------------------------- prepare-nyu
+def prepare_nyu(
+    raw_root: Path = typer.Argument(..., help="NYU raw root: scene folders and/or .zip files."),
+    out_dir: Path = typer.Argument(
+        ..., help="Output folder: raw_train.zarr, raw_val.zarr, labeled_train/test.zarr."
+    ),
+    labeled: Path = typer.Option(
+        None, "--labeled", help="nyu_depth_v2_labeled.mat: labeled stores, test scenes excluded."
+    ),
+    splits: Path = typer.Option(None, "--splits", help="splits.mat (with --labeled)."),
+    glob: str = typer.Option(None, "--glob", help="Only scenes whose name matches, e.g. 'bed*'."),
+    size: str = typer.Option(
+        "288x384",
+        "--size",
+        help="Raw store image size HxW (image INTER_AREA, depth nearest neighbour).",
+    ),
+    stride: int = typer.Option(1, "--stride", help="Keep every K-th synced frame of a scene."),
+    neighbour_gap: int = typer.Option(
+        1,
+        "--neighbour-gap",
+        help="Sample neighbours at -/+ G kept frames (G*stride synced frames); samples need both.",
+    ),
+    fill: bool = typer.Option(
+        False, "--fill/--no-fill", help="Store colorization in-painted depth (~0.6 s/frame)."
+    ),
+    val_fraction: float = typer.Option(
+        0.0, "--val-fraction", help="Fraction of raw scenes for raw_val.zarr (by name hash)."
+    ),
+    include_test_scenes: bool = typer.Option(
+        False, "--include-test-scenes", help="Keep raw scenes that hold labeled test images."
+    ),
+    masks: MaskKind = typer.Option(
+        MaskKind.none,
+        "--masks",
+        help="deeplabv3: fill seg of the raw stores afterwards (needs the DeepLabv3 weights in "
+        "the torch hub cache or --seg-weights; checked before converting). Default none: seg "
+        "stays 255 (run `masks` later).",
+    ),
+    seg_arch: SegArch = SEG_ARCH_OPTION,
+    seg_weights: Path = SEG_WEIGHTS_OPTION,
+    workers: int = WORKERS_OPTION,
+    scheduler: str = SCHEDULER_OPTION,
+    overwrite: bool = STORE_OVERWRITE_OPTION,
+    chunk: int = CHUNK_OPTION,
+) -> None:
+    """NYU Depth V2 raw scenes (+ labeled .mat) -> schema v1 stores (resumable: re-run it)."""
+    from pipelines.prepare.nyu.prepare import NyuPrepareOptions
+    from pipelines.prepare.nyu.prepare import prepare_nyu as run
+    from pipelines.store.runner import parse_size
+
+    options = NyuPrepareOptions(
+        size=parse_size(size),
+        stride=stride,
+        neighbour_gap=neighbour_gap,
+        fill=fill,
+        val_fraction=val_fraction,
+        include_test_scenes=include_test_scenes,
+        glob=glob,
+        masks=masks.value,
+        seg_arch=seg_arch.value,
+        seg_weights=None if seg_weights is None else str(seg_weights),
+        workers=workers,
+        scheduler=scheduler,
+        overwrite=overwrite,
+        chunk=chunk,
+    )
+    typer.echo(str(run(raw_root, out_dir, labeled, splits, options)))
