@@ -75,7 +75,7 @@ def test_the_tutorial_runs_as_written(tmp_path: Path) -> None:
     assert f"DEPTHKIT_PLUGINS={tmp_path / 'my_method.py'}" in refused[0]
     for made in ("runs/tv/checkpoints/last.pt", "runs/tv/eval.json", "tv.onnx", "logl1.onnx"):
         assert (tmp_path / made).is_file(), made
-    assert list((tmp_path / "predictions").glob("*_depth.npy"))
+    assert list((tmp_path / "predictions").rglob("*_depth.npy"))
     assert "tv" in (tmp_path / "runs" / "tv" / "log.jsonl").read_text()  # its own scalar
 
 

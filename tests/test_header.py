@@ -25,7 +25,7 @@ def fake_store(resize: str | None, images: str | None, size=(192, 640), split="e
     if images is not None:
         source["images"] = {"ext": images}
     return SimpleNamespace(dataset="kitti-raw", camera=camera, source=source, image_size=size,
-                           path="train.zarr", n_samples=39810)  # fmt: skip
+                           path="train.zarr", n_samples=39810, attrs={})  # fmt: skip
 
 
 def runtime_of(config: TrainConfig):
@@ -96,7 +96,10 @@ def test_header_under_ddp_and_a_matching_run() -> None:
     four = "\n".join(header_lines(config, store, rt, world_size=4))
     assert "--batch-size 12 per process, global batch 48" in four
     assert "global batch 48 = 12 per process x 4 (reference: 12 on one GPU; --batch-size 3" in four
-    assert "batch norm statistics over 12 samples per process" in four and "--sync-bn" in four
+    assert "batch norm statistics" not in four  # 12 per process: as many as the reference's
+    quarter = apply_overrides(config, {"batch_size": 3})
+    text = "\n".join(header_lines(quarter, store, rt, world_size=4))
+    assert "batch norm statistics over 3 samples per process (reference: 12; --sync-bn)" in text
     synced = apply_overrides(config, {"batch_size": 3, "sync_bn": True})
     text = "\n".join(header_lines(synced, store, rt, world_size=4))
     assert "SyncBN" in text and "global batch 12;" in text
@@ -141,3 +144,39 @@ def test_cli_train_prints_the_header(tmp_path: Path, capsys: pytest.CaptureFixtu
     help_text = " ".join(capsys.readouterr().out.replace("│", " ").split())
     assert "Samples per step and process: under torchrun the global batch" in help_text
     assert "--batch-size is per process" in help_text and "--sync-bn" in help_text
+
+
+def test_featdepth_header_names_its_eight_gpus_and_plain_batch_norm() -> None:
+    config = apply_overrides(preset("featdepth-m"), {"device": "cpu"})
+    store = fake_store("lanczos", "jpg", size=(320, 1024))
+    rt = SimpleNamespace(amp=False, device=torch.device("cpu"),
+                         augment=SimpleNamespace(config=SimpleNamespace(scales=1)))  # fmt: skip
+    one = "\n".join(header_lines(config, store, rt))
+    assert "global batch 2 = 2 per process x 1 (reference: 16 = 2 per GPU x 8 GPUs; " in one
+    assert "--batch-size 16 per process keeps it" in one and "batch norm" not in one
+    eight = header_lines(config, store, rt, world_size=8)
+    assert not [line for line in eight if line.startswith("  - ") and "batch" in line]
+    assert "--sync-bn" not in "\n".join(eight)
+
+
+def test_reference_checks_follow_the_method() -> None:
+    rt = SimpleNamespace(amp=False, device=torch.device("cpu"),
+                         augment=SimpleNamespace(config=SimpleNamespace(scales=1)))  # fmt: skip
+    hints = apply_overrides(preset("depthhints-s"), {"device": "cpu"})
+    store = fake_store("lanczos", "jpg", split="eigen_zhou")
+    store.attrs = {"hints": {"hint_size": [192, 640]}}
+    text = "\n".join(header_lines(hints, store, rt))
+    assert "trained on split eigen_zhou (reference for depthhints-s: eigen_full)" in text
+    assert "depth hints matched at 192x640 (reference: 320x1024" in text
+    seg = apply_overrides(preset("segdepth-m"), {"device": "cpu"})
+    png = fake_store("lanczos", "png", split="eigen_zhou_subset")
+    png.attrs = {}
+    text = "\n".join(header_lines(seg, png, rt))
+    assert "store made from" not in text  # SegDepth reads PNGs (--png defaults to true)
+    assert "masks from the default recipe" in text and "efficientnet-b3-5fb5a3c3.pth" in text
+    dense = apply_overrides(preset("densedepth-nyu"), {"device": "cpu"})
+    assert "batch norm momentum 0.1 (reference: Keras 0.99" in "\n".join(
+        header_lines(dense, fake_store("area", "png", size=(480, 640)), rt)
+    )
+    exact = apply_overrides(dense, {"exact": True})
+    assert "momentum" not in "\n".join(header_lines(exact, fake_store("area", "png"), rt))

@@ -4,20 +4,19 @@
 
 1. the run: method, preset, store, sizes, device, processes, batch per process and global,
    precision, ``torch.compile``, SyncBN;
-2. every choice that differs from the reference the preset stands for (monodepth2's published
-   setting for the ``monodepth2-*`` presets, training.md section 4, kitti.md sections 1 and 4):
-   settings changed from the preset, bf16 autocast and TF32 instead of float32,
-   ``torch.compile``, the store's resize (the reference: PIL LANCZOS of the full frame) and image
-   files (the reference reads the README's JPEGs by default), a stored size other than the
-   network's, the on-device scale pyramid, the split (``monodepth2-s`` trains on
-   ``eigen_full``), a global batch other than the reference's one-GPU batch and per-process
-   batch norm under DDP.
+2. every choice that differs from the reference the preset stands for, as its method describes it
+   (:meth:`~train.methods.Method.reference`: image files, resize, split, GPUs and batch per GPU,
+   batch norm; :meth:`~train.methods.Method.store_deviations`: e.g. the hints' size, the masks'
+   recipe): settings changed from the preset, bf16 autocast and TF32 instead of float32,
+   ``torch.compile``, the store's resize and image files (KITTI stores), a stored size other
+   than the network's, the on-device scale pyramid, the split, the global batch and the samples
+   batch norm sees against the reference's GPUs, and the differences the method always has.
 
 With ``exact`` (``--exact``: float32, no compile, no TF32; applied by
 :class:`~train.engine.config.TrainConfig` and :func:`~train.engine.runtime.build_runtime`),
-:func:`exact_warnings` says why the store cannot be vouched for: made without
-``--resize lanczos``, from other image files than the reference's, or at another size than
-the network's. Those lines start with ``warning:``.
+:func:`exact_warnings` says why the store cannot be vouched for: made with another resize or
+from other image files than the reference's, or at another size than the network's. Those lines
+start with ``warning:``.
 """
 
 from __future__ import annotations
@@ -32,23 +31,16 @@ from pipelines.loader.dataset import EXTRA_ARRAYS
 from pipelines.store import Store
 from train.engine.config import TrainConfig
 from train.engine.runtime import Runtime
-from train.methods import Method
+from train.methods import Method, Reference, build_method
 
-# The split folder each KITTI preset trains on in the reference (training.md section 4).
-REFERENCE_SPLITS = {
-    "monodepth2-m": "eigen_zhou",
-    "monodepth2-s": "eigen_full",
-    "monodepth2-ms": "eigen_zhou",
-}
-# What the reference's loader reads for each dataset: image files and resize (kitti.md 1, 4).
-REFERENCE_IMAGES = {"kitti-raw": ("jpg", "lanczos")}
-REFERENCE_GPUS = 1  # every published monodepth2 setting trains on one GPU
 # Settings that change how a run goes, not what it computes.
 RUN_ONLY = {
     "preset", "workers", "shuffle_chunks", "device", "amp", "channels_last", "compile",
     "log_every", "val_batches", "checkpoint_every", "checkpoint_minutes", "keep_epochs",
     "check_dataset", "exact", "sync_bn", "seed", "deterministic", "max_steps",
 }  # fmt: skip
+IMAGES_CHECKED = "kitti-raw"  # the stores whose image files and resize a Reference describes
+RESIZE_NAMES = {"lanczos": "PIL LANCZOS", "area": "cv2.INTER_AREA"}
 
 
 def store_recipe(store: Store) -> dict[str, Any]:
@@ -71,26 +63,27 @@ def exact_warnings(config: TrainConfig, store: Store) -> list[str]:
     """Why ``--exact`` cannot vouch for ``store`` (empty when it can, or when not exact)."""
     if not config.exact:
         return []
-    reference = REFERENCE_IMAGES.get(store.dataset)
-    if reference is None:
+    reference = build_method(config).reference()
+    if reference is None or reference.images is None or store.dataset != IMAGES_CHECKED:
         return [
             f"warning: --exact: no reference recipe for {store.dataset} stores; "
             "only float32 and eager mode are guaranteed"
         ]
-    images, resize = reference
     recipe = store_recipe(store)
     out = []
-    if recipe["resize"] != resize:
+    if recipe["resize"] != reference.resize:
         out.append(
             f"warning: --exact: the store was resized with {recipe['resize']} "
-            f"(cv2.INTER_AREA), the reference with PIL LANCZOS: prepare it again with "
-            f"prepare-kitti --resize {resize}"
+            f"({RESIZE_NAMES.get(recipe['resize'], recipe['resize'])}), the reference with "
+            f"{RESIZE_NAMES.get(reference.resize or '', reference.resize)}: prepare it again with "
+            f"prepare-kitti --resize {reference.resize}"
         )
-    if recipe["images"] != images:
+    if recipe["images"] != reference.images:
         out.append(
             f"warning: --exact: the store was made from {recipe['images']} files, the reference "
-            f"reads .{images} (monodepth2's README: quality 92, 4:2:0 chroma): prepare-kitti "
-            f"--image-ext {images} on a converted tree"
+            f"reads .{reference.images}{_image_note(reference.images)}: prepare-kitti "
+            f"--image-ext {reference.images}"
+            + (" on a converted tree" if reference.images == "jpg" else "")
         )
     if recipe["size"] != (config.height, config.width):
         out.append(
@@ -104,27 +97,12 @@ def exact_warnings(config: TrainConfig, store: Store) -> list[str]:
 
 def deviations(config: TrainConfig, store: Store, runtime: Runtime, world_size: int) -> list[str]:
     """Every way this run differs from the reference setting of its preset (module docstring)."""
-    out = _changed_settings(config)
-    if runtime.amp:
-        out.append("bf16 autocast (reference: float32; --exact or --no-amp)")
-    elif runtime.device.type == "cuda" and torch.backends.cudnn.allow_tf32:
-        out.append("convolutions may run in TF32 (reference: float32; --exact)")
-    if config.compile:
-        out.append("torch.compile (reference: eager; --exact or --no-compile)")
-    reference = REFERENCE_IMAGES.get(store.dataset)
+    method = build_method(config)
+    reference = method.reference()
+    out = _changed_settings(config) + _precision(config, runtime)
     recipe = store_recipe(store)
-    if reference is not None:
-        images, resize = reference
-        if recipe["resize"] != resize:
-            out.append(
-                "store resized with cv2.INTER_AREA (reference: PIL LANCZOS; prepare-kitti "
-                "--resize lanczos)"
-            )
-        if recipe["images"] != images:
-            out.append(
-                f"store made from {recipe['images']} files (reference: .{images}, quality 92, "
-                "4:2:0)"
-            )
+    if reference is not None and store.dataset == IMAGES_CHECKED:
+        out += _store_images(reference, recipe)
     if recipe["size"] != (config.height, config.width):
         out.append(
             f"store images {_size(recipe['size'])} resized to {config.height}x{config.width} "
@@ -136,23 +114,73 @@ def deviations(config: TrainConfig, store: Store, runtime: Runtime, world_size: 
             f"scales 1-{scales - 1} made on the device by chained bilinear antialiased resizes "
             "(reference: chained PIL LANCZOS)"
         )
-    split = REFERENCE_SPLITS.get(config.preset)
-    if split is not None and recipe["split"] not in (None, split):
-        out.append(f"trained on split {recipe['split']} (reference for {config.preset}: {split})")
-    global_batch = config.batch_size * world_size
-    reference_batch = _preset_value(config, "batch_size")
-    if world_size > REFERENCE_GPUS and reference_batch is not None:
-        if global_batch != reference_batch:
-            out.append(
-                f"global batch {global_batch} = {config.batch_size} per process x {world_size} "
-                f"(reference: {reference_batch} on one GPU; --batch-size "
-                f"{reference_batch // world_size} per process keeps it)"
-            )
-        if not config.sync_bn:
-            out.append(
-                f"batch norm statistics over {config.batch_size} samples per process "
-                f"(reference: over the batch of {reference_batch}; --sync-bn)"
-            )
+    if reference is None:
+        return out + method.store_deviations(store)
+    if reference.split is not None and recipe["split"] not in (None, reference.split):
+        out.append(
+            f"trained on split {recipe['split']} (reference for {config.preset}: {reference.split})"
+        )
+    out += method.store_deviations(store) + _batches(config, reference, world_size)
+    return out + list(reference.notes)
+
+
+def _precision(config: TrainConfig, runtime: Runtime) -> list[str]:
+    out = []
+    if runtime.amp:
+        out.append("bf16 autocast (reference: float32; --exact or --no-amp)")
+    elif runtime.device.type == "cuda" and torch.backends.cudnn.allow_tf32:
+        out.append("convolutions may run in TF32 (reference: float32; --exact)")
+    if config.compile:
+        out.append("torch.compile (reference: eager; --exact or --no-compile)")
+    return out
+
+
+def _store_images(reference: Reference, recipe: dict[str, Any]) -> list[str]:
+    out = []
+    if reference.resize is not None and recipe["resize"] != reference.resize:
+        out.append(
+            f"store resized with {RESIZE_NAMES.get(recipe['resize'], recipe['resize'])} "
+            f"(reference: {RESIZE_NAMES.get(reference.resize, reference.resize)}; prepare-kitti "
+            f"--resize {reference.resize})"
+        )
+    if reference.images is not None and recipe["images"] != reference.images:
+        out.append(
+            f"store made from {recipe['images']} files (reference: .{reference.images}"
+            f"{_image_note(reference.images)})"
+        )
+    return out
+
+
+def _image_note(images: str) -> str:
+    return ", quality 92, 4:2:0" if images == "jpg" else ""
+
+
+def _batches(config: TrainConfig, reference: Reference, world_size: int) -> list[str]:
+    """The global batch, and the samples batch norm sees, against the reference's GPUs."""
+    per_gpu = reference.batch_per_gpu or _preset_value(config, "batch_size")
+    if per_gpu is None:
+        return []
+    gpus, global_batch = reference.gpus, config.batch_size * world_size
+    total = per_gpu * gpus
+    out = []
+    if global_batch != total:
+        where = "on one GPU" if gpus == 1 else f"= {per_gpu} per GPU x {gpus} GPUs"
+        keep = total // world_size
+        hint = f"; --batch-size {keep} per process keeps it" if keep * world_size == total else ""
+        out.append(
+            f"global batch {global_batch} = {config.batch_size} per process x {world_size} "
+            f"(reference: {total} {where}{hint})"
+        )
+    synced = config.sync_bn and world_size > 1
+    ours = global_batch if synced else config.batch_size
+    theirs = total if reference.sync_bn or gpus == 1 else per_gpu
+    if ours != theirs:
+        hint = "; --sync-bn" if not synced and world_size > 1 and global_batch == theirs else ""
+        scope = "" if synced else " per process"
+        each = " per GPU" if theirs == per_gpu and gpus > 1 else ""
+        out.append(
+            f"batch norm statistics over {ours} samples{scope} (reference: {theirs}{each}{hint})"
+        )
     return out
 
 

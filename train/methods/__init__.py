@@ -18,6 +18,7 @@ from train.methods.base import (
     Networks,
     OptimiserSpec,
     Predictor,
+    Reference,
     Scaling,
     adam,
 )
@@ -49,6 +50,7 @@ __all__ = [
     "OptimiserSpec",
     "PluginError",
     "Predictor",
+    "Reference",
     "Scaling",
     "adam",
     "build_method",

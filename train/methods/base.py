@@ -173,6 +173,31 @@ class Predictor(nn.Module):
         raise NotImplementedError
 
 
+@dataclass(frozen=True)
+class Reference:
+    """The published setting a preset stands for, as far as the training header checks it
+    (:meth:`Method.reference`).
+
+    Attributes:
+        source: what it is, e.g. ``"monodepth2's train.py"``.
+        images: image files its loader reads for KITTI (``"jpg"`` / ``"png"``; None = not
+            checked); ``resize``: how (``"lanczos"`` = PIL LANCZOS of the full frame).
+        split: the split folder it trains on (None = not checked).
+        gpus, batch_per_gpu: its processes and the batch of each (None = the preset's batch).
+        sync_bn: whether its batch norm synchronised across GPUs.
+        notes: differences depthkit always has from it (printed on every run).
+    """
+
+    source: str
+    images: str | None = None
+    resize: str | None = None
+    split: str | None = None
+    gpus: int = 1
+    batch_per_gpu: int | None = None
+    sync_bn: bool = False
+    notes: tuple[str, ...] = ()
+
+
 def adam(params: Iterable[nn.Parameter], lr: float, **kwargs: Any) -> torch.optim.Adam:
     """Adam (betas 0.9/0.999, eps 1e-8, no weight decay) with the fused kernel: it never reads
     the step count back to the host, unlike the per-tensor and foreach paths."""
@@ -240,6 +265,15 @@ class Method:
         if stage not in self.stages:
             raise ValueError(f"{self.name} has no stage {stage!r} (stages: {self.stages})")
         return self.config
+
+    def reference(self) -> Reference | None:
+        """The published setting this config reproduces (None: none to compare with)."""
+        return None
+
+    def store_deviations(self, store: Store) -> list[str]:
+        """Ways ``store`` departs from what the reference trains on, beyond the checks the
+        header makes from :meth:`reference` (e.g. the size depth hints were computed at)."""
+        return []
 
     def describe(self) -> str:
         """A few words on what this config of the method trains (``train --help``'s preset

@@ -45,6 +45,7 @@ from train.methods.base import (
     Networks,
     OptimiserSpec,
     Predictor,
+    Reference,
     Scaling,
     adam,
 )
@@ -58,6 +59,7 @@ if TYPE_CHECKING:
 #: Smallest network output used by the log in the SILog loss (``y`` = 1000 / depth_cm lies in
 #: 1..100 once trained; an untrained network may output values <= 0).
 SILOG_MIN_Y = 1e-2
+KERAS_BN_MOMENTUM = 0.01  # torch's momentum for Keras' 0.99
 
 
 @dataclass(frozen=True)
@@ -142,6 +144,14 @@ class DenseDepth(Method):
     Params = DenseDepthParams
     datasets = ("nyu-labeled", "nyu-raw")
 
+    def reference(self) -> Reference | None:
+        """DenseDepth's Keras ``train.py`` (one process, batch 8); its BatchNorm momentum 0.99 is
+        torch's 0.01: matched under ``--exact``, named otherwise."""
+        notes = () if self.config.exact else (
+            "batch norm momentum 0.1 (reference: Keras 0.99 = torch 0.01; --exact matches it)",
+        )  # fmt: skip
+        return Reference("DenseDepth's train.py", notes=notes)
+
     def describe(self) -> str:
         return f"supervised, loss {self.params.loss} (or --set loss=berhu|silog|l1)"
 
@@ -150,6 +160,10 @@ class DenseDepth(Method):
         weights = self.config.encoder_weights
         net = build_network("densedepth_depth", weights=weights)
         depth = DenseDepthNetwork(net, self.params.input_pool).to(device)
+        if self.config.exact:  # Keras' BatchNormalization(momentum=0.99) updates by 1 - 0.99
+            for module in depth.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.momentum = KERAS_BN_MOMENTUM
         return Networks({"depth": depth})
 
     def loader_request(self) -> LoaderRequest:

@@ -49,6 +49,7 @@ from train.methods.base import (
     Networks,
     OptimiserSpec,
     Predictor,
+    Reference,
     Scaling,
 )
 from train.methods.feature_metric import (
@@ -156,6 +157,14 @@ class FeatDepth(Method):
     @property
     def predicts_depth(self) -> bool:
         return not self.autoencoder
+
+    def reference(self) -> Reference | None:
+        """FeatDepth's mmcv runs: 8 GPUs, plain (per-GPU) batch norm, LANCZOS-resized JPEGs of
+        the eigen_zhou (``exp``) split; 2 images per GPU for depth, 5 for the auto-encoder."""
+        if self.config.dataset != "kitti-raw":
+            return None
+        per_gpu = 5 if self.autoencoder else 2
+        return Reference("FeatDepth's mmcv config", "jpg", "lanczos", "eigen_zhou", 8, per_gpu)
 
     def describe(self) -> str:
         p = self.params

@@ -38,6 +38,7 @@ from train.methods.base import (
     Method,
     Networks,
     Predictor,
+    Reference,
     Scaling,
 )
 from train.methods.feature_metric import (
@@ -50,6 +51,7 @@ from train.methods.registry import register_method, register_preset
 from train.models import DepthNet, PoseOutput, build_network, pose_input
 
 FrameId = int | str
+HINT_REFERENCE_SIZE = (320, 1024)  # depth-hints' precompute_depth_hints.py
 SOURCE_NAMES: dict[FrameId, str] = {-1: "prev", 1: "next", "s": "stereo"}
 
 
@@ -149,6 +151,29 @@ class Monodepth2(Method):
     Params = Monodepth2Params
     datasets = ("kitti-raw", "nyu-raw")
     upgrades_formats = ("depthkit-checkpoint/1",)  # Monodepth2 before methods were plug-ins
+
+    def reference(self) -> Reference | None:
+        """monodepth2's ``train.py`` (one GPU, batch 12, the README's JPEGs resized with PIL
+        LANCZOS; stereo alone on eigen_full, else eigen_zhou), or depth-hints' (eigen_full)."""
+        p = self.params
+        if self.config.dataset != "kitti-raw":
+            return None
+        if p.hints:
+            return Reference("depth-hints' train.py", "jpg", "lanczos", "eigen_full")
+        split = "eigen_full" if p.use_stereo and not p.temporal_ids else "eigen_zhou"
+        return Reference("monodepth2's train.py", "jpg", "lanczos", split)
+
+    def store_deviations(self, store: Store) -> list[str]:
+        """With hints: hints matched at another size than depth-hints' 320x1024."""
+        if not self.params.hints:
+            return []
+        size = (store.attrs.get("hints") or {}).get("hint_size")
+        if size is None or tuple(size) == HINT_REFERENCE_SIZE:
+            return []
+        return [
+            f"depth hints matched at {size[0]}x{size[1]} (reference: 320x1024; "
+            "cli.py hints --hint-size 320x1024)"
+        ]
 
     def describe(self) -> str:
         p = self.params

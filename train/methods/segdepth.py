@@ -36,7 +36,14 @@ from pipelines.loader import Augmented, flip_images
 from pipelines.store import Store, pending_frames
 from train.engine.config import TrainConfig
 from train.losses.segdepth import segmentation_loss, unet_weight_map
-from train.methods.base import Forward, LoaderRequest, LossOutput, Networks, OptimiserSpec
+from train.methods.base import (
+    Forward,
+    LoaderRequest,
+    LossOutput,
+    Networks,
+    OptimiserSpec,
+    Reference,
+)
 from train.methods.monodepth2 import Monodepth2, Monodepth2Params
 from train.methods.registry import register_method, register_preset
 from train.models import build_network
@@ -78,6 +85,38 @@ class SegDepth(Monodepth2):
     """SegDepth: Monodepth2 + a U-Net on the disparity, supervised by foreground masks."""
 
     name = "segdepth"
+
+    def reference(self) -> Reference | None:
+        """SegDepth's ``train.py``: monodepth2's loop on PNGs (``--png`` defaults to true), the
+        eigen_zhou subset split of the report."""
+        if self.config.dataset != "kitti-raw":
+            return None
+        return Reference(
+            "SegDepth's train.py",
+            images="png",
+            resize="lanczos",
+            split="eigen_zhou_subset",
+            notes=(
+                ()
+                if self.params.unet_weights is not None
+                else (
+                    "U-Net encoder from torchvision's EfficientNet-B3 ImageNet weights "
+                    "(reference: efficientnet-b3-5fb5a3c3.pth of EfficientNet-PyTorch)",
+                )
+            ),
+        )
+
+    def store_deviations(self, store: Store) -> list[str]:
+        """Masks made by another recipe than SegDepth's create_segmentation_masks.py."""
+        out = super().store_deviations(store)
+        recipe = (store.attrs.get("masks") or {}).get("recipe", "default")
+        if self.config.dataset == "kitti-raw" and recipe != "segdepth":
+            out.append(
+                f"masks from the {recipe} recipe (reference: create_segmentation_masks.py; "
+                "cli.py masks STORE --recipe segdepth --kitti-root ROOT)"
+            )
+        return out
+
     Params = SegDepthParams
     datasets = ("kitti-raw", "nyu-raw")
 
