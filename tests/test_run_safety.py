@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 import torch
 
-import train.checkpoint_file
 import train.engine.trainer as trainer
 from pipelines.store.toystore import ToySpec, write_toy_store
 from tests.helpers import run_cli
@@ -218,7 +217,7 @@ class TestCheckpointFiles:
             f.write(b"partial")
             raise OSError(errno.ENOSPC, "No space left on device")
 
-        monkeypatch.setattr(train.checkpoint_file.torch, "save", full)
+        monkeypatch.setattr("train.checkpoint_file.torch.save", full)
         with pytest.raises(OSError, match=f"{path}: disk full while writing the checkpoint"):
             atomic_save({"x": torch.zeros(1000)}, path)
         assert path.read_bytes() == before

@@ -82,7 +82,11 @@ def train(
     pretrained: bool = typer.Option(
         None, "--pretrained/--no-pretrained", help="ImageNet encoders (local torch cache)."
     ),
-    device: str = typer.Option(None, "--device", help="cuda, cuda:1 or cpu (default: cuda)."),
+    device: str = typer.Option(
+        None,
+        "--device",
+        help="cuda, cuda:1 or cpu (default: cuda when there is one, else the CPU).",
+    ),
     amp: bool = typer.Option(None, "--amp/--no-amp", help="bf16 autocast where supported."),
     compile_: bool = typer.Option(None, "--compile/--no-compile", help="torch.compile."),
     exact: bool = typer.Option(

@@ -196,7 +196,8 @@ def header_lines(
         f"training {config.method} (preset {config.preset}) on {store.path}: "
         f"{store.n_samples:,} samples, stored {_size(store.image_size)}, network "
         f"{config.height}x{config.width}",
-        f"device {runtime.device}, {world_size} process(es); --batch-size {config.batch_size} "
+        f"device {runtime.device}{_fallback(config, runtime)}, {world_size} "
+        f"process{'es' * (world_size != 1)}; --batch-size {config.batch_size} "
         f"per process, global batch {config.batch_size * world_size}; {precision}; "
         f"compile {'on' if config.compile else 'off'}; {bn if world_size > 1 else 'BN'}",
     ]
@@ -252,6 +253,11 @@ def _changed_settings(config: TrainConfig) -> list[str]:
         if new_p[key] != old_p.get(key)
     ]
     return out
+
+
+def _fallback(config: TrainConfig, runtime: Runtime) -> str:
+    """Say so when no device was asked for and there is no CUDA."""
+    return " (no CUDA found)" if config.device is None and runtime.device.type == "cpu" else ""
 
 
 def _preset_value(config: TrainConfig, name: str) -> Any:
