@@ -18,8 +18,9 @@ from train.engine.runlog import read_log
 from train.engine.runtime import build_runtime
 from train.engine.step import train_step
 from train.engine.trainer import train
-from train.methods import DenseDepth, Monodepth2, method_class, preset, presets
-from train.methods.densedepth import DenseDepthPredictor, target_at
+from train.methods import method_class, preset, presets
+from train.methods.densedepth import DenseDepth, DenseDepthPredictor, target_at
+from train.methods.monodepth2 import Monodepth2
 from train.models.densedepth import depth_to_target
 
 TINY = {
