@@ -10,12 +10,14 @@ height, second order by applying them again (xx, xy from Dx; yx, yy from Dy).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from train.losses.photometric import ssim_loss
+from train.geometry import disp_to_depth, warp
+from train.losses.photometric import min_reprojection_loss, ssim_loss
 
 #: The smallest image side for which every encoder level (H/32 at level 4) keeps >= 3 pixels.
 FEATDEPTH_MIN_SIZE = 96
@@ -189,3 +191,73 @@ def smoothness_loss(disp: Tensor, image: Tensor) -> Tensor:
     """
     first, second = _edge_aware_orders(disp, image, alpha=0.5)
     return first + second
+
+
+@dataclass(frozen=True)
+class FeatDepthLossConfig:
+    """Depth range (``disp_to_depth``), auto-masking, disparity normalisation and the smoothness
+    weight of FeatDepth's depth stage."""
+
+    min_depth: float = 0.1
+    max_depth: float = 100.0
+    automask: bool = True
+    disp_norm: bool = True
+    smoothness: float = 1e-3
+
+
+def featdepth_photometric(
+    disps: Sequence[Tensor],
+    target: Tensor,
+    sources: Sequence[Tensor],
+    poses: Sequence[Tensor],
+    K: Tensor,
+    inv_K: Tensor,
+    config: FeatDepthLossConfig = FeatDepthLossConfig(),
+    generator: torch.Generator | None = None,
+) -> tuple[Tensor, Tensor]:
+    """FeatDepth's photometric and smoothness terms over its S scales (training.md 5.2).
+
+    Per scale s: upsample ``disps[s]`` to H x W, warp the full-resolution sources with it, take
+    the per-pixel minimum robust error (identities first with auto-masking) and add its mean / S;
+    smoothness of ``disps[s]`` (divided by its mean with ``disp_norm``) against the target,
+    ``smoothness / 2^s / S``. Float32 with autocast off.
+
+    Args:
+        disps: ``(B, 1, h_s, w_s)`` sigmoid disparities, finest first.
+        target: ``(B, 3, H, W)`` plain target; sources: ``(B, 3, H, W)`` each.
+        poses: ``(B, 4, 4)`` target-to-source transforms (or broadcastable), one per source.
+        K, inv_K: ``(B, 4, 4)`` pixel intrinsics of H x W and their inverse.
+
+    Returns:
+        ``(photometric, smoothness)`` scalars.
+    """
+    with torch.autocast(device_type=target.device.type, enabled=False):
+        batch, (height, width) = target.shape[0], target.shape[-2:]
+        n_src, n_scales = len(sources), len(disps)
+        stacked = torch.cat([s.float() for s in sources], dim=0)
+        T = torch.cat([t.float().expand(batch, 4, 4) for t in poses], dim=0)
+        K = K.float().expand(batch, 4, 4).repeat(n_src, 1, 1)
+        inv_K = inv_K.float().expand(batch, 4, 4)
+        targets = target.float().repeat(n_src, 1, 1, 1)
+
+        def per_source(errors: Tensor) -> Tensor:  # (S*B, 1, H, W) -> (B, S, H, W)
+            return errors.reshape(n_src, batch, height, width).transpose(0, 1)
+
+        identity = None
+        if config.automask:
+            identity = per_source(robust_photometric_error(stacked, targets))
+        photometric = smooth = target.new_zeros((), dtype=torch.float32)
+        for scale, disp in enumerate(disps):
+            disp = disp.float()
+            full = F.interpolate(disp, (height, width), mode="bilinear", align_corners=False)
+            _, depth = disp_to_depth(full, config.min_depth, config.max_depth)
+            errors = per_source(
+                robust_photometric_error(warp(stacked, depth, K, inv_K, T), targets)
+            )
+            best = min_reprojection_loss(errors, identity, generator=generator)
+            photometric = photometric + best.loss.mean() / n_scales
+            if config.disp_norm:
+                disp = disp / (disp.mean(dim=(2, 3), keepdim=True) + 1e-7)
+            smoothness = smoothness_loss(disp, target.float())
+            smooth = smooth + config.smoothness * smoothness / 2**scale / n_scales
+    return photometric, smooth

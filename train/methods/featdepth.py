@@ -33,14 +33,13 @@ from torch import Tensor, nn
 from pipelines.loader import AugmentConfig, Augmented
 from train.constants import KITTI_STEREO_BASELINE
 from train.engine.config import TrainConfig
-from train.geometry import KITTI_NORMALISED_INTRINSICS, disp_to_depth, warp
+from train.geometry import KITTI_NORMALISED_INTRINSICS
 from train.losses.featdepth import (
+    FeatDepthLossConfig,
     autoencoder_loss,
     check_featdepth_size,
-    robust_photometric_error,
-    smoothness_loss,
+    featdepth_photometric,
 )
-from train.losses.photometric import min_reprojection_loss
 from train.methods.base import (
     Forward,
     LoaderRequest,
@@ -305,7 +304,12 @@ class FeatDepth(Method):
                 p.min_depth,
                 p.max_depth,
             )
-        photometric, smooth = self._photometric(disps, target, sources, poses, aug, generator)
+        p = self.params
+        photometric, smooth = featdepth_photometric(
+            disps, target, sources, poses, aug.K[0], aug.inv_K[0],
+            FeatDepthLossConfig(p.min_depth, p.max_depth, p.automask, p.disp_norm, p.smoothness),
+            generator,
+        )  # fmt: skip
         total = photometric + smooth + p.feature_metric * fm
         scalars = {
             "photometric": photometric.detach(),
@@ -319,50 +323,6 @@ class FeatDepth(Method):
         if size is None or tuple(image.shape[-2:]) == tuple(size):
             return image
         return F.interpolate(image, list(size), mode="bilinear", align_corners=False)
-
-    def _photometric(
-        self,
-        disps: list[Tensor],
-        target: Tensor,
-        sources: list[Tensor],
-        poses: list[Tensor],
-        aug: Augmented,
-        generator: torch.Generator | None,
-    ) -> tuple[Tensor, Tensor]:
-        """(sum over scales of the photometric minimum / S, of the weighted smoothness)."""
-        p = self.params
-        with torch.autocast(device_type=target.device.type, enabled=False):
-            batch, (height, width) = target.shape[0], target.shape[-2:]
-            n_src, n_scales = len(sources), len(disps)
-            stacked = torch.cat([s.float() for s in sources], dim=0)
-            T = torch.cat([t.float().expand(batch, 4, 4) for t in poses], dim=0)
-            K = aug.K[0].float().expand(batch, 4, 4)
-            inv_K = aug.inv_K[0].float().expand(batch, 4, 4)
-            targets = target.repeat(n_src, 1, 1, 1)
-
-            def per_source(errors: Tensor) -> Tensor:  # (S*B, 1, H, W) -> (B, S, H, W)
-                return errors.reshape(n_src, batch, height, width).transpose(0, 1)
-
-            identity = None
-            if p.automask:
-                identity = per_source(robust_photometric_error(stacked, targets))
-            photometric = target.new_zeros(())
-            smooth = target.new_zeros(())
-            for scale, disp in enumerate(disps):
-                disp = disp.float()
-                full = F.interpolate(disp, (height, width), mode="bilinear", align_corners=False)
-                _, depth = disp_to_depth(full, p.min_depth, p.max_depth)
-                warped = warp(stacked, depth, K.repeat(n_src, 1, 1), inv_K, T)
-                best = min_reprojection_loss(
-                    per_source(robust_photometric_error(warped, targets)),
-                    identity,
-                    generator=generator,
-                )
-                photometric = photometric + best.loss.mean() / n_scales
-                if p.disp_norm:
-                    disp = disp / (disp.mean(dim=(2, 3), keepdim=True) + 1e-7)
-                smooth = smooth + p.smoothness * smoothness_loss(disp, target) / 2**scale / n_scales
-        return photometric, smooth
 
     # -- evaluation ----------------------------------------------------------------------------
     def predictor(self, nets: Networks) -> Predictor:

@@ -369,55 +369,29 @@ class Monodepth2(Method):
 _PARAM_NAMES = set(Monodepth2Params.__dataclass_fields__)
 
 
-# Presets (training.md section 4): ResNet-18 depth and pose networks, 192x640, batch 12, Adam 1e-4,
-# 20 epochs, learning rate x0.1 from epoch 15 (the reference's behaviour under PyTorch 0.4.1),
-# depth 0.1-100, smoothness 1e-3, scales 0-3.
-register_preset(TrainConfig(preset="monodepth2-m", params=Monodepth2Params(frame_ids=(0, -1, 1))))
-register_preset(TrainConfig(preset="monodepth2-s", params=Monodepth2Params(frame_ids=(0, "s"))))
-register_preset(
-    TrainConfig(preset="monodepth2-ms", params=Monodepth2Params(frame_ids=(0, -1, 1, "s")))
-)
-# Indoor self-supervised setting (P2Net / StructDepth, nyuv2.md 7.5): 288x384, 0.1..10 m, the
-# store's own intrinsics (NYU's principal point is not centred).
-register_preset(
-    TrainConfig(
-        preset="monodepth2-nyu-m",
-        dataset="nyu-raw",
-        height=288,
-        width=384,
-        params=Monodepth2Params(frame_ids=(0, -1, 1), max_depth=10.0, intrinsics="store"),
-    )
-)
-# Depth Hints (training.md 7): Monodepth2 stereo with the hint term (hint_depth from `hints`); the
-# paper's recipe: eigen_full stores, LR x0.1 every 5 epochs, no smoothness term.
-for _name, _frames in (("depthhints-s", (0, "s")), ("depthhints-ms", (0, -1, 1, "s"))):
+# Presets. KITTI (training.md section 4): ResNet-18 depth and pose networks, 192x640, batch 12,
+# Adam 1e-4, 20 epochs, learning rate x0.1 from epoch 15 (the reference's behaviour under PyTorch
+# 0.4.1), depth 0.1-100, smoothness 1e-3, scales 0-3. NYU (P2Net / StructDepth, nyuv2.md 7.5):
+# 288x384, 0.1..10 m, the store's own intrinsics (NYU's principal point is not centred). Depth
+# Hints (training.md 7): the hint term (hint_depth from `hints`), the paper's recipe: eigen_full,
+# LR x0.1 every 5 epochs, no smoothness. The seed study: the feature-metric term (1e-3, a ResNet-50
+# extractor from a featdepth-ae run: --set extractor=AE/checkpoints/last.pt).
+MONO, STEREO, BOTH = (0, -1, 1), (0, "s"), (0, -1, 1, "s")
+NYU = {"dataset": "nyu-raw", "height": 288, "width": 384}
+NYU_PARAMS = {"max_depth": 10.0, "intrinsics": "store"}
+HINTS = {"hints": True, "disparity_smoothness": 0.0}
+for _name, _frames, _run, _params in (
+    ("monodepth2-m", MONO, {}, {}),
+    ("monodepth2-s", STEREO, {}, {}),
+    ("monodepth2-ms", BOTH, {}, {}),
+    ("monodepth2-nyu-m", MONO, NYU, NYU_PARAMS),
+    ("depthhints-s", STEREO, {"scheduler_step": 5}, HINTS),
+    ("depthhints-ms", BOTH, {"scheduler_step": 5}, HINTS),
+    ("monodepth2-fm-m", MONO, {}, {"feature_metric": 1e-3}),
+    ("monodepth2-fm-s", STEREO, {}, {"feature_metric": 1e-3}),
+    ("monodepth2-fm-nyu-m", MONO, NYU | {"width": 480, "height": 192},
+     NYU_PARAMS | {"feature_metric": 1e-3}),
+):  # fmt: skip
     register_preset(
-        TrainConfig(
-            preset=_name,
-            scheduler_step=5,
-            params=Monodepth2Params(frame_ids=_frames, hints=True, disparity_smoothness=0.0),
-        )
+        TrainConfig(preset=_name, **_run, params=Monodepth2Params(frame_ids=_frames, **_params))
     )
-# The seed study: Monodepth2 unchanged plus FeatDepth's feature-metric term (weight 1e-3,
-# ResNet-50 extractor from a featdepth-ae run: --set extractor=AE/checkpoints/last.pt).
-register_preset(
-    TrainConfig(
-        preset="monodepth2-fm-m", params=Monodepth2Params(frame_ids=(0, -1, 1), feature_metric=1e-3)
-    )
-)
-register_preset(
-    TrainConfig(
-        preset="monodepth2-fm-s", params=Monodepth2Params(frame_ids=(0, "s"), feature_metric=1e-3)
-    )
-)
-register_preset(
-    TrainConfig(
-        preset="monodepth2-fm-nyu-m",
-        dataset="nyu-raw",
-        height=192,
-        width=480,
-        params=Monodepth2Params(
-            frame_ids=(0, -1, 1), max_depth=10.0, intrinsics="store", feature_metric=1e-3
-        ),
-    )
-)
