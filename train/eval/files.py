@@ -21,6 +21,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 
 def check_output_path(path: str | Path, what: str = "file") -> Path:
@@ -97,18 +98,23 @@ class Captured:
 
 
 @contextlib.contextmanager
-def quiet_stderr() -> Iterator[Captured]:
-    """Redirect file descriptor 2 to a temporary file for the block; the text is in the
-    yielded :class:`Captured` afterwards (Python's own ``sys.stderr`` is flushed first)."""
+def quiet_stderr(sink: BinaryIO | None = None) -> Iterator[Captured]:
+    """Redirect file descriptor 2 to ``sink`` (a binary file; default a new temporary file) for
+    the block; the text written there is in the yielded :class:`Captured` afterwards. Python's
+    own ``sys.stderr`` is flushed first. Pass one ``sink`` to many short blocks (every frame of
+    a video) to avoid a file per block."""
     captured = Captured()
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile(mode="w+b") as sink:
+    with contextlib.ExitStack() as stack:
+        if sink is None:
+            sink = stack.enter_context(tempfile.TemporaryFile(mode="w+b"))
+        sys.stderr.flush()
+        start = sink.seek(0, os.SEEK_END)
+        saved = os.dup(2)
         os.dup2(sink.fileno(), 2)
         try:
             yield captured
         finally:
             os.dup2(saved, 2)
             os.close(saved)
-            sink.seek(0)
+            sink.seek(start)
             captured.text = sink.read().decode("utf-8", "replace")

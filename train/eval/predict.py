@@ -34,6 +34,7 @@ line naming the file: no companion without its maps, no temporary file left behi
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -189,12 +190,13 @@ def frames(item: Item) -> Iterator[tuple[int | None, np.ndarray]]:
             raise UnreadableInput(f"{item.path}: unreadable image (cannot be decoded)")
         yield None, np.ascontiguousarray(bgr[:, :, ::-1])
         return
-    with quiet_stderr() as said:
+    sink = tempfile.TemporaryFile(mode="w+b")
+    with quiet_stderr(sink) as said:
         capture = cv2.VideoCapture(str(item.path))
     try:
         index = 0
         while True:
-            with quiet_stderr() as said:
+            with quiet_stderr(sink) as said:
                 ok, bgr = capture.read()
             if not ok:
                 break
@@ -206,6 +208,7 @@ def frames(item: Item) -> Iterator[tuple[int | None, np.ndarray]]:
             raise UnreadableInput(f"{item.path}: video has no readable frames{detail}")
     finally:
         capture.release()
+        sink.close()
 
 
 @dataclass
