@@ -13,7 +13,7 @@ import torch
 
 from pipelines.store import Store
 from pipelines.store.toystore import ToySpec, write_toy_store
-from tests.helpers import method_parts, run_cli
+from tests.helpers import method_parts, run_cli, tiny_checkpoint
 from train.colormap import colorize
 from train.engine.checkpoint import TrainState, save_checkpoint
 from train.engine.config import apply_overrides
@@ -288,3 +288,39 @@ def test_prediction_is_resized_once_from_the_network_to_the_ground_truth(
     assert report.metrics["abs_rel"] == pytest.approx(once["abs_rel"], rel=1e-6)
     assert report.metrics["rmse"] == pytest.approx(once["rmse"], rel=1e-6)
     assert abs(twice["abs_rel"] - once["abs_rel"]) > 1e-3  # the test can tell them apart
+
+
+# --------------------------------------------------------------------------- issue 23 / 21
+def test_json_below_a_file_is_refused_before_any_work(test_store: str, tmp_path: Path, capsys):
+    ckpt = _checkpoint(tmp_path / "ok.pt")
+    (tmp_path / "fake.png").write_bytes(b"a picture")
+    target = tmp_path / "fake.png" / "m.json"
+    assert run_cli(["eval", str(ckpt), test_store, "--json", str(target), "--device", "cpu"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: {tmp_path / 'fake.png'} is a file, not a folder: cannot write {target}"
+
+
+def test_kitti_table_shows_log10(test_store: str, tmp_path: Path, capsys) -> None:
+    ckpt = _checkpoint(tmp_path / "ok.pt")
+    assert run_cli(["eval", str(ckpt), test_store, "--device", "cpu"]) == 0
+    header = [line for line in capsys.readouterr().out.splitlines() if "abs_rel" in line][0]
+    assert [n.strip() for n in header.split("|")] == [*EIGEN_METRIC_NAMES, "log10"]
+
+
+@pytest.mark.parametrize(("size", "warned"), [((64, 96), False), ((96, 128), True)])
+def test_eval_warns_when_test_images_are_upsampled(
+    size: tuple[int, int], warned: bool, test_store: str, tmp_path: Path, capsys
+) -> None:
+    ckpt = tiny_checkpoint(tmp_path / "ok.pt", height=size[0], width=size[1])
+    js = tmp_path / "m.json"
+    assert run_cli(["eval", str(ckpt), test_store, "--json", str(js)]) == 0
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if line.startswith("warning:")]
+    if warned:
+        assert len(lines) == 1 and "64x96" in lines[0] and "96x128" in lines[0]
+        assert "upsampled" in lines[0] and "--size 96x128" in lines[0]
+    else:
+        assert lines == []
+    assert json.loads(js.read_text())["warnings"] == lines
+    said = "note: no CUDA device available: running on the CPU" in out  # no --device given
+    assert said == (not torch.cuda.is_available())

@@ -60,6 +60,8 @@ def test_export_matches_eager(method: str, fmt: str, method_checkpoints, tmp_pat
             output = session.run(None, {"image": x.numpy()})[0]
     assert relative_error(output, reference) <= 1e-4
     assert tuple(np.shape(output))[:2] == (3, 1)
+    if fmt == "torchscript":  # frozen for inference: outside no_grad too, nothing needs grad
+        assert not torch.jit.load(str(out))(x).requires_grad
 
 
 def test_cli_export_prints_the_tolerance_met(method_checkpoints, tmp_path: Path, capsys) -> None:

@@ -189,3 +189,111 @@ def test_checkpoint_of_unknown_method_is_one_line(checkpoints, tmp_path: Path, c
     image = _write_rgb(tmp_path / "x.png", _image(64, 96, 9))
     assert run_cli(["predict", str(tmp_path / "nope.pt"), str(image), "--out", str(tmp_path)]) == 1
     assert "nope" in one_error_line(capsys.readouterr().err)
+
+
+# --------------------------------------------------------------------------- issue 23
+def test_range_in_metres_is_refused_for_a_relative_model(checkpoints, tmp_path: Path, capsys):
+    image = _write_rgb(tmp_path / "x.png", _image(64, 96, 11))
+    out = tmp_path / "out"
+    args = ["predict", str(checkpoints["mono"]), str(image), "--out", str(out), "--range", "1:80"]
+    assert run_cli(args) == 1
+    line = one_error_line(capsys.readouterr().err)
+    assert "--range 1:80 is in metres" in line and "relative depth" in line
+    assert not out.exists()  # refused before anything was written
+
+
+def test_relative_png_keeps_its_precision_with_its_scale(checkpoints, tmp_path: Path, capsys):
+    image = _write_rgb(tmp_path / "x.png", _image(64, 96, 12))
+    video = _write_video(tmp_path / "v.avi", [_image(40, 60, 20 + i) for i in range(2)])
+    out = tmp_path / "out"
+    args = ["predict", str(checkpoints["mono"]), str(image), str(video), "--out", str(out)]
+    assert run_cli(args) == 0
+    printed = capsys.readouterr().out
+    assert "relative depth" in printed and "depth in relative" not in printed
+    depth = np.load(out / "x_depth.npy")
+    png16 = cv2.imread(str(out / "x_depth.png"), cv2.IMREAD_UNCHANGED)
+    info = json.loads((out / "x_depth.json").read_text())
+    scale = info["png16_scale"]
+    assert png16.max() == 65535 and "png16_scale" in info["png16"]
+    np.testing.assert_allclose(png16 * scale, depth, rtol=0, atol=scale / 2 + 1e-12)
+    # millimetres of relative depth (the old encoding) kept a few dozen values, this keeps all
+    assert len(np.unique(np.round(depth * 1000))) < 100 < len(np.unique(png16))
+    scales = json.loads((out / "v_depth.json").read_text())["png16_scale"]
+    assert isinstance(scales, list) and len(scales) == 2
+    frame1 = cv2.imread(str(out / "v" / "000001_depth.png"), cv2.IMREAD_UNCHANGED)
+    np.testing.assert_allclose(
+        frame1 * scales[1], np.load(out / "v" / "000001_depth.npy"), atol=scales[1] / 2 + 1e-12
+    )
+
+
+def test_metric_png_scale_is_a_millimetre(checkpoints, tmp_path: Path) -> None:
+    image = _write_rgb(tmp_path / "x.png", _image(64, 96, 13))
+    assert run_cli(["predict", str(checkpoints["stereo"]), str(image), "--out", str(tmp_path)]) == 0
+    assert json.loads((tmp_path / "x_depth.json").read_text())["png16_scale"] == 0.001
+
+
+def test_companions_only_after_their_maps(checkpoints, tmp_path: Path, capfd) -> None:
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    for k in range(3):
+        _write_rgb(folder / f"a{k}.png", _image(64, 96, 30 + k))
+    ok, data = cv2.imencode(".png", _image(64, 96, 40))
+    (folder / "b_cut.png").write_bytes(data.tobytes()[: len(data) // 2])  # header fine, data cut
+    _write_rgb(folder / "c.png", _image(64, 96, 41))
+    out = tmp_path / "out"
+    args = ["predict", str(checkpoints["mono"]), str(folder), "--out", str(out)]
+    assert run_cli([*args, "--batch-size", "8", "--device", "cpu"]) == 1
+    line = one_error_line(capfd.readouterr().err)  # no libpng line before it
+    assert "b_cut.png" in line and "cannot be decoded" in line
+    written = out / "folder"
+    jsons = sorted(p.name for p in written.glob("*_depth.json"))
+    assert jsons == ["a0_depth.json", "a1_depth.json", "a2_depth.json"]  # those before b_cut
+    for name in jsons:
+        stem = name.removesuffix("_depth.json")
+        for suffix in ("_depth.npy", "_depth.png", "_colour.png"):
+            assert (written / f"{stem}{suffix}").is_file()
+    assert not (written / "c_depth.npy").exists() and not list(out.rglob("*.tmp"))
+
+
+def test_broken_video_is_one_line_without_ffmpeg_lines(checkpoints, tmp_path: Path, capfd):
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"garbage" * 20)
+    out = tmp_path / "out"
+    assert run_cli(["predict", str(checkpoints["mono"]), str(video), "--out", str(out)]) == 1
+    line = one_error_line(capfd.readouterr().err)  # FFmpeg's "moov atom not found" is inside
+    assert str(video) in line and "cannot open this video" in line
+
+
+def test_full_disk_names_the_file_and_leaves_no_temporary(
+    checkpoints, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    import train.eval.files
+
+    def full(f, data: bytes) -> None:  # noqa: ANN001
+        f.write(data[: len(data) // 2])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(train.eval.files, "_write", full)
+    image = _write_rgb(tmp_path / "x.png", _image(64, 96, 14))
+    out = tmp_path / "out"
+    assert run_cli(["predict", str(checkpoints["mono"]), str(image), "--out", str(out)]) == 1
+    line = one_error_line(capsys.readouterr().err)
+    assert f"{out / 'x_depth.npy'}: disk full (" in line and "bytes needed" in line
+    assert "Errno" not in line and "free" in line
+    assert list(out.iterdir()) == []  # no temporary file, no companion
+
+
+def test_device_fallback_is_said(checkpoints, tmp_path: Path, capsys) -> None:
+    image = _write_rgb(tmp_path / "x.png", _image(64, 96, 15))
+    assert run_cli(["predict", str(checkpoints["mono"]), str(image), "--out", str(tmp_path)]) == 0
+    said = "note: no CUDA device available: running on the CPU" in capsys.readouterr().out
+    assert said == (not torch.cuda.is_available())
+
+
+def test_out_below_a_file_is_one_line(checkpoints, tmp_path: Path, capsys) -> None:
+    image = _write_rgb(tmp_path / "x.png", _image(64, 96, 16))
+    out = tmp_path / "x.png" / "out"
+    assert run_cli(["predict", str(checkpoints["mono"]), str(image), "--out", str(out)]) == 1
+    assert f"{image} is a file, not a folder" in one_error_line(capsys.readouterr().err)

@@ -9,6 +9,7 @@ import os
 import re
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -48,12 +49,20 @@ def test_eval_report_is_self_contained(test_store, checkpoint, tmp_path: Path, c
         assert heading in page
     assert "src='http" not in page and "<script" not in page  # nothing fetched
     pngs = _embedded_pngs(page)
-    # 2 plots + 2 gallery rows x 4 images x 4 panels (8 test images: best 4, worst 4)
-    assert len(pngs) == 2 + 2 * 4 * 4 and all(p.startswith(b"\x89PNG") for p in pngs)
+    # 2 plots + 2 galleries x (a colour bar + 4 images x 4 panels) (8 images: best 4, worst 4)
+    assert len(pngs) == 2 + 2 * (1 + 4 * 4) and all(p.startswith(b"\x89PNG") for p in pngs)
     rows = json.loads((folder / "per_image.json").read_text())
     metrics = json.loads(js.read_text())["metrics"]
     assert len(rows) == 8
     assert np.mean([r["abs_rel"] for r in rows]) == pytest.approx(metrics["abs_rel"], rel=1e-9)
+    # named by drive and frame, in the page and in per_image.json
+    assert {(r["sequence"], r["view"]) for r in rows} == {("seq_00", 0), ("seq_00", 1)}
+    assert sorted(r["frame"] for r in rows if r["view"] == 0) == [0, 1, 2, 3]
+    assert re.search(r"seq_00 frame \d", page)
+    # the title names the method, preset and training size; KITTI's table has log10
+    title = re.search(r"<title>(.*)</title>", page)[1]
+    assert "monodepth2 (monodepth2-m, trained at 64x96)" in title and "last.pt" in title
+    assert "<th>log10</th>" in page and "post-processing</th><td>none" in page
 
 
 def test_existing_report_folder_is_refused(test_store, checkpoint, tmp_path: Path, capsys):
@@ -85,7 +94,45 @@ def test_nyu_report_with_dense_ground_truth(tmp_path: Path) -> None:
     )
     index = write_report(tmp_path / "r", report, Predictions(depths, gt, images))
     page = index.read_text()
-    assert "9-10 m" in page and len(_embedded_pngs(page)) == 2 + 2 * 2 * 4
+    # 3 images: best 2, worst 1, none shown twice; a colour bar per gallery
+    assert "9-10 m" in page and len(_embedded_pngs(page)) == 2 + (1 + 2 * 4) + (1 + 1 * 4)
+    shown = re.findall(r"<br>#(\d+), abs_rel", page)
+    assert len(shown) == 3 and len(set(shown)) == 3
+
+
+def _decoded(png: bytes) -> np.ndarray:
+    return cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+
+
+def test_densedepth_report_pictures_and_facts(tmp_path: Path) -> None:
+    """DenseDepth predicts at half the input's size and may be flat (clipped at 0.1 m): its
+    thumbnail is shown at the input's size, in the ground truth's colours (not black); the facts
+    say the flip averaging the protocol did; one image is only shown once."""
+    rng = np.random.default_rng(1)
+    gt = [rng.uniform(1.0, 9.0, (480, 640)).astype(np.float32)]
+    depths = np.full((1, 16, 24), 0.1, dtype=np.float32)  # half of 32x48, clipped flat
+    images = rng.integers(0, 255, (1, 32, 48, 3), dtype=np.uint8)
+    protocol = Protocol("densedepth", Scaling(median=False, factor=1.0))
+    errors = metrics_per_image(protocol, gt, depths)
+    report = EvalReport(
+        protocol=protocol,
+        metrics={k: errors[0].metrics[k] for k in METRIC_NAMES},
+        n_images=1,
+        store="nyu.zarr",
+        per_image=[e.metrics for e in errors],
+        method="densedepth",
+        preset="densedepth-nyu",
+        network_size=(32, 48),
+    )
+    page = write_report(tmp_path / "r", report, Predictions(depths, gt, images)).read_text()
+    assert "flip average (densedepth protocol" in page
+    assert "densedepth (densedepth-nyu, trained at 32x48)" in page
+    assert "(the only image is shown above)" in page
+    pngs = _embedded_pngs(page)
+    assert len(pngs) == 2 + 1 + 4
+    image, prediction, truth, error = (_decoded(p) for p in pngs[3:])
+    assert image.shape == prediction.shape == truth.shape == error.shape == (32, 48, 3)
+    assert prediction.max() > 100  # nearer than all the truth: the brightest colour
 
 
 # --------------------------------------------------------------------------- compare

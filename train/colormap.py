@@ -39,14 +39,23 @@ def colorize(
     return np.where(valid[..., None], rgb, 0).astype(np.uint8)
 
 
-def sparse_depth_picture(depth: np.ndarray, size: tuple[int, int], radius: int = 1) -> np.ndarray:
+def sparse_depth_picture(
+    depth: np.ndarray,
+    size: tuple[int, int],
+    radius: int = 1,
+    depth_range: tuple[float, float] | None = None,
+) -> np.ndarray:
     """Magma picture of a (sparse) metric depth map as inverse depth, resized to ``size`` (H, W).
 
     Each measured point is grown to a ``2 * radius + 1`` square first (grey dilation of the
-    inverse depth) so that velodyne points stay visible after shrinking.
+    inverse depth) so that velodyne points stay visible after shrinking. ``depth_range``
+    ``(near, far)`` fixes the colours (near brightest), e.g. to match a prediction's picture.
     """
     inv = np.where(depth > 0, 1.0 / np.maximum(depth, 1e-6), 0.0).astype(np.float32)
     if radius > 0:
         inv = cv2.dilate(inv, np.ones((2 * radius + 1, 2 * radius + 1), np.uint8))
     inv = cv2.resize(inv, (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
-    return colorize(inv, valid=inv > 0)
+    if depth_range is None:
+        return colorize(inv, valid=inv > 0)
+    near, far = depth_range
+    return colorize(inv, valid=inv > 0, vmin=1.0 / far, vmax=1.0 / near)

@@ -43,7 +43,11 @@ def eval_(
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --report."),
     batch_size: int = typer.Option(16, "--batch-size", help="Images per forward pass."),
-    device: str = typer.Option(None, "--device", help="cuda, cuda:1 or cpu (default: cuda)."),
+    device: str = typer.Option(
+        None,
+        "--device",
+        help="cuda, cuda:1 or cpu (default: cuda when available, else the CPU, with a note).",
+    ),
 ) -> None:
     """Score a checkpoint on a test store (KITTI eigen / eigen_benchmark, NYU), print a table."""
     from train.eval.evaluate import evaluate_checkpoint
@@ -62,6 +66,7 @@ def eval_(
         json_path=json_path,
         report_dir=report,
         overwrite=overwrite,
+        echo=typer.echo,
     )
     typer.echo(str(result))
 
@@ -91,12 +96,20 @@ def predict(
         False, "--post-process", help="Flip averaging (the evaluation's blend)."
     ),
     value_range: str = typer.Option(
-        None, "--range", help="Fixed colour range MIN:MAX in depth units (video frames)."
+        None,
+        "--range",
+        help="Fixed colour range MIN:MAX in metres (video frames); metric models only: refused "
+        "for relative-depth (median-scaled) models.",
     ),
-    device: str = typer.Option(None, "--device", help="cuda, cuda:1 or cpu (default: cuda)."),
+    device: str = typer.Option(
+        None,
+        "--device",
+        help="cuda, cuda:1 or cpu (default: cuda when available, else the CPU, with a note).",
+    ),
     batch_size: int = typer.Option(8, "--batch-size", help="Images per forward pass."),
 ) -> None:
-    """Depth maps of images, folders and videos: NAME_depth.npy, 16-bit mm PNG, colour PNG."""
+    """Depth maps of images, folders and videos: NAME_depth.npy, 16-bit PNG (millimetres, or
+    relative depth at the map's own scale given in NAME_depth.json), colour PNG."""
     from train.eval.predict import predict_files
 
     summary = predict_files(
@@ -109,6 +122,7 @@ def predict(
         value_range=value_range,
         device=device,
         batch_size=batch_size,
+        echo=typer.echo,
     )
     typer.echo(str(summary))
 
@@ -132,7 +146,9 @@ def export(
     width: int = typer.Option(None, "--width", help="Input width (default: training)."),
     precision: Precision = typer.Option(Precision.fp32, "--precision", help="fp16: TensorRT."),
     device: str = typer.Option(
-        None, "--device", help="Device to export on (default: cpu; cuda for tensorrt)."
+        None,
+        "--device",
+        help="Device to export on (default: cpu; for tensorrt cuda, refused without one).",
     ),
 ) -> None:
     """Export RGB (B,3,H,W) in [0,1] -> depth (B,1,h,w), checked against the eager model."""

@@ -31,7 +31,7 @@ protocol (median -> ``nyu``, fixed -> ``densedepth``) unless ``protocol`` names 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +41,7 @@ from pipelines.loader import Batch, make_loader, resize_bilinear, resolve_device
 from pipelines.store import Store, open_store, require_complete
 from train.engine.checkpoint import checkpoint_config, load_networks, read_checkpoint
 from train.engine.config import TrainConfig, apply_overrides
+from train.eval.files import check_output_path
 from train.eval.metrics import post_process_disparity
 from train.eval.protocols import (  # noqa: F401 - re-exported: the evaluation API
     EDGE_THRESHOLDS,
@@ -79,6 +80,40 @@ def gt_maps(batch: Batch) -> list[np.ndarray]:
     return [np.ascontiguousarray(gt[:h, :w]) for gt, (h, w) in pairs]
 
 
+def sample_names(store: Store, rows: np.ndarray, views: np.ndarray) -> list[dict[str, object]]:
+    """What each evaluated sample is: ``{"sequence": drive or scene, "frame": frame number in
+    it, "view": camera view}`` (frame rows ``rows`` of the store; ``row`` alone when the store
+    lacks the ``sequence`` / ``frame`` arrays)."""
+    if not (store.has("sequence") and store.has("frame")) or not len(rows):
+        return [{"row": int(r), "view": int(v)} for r, v in zip(rows, views, strict=True)]
+    sequences = store.sequences
+    seq = np.asarray(store["sequence"][...])[rows]
+    frame = np.asarray(store["frame"][...])[rows]
+    names = [sequences[q] if 0 <= q < len(sequences) else str(q) for q in seq.tolist()]
+    return [
+        {"sequence": q, "frame": f, "view": v}
+        for q, f, v in zip(names, frame.tolist(), views.tolist(), strict=True)
+    ]
+
+
+def input_warnings(store: Store, protocol: Protocol, config: TrainConfig) -> list[str]:
+    """``warning:`` lines about the test images the network sees: smaller than its input
+    (upsampled: less detail than the network was trained on, as the training header says)."""
+    h, w = store.image_size
+    if protocol.name == "nyu":
+        top, bottom, left, right = nyu_image_crop(store.image_size)
+        h, w = bottom - top, right - left
+    if h >= config.height and w >= config.width:
+        return []
+    return [
+        f"warning: the test images ({store.path}: {h}x{w}"
+        f"{' after the NYU crop' if protocol.name == 'nyu' else ''}) are smaller than the "
+        f"network input {config.height}x{config.width}: they are upsampled (bilinear), so the "
+        "network sees less detail than it was trained on; prepare the test store at the "
+        f"network size (--size {config.height}x{config.width})"
+    ]
+
+
 @torch.no_grad()
 def predict_depths(
     predictor: Predictor,
@@ -112,7 +147,7 @@ def predict_depths(
     loader = make_loader(
         store_path, batch_size, workers=0, shuffle=False, frames=(), extras=("gt",)
     )
-    depths, gts, images = [], [], []
+    depths, gts, images, rows, views = [], [], [], [], []
     seen = 0
     for batch in loader:
         x = network_input(batch.target.to(device), store, protocol, config)
@@ -127,6 +162,8 @@ def predict_depths(
         if keep_images:
             images.append((x * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy())
         gts += gt_maps(batch)
+        rows.append(batch.row.numpy())
+        views.append(batch.side.numpy())
         seen += len(batch)
         if limit is not None and seen >= limit:
             break
@@ -135,6 +172,7 @@ def predict_depths(
         depths=np.concatenate(depths)[:n],
         gt_depths=gts[:n],
         images=np.concatenate(images)[:n] if keep_images else None,
+        names=sample_names(store, np.concatenate(rows)[:n], np.concatenate(views)[:n]),
     )
 
 
@@ -154,10 +192,12 @@ def evaluate_networks(
     checkpoint: str | None = None,
     report_dir: str | Path | None = None,
     overwrite: bool = False,
+    echo: Callable[[str], object] | None = None,
 ) -> EvalReport:
     """Evaluate a method's networks (trained or not) on the test store at ``store_path``
     (``scaling``, ``protocol``, ``edge_thresholds``: see :func:`select_protocol`);
-    ``report_dir``: also write the HTML report there (:mod:`train.eval.report`)."""
+    ``report_dir``: also write the HTML report there (:mod:`train.eval.report`); ``echo``
+    receives the warnings (:func:`input_warnings`) before the predictions start."""
     from train.eval.pictures import write_prediction_pictures
 
     start = time.perf_counter()
@@ -166,6 +206,9 @@ def evaluate_networks(
     store = require_complete(open_store(store_path))
     predictor = method.predictor(nets)
     chosen = select_protocol(store, predictor.scaling, scaling, protocol, edge_thresholds)
+    warnings = input_warnings(store, chosen, method.config)
+    for line in warnings if echo is not None else ():
+        echo(line)
     preds = predict_depths(
         predictor,
         method.config,
@@ -194,6 +237,11 @@ def evaluate_networks(
         seconds=time.perf_counter() - start,
         images_written=written,
         per_image=[e.metrics for e in errors],
+        names=preds.names,
+        method=method.config.method,
+        preset=method.config.preset,
+        network_size=(method.config.height, method.config.width),
+        warnings=warnings,
     )
     if report_dir is not None:
         report.report_dir = str(write_report(report_dir, report, preds, overwrite=overwrite))
@@ -227,6 +275,15 @@ def load_checkpoint_method(
     return method, nets
 
 
+def pick_device(name: str | None, echo: Callable[[str], object] | None = None) -> torch.device:
+    """:func:`~pipelines.loader.resolve_device`, saying (through ``echo``) when no device was
+    named and there is no CUDA device, so the CPU is used."""
+    device = resolve_device(name)
+    if name is None and device.type == "cpu" and echo is not None:
+        echo("note: no CUDA device available: running on the CPU")
+    return device
+
+
 def evaluate_checkpoint(
     checkpoint: str | Path,
     store_path: str | Path,
@@ -241,15 +298,22 @@ def evaluate_checkpoint(
     json_path: str | Path | None = None,
     report_dir: str | Path | None = None,
     overwrite: bool = False,
+    echo: Callable[[str], object] | None = None,
 ) -> EvalReport:
     """``cli.py eval``: load a checkpoint, evaluate it on a store, optionally write JSON, PNGs
-    and an HTML report (``report_dir``: refused when it exists, unless ``overwrite``)."""
+    and an HTML report (``report_dir``: refused when it exists, unless ``overwrite``); ``echo``
+    receives notes and warnings as they arise."""
 
     store_path = str(store_path)
-    if report_dir is not None:
-        check_report_dir(report_dir, overwrite)  # before any work
+    if report_dir is not None:  # before any work
+        check_output_path(report_dir, "folder")
+        check_report_dir(report_dir, overwrite)
+    if json_path is not None:
+        check_output_path(json_path, "file")
+    if save_images is not None:
+        check_output_path(save_images, "folder")
     require_complete(open_store(store_path))  # fail early, naming the store
-    dev = resolve_device(device)
+    dev = pick_device(device, echo)
     method, nets = load_checkpoint_method(checkpoint, dev)
     report = evaluate_networks(
         method,
@@ -265,6 +329,7 @@ def evaluate_checkpoint(
         checkpoint=str(checkpoint),
         report_dir=report_dir,
         overwrite=overwrite,
+        echo=echo,
     )
     if json_path is not None:
         write_json(report, json_path)

@@ -5,7 +5,9 @@ before it resizes to the input's resolution: float RGB ``(B, 3, H, W)`` in [0, 1
 ``(B, 1, h, w)`` at the network's output resolution (``H x W`` for Monodepth2), with the method's
 fixed scale factor applied, so metres for metric methods (Monodepth2 trained with stereo: x5.4)
 and relative depth for median-scaled ones. ``OUT.json`` beside the file states the units, the
-scaling rule and the input size. No flip post-processing (a ``predict`` option).
+scaling rule and the input size. No flip post-processing (a ``predict`` option). The model is
+exported for inference: its parameters do not require gradients and a TorchScript file is frozen
+(:func:`torch.jit.freeze`: weights inlined as constants), so its outputs never require grad.
 
 Every export is checked before it replaces ``OUT``: the written file is loaded back and run on a
 fixed input (``torch.rand`` with seed 0) against the eager model; the largest element-wise
@@ -26,6 +28,7 @@ import numpy as np
 import torch
 
 from pipelines.loader import resolve_device
+from train.eval.files import check_output_path
 from train.eval.predict import DepthModel, check_network_size
 
 FORMATS = ("torchscript", "onnx", "tensorrt")
@@ -115,8 +118,8 @@ def export_checkpoint(
     check_export_options(fmt, precision, dev)
     method, nets = load_checkpoint_method(checkpoint, dev)
     size = check_network_size(height or method.config.height, width or method.config.width)
-    model = DepthModel(method.predictor(nets)).eval()
-    out = Path(out)
+    model = DepthModel(method.predictor(nets)).eval().requires_grad_(False)
+    out = check_output_path(out, "file")
     error = export_model(model, out, fmt, size, precision, dev)
     tolerance = TOLERANCES[(fmt, precision)]
     info = {
@@ -189,7 +192,8 @@ def _torchscript(model: DepthModel, x: torch.Tensor, reference: torch.Tensor, pa
         warnings.simplefilter("ignore", FutureWarning)
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         traced = torch.jit.trace(model, x, check_trace=False)
-        torch.jit.save(traced, str(path))
+        frozen = torch.jit.freeze(traced)  # weights as constants: outputs need no grad
+        torch.jit.save(frozen, str(path))
         loaded = torch.jit.load(str(path), map_location=x.device)
     return relative_error(loaded(x), reference)
 

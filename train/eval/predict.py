@@ -13,25 +13,30 @@ disparities, as evaluation does) and resized back to the input's resolution in d
 (bilinear, as evaluation resizes to the ground truth). Written per image ``NAME``:
 
 * ``NAME_depth.npy``: float32 (H, W) depth, input resolution (metres or relative units);
-* ``NAME_depth.png``: 16-bit PNG, depth x 1000 (millimetres when metric), clipped to 65535;
+* ``NAME_depth.png``: 16-bit PNG, depth = value x ``png16_scale`` (in ``NAME_depth.json``):
+  metric depth in millimetres (scale 0.001, clipped to 65535, the KITTI/NYU convention);
+  relative depth scaled to the map's own range (its largest depth = 65535, so a map keeps about
+  16 bits whatever its units: :func:`png16_scale`);
 * ``NAME_colour.png``: magma picture of the disparity (bright = near); ``value_range``
-  (``"MIN:MAX"`` in depth units) fixes its scale so that video frames are comparable;
-* ``NAME_depth.json``: units, scaling rule, sizes, checkpoint.
+  (``"MIN:MAX"`` in metres) fixes its scale so that video frames are comparable: refused for a
+  relative-depth model, whose units are not metres (its pictures would be one flat colour);
+* ``NAME_depth.json``: units, scaling rule, the PNG scale, sizes, checkpoint.
 
 Images given directly are written to ``out/``; images of a folder ``F`` to ``out/F/``; frames of a
-video ``V.mp4`` to ``out/V/NNNNNN_*`` with one ``out/V_depth.json``. Inputs are checked before
-anything is written (missing, unknown kind, unreadable image header, video that cannot be opened,
-two inputs with one output name); files are written atomically (temporary name, then rename), so
-an image that fails to decode mid-run stops the run with one line and leaves the maps already
-written intact.
+video ``V.mp4`` to ``out/V/NNNNNN_*`` with one ``out/V_depth.json`` (``png16_scale`` then lists
+one scale per frame for relative depth). Inputs are checked before anything is written (missing,
+unknown kind, unreadable image header, video that cannot be opened, two inputs with one output
+name); every file is written atomically (:func:`train.eval.files.atomic_bytes`), and an input's
+``NAME_depth.json`` only after all of its maps, so an image that fails to decode mid-run stops
+the run with one line after writing the maps of the images before it, and a full disk is one
+line naming the file: no companion without its maps, no temporary file left behind.
 """
 
 from __future__ import annotations
 
-import io
-import json
+import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,14 +46,14 @@ import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import Tensor, nn
 
-from pipelines.loader import resize_bilinear, resolve_device
-from train.colormap import colorize
+from pipelines.loader import resize_bilinear
+from train.eval.depth_maps import Writer, png16_note
+from train.eval.files import check_output_path, quiet_stderr
 from train.eval.metrics import post_process_disparity
 from train.methods import Predictor
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
-PNG_SCALE = 1000.0  # 16-bit PNG: depth x 1000 (millimetres for metric depth)
 
 
 class DepthModel(nn.Module):
@@ -88,7 +93,7 @@ def check_network_size(height: int, width: int) -> tuple[int, int]:
 
 
 def parse_range(text: str | None) -> tuple[float, float] | None:
-    """``"MIN:MAX"`` (depth units, 0 < MIN < MAX) -> ``(MIN, MAX)``; None stays None."""
+    """``"MIN:MAX"`` (metres, 0 < MIN < MAX) -> ``(MIN, MAX)``; None stays None."""
     if text is None:
         return None
     low, sep, high = text.partition(":")
@@ -135,8 +140,7 @@ def collect_inputs(paths: list[str | Path]) -> list[Item]:
         elif path.suffix.lower() in IMAGE_SUFFIXES:
             items.append(_image(path, ""))
         elif path.suffix.lower() in VIDEO_SUFFIXES:
-            if _frame_count(path) is None:
-                raise ValueError(f"{path}: cannot open this video")
+            _frame_count(path)  # raises when the video cannot be opened
             items.append(Item(path, "video", "", path.stem))
         else:
             kinds = ", ".join(IMAGE_SUFFIXES + VIDEO_SUFFIXES)
@@ -158,38 +162,53 @@ def _image(path: Path, subdir: str) -> Item:
     return Item(path, "image", subdir, path.stem)
 
 
-def _frame_count(path: Path) -> int | None:
-    """Frames a video claims to have (0 when unknown); None when it cannot be opened."""
-    capture = cv2.VideoCapture(str(path))
+def _frame_count(path: Path) -> int:
+    """Frames a video claims to have (0 when unknown).
+
+    Raises:
+        ValueError: OpenCV cannot open it (naming the file and FFmpeg's reason, whose own
+            stderr lines are kept off the terminal).
+    """
+    with quiet_stderr() as said:
+        capture = cv2.VideoCapture(str(path))
     try:
         if not capture.isOpened():
-            return None
+            reason = said.last_line()
+            raise ValueError(f"{path}: cannot open this video" + (f" ({reason})" if reason else ""))
         return max(int(capture.get(cv2.CAP_PROP_FRAME_COUNT)), 0)
     finally:
         capture.release()
 
 
 def frames(item: Item) -> Iterator[tuple[int | None, np.ndarray]]:
-    """``(frame number or None, RGB uint8 (H, W, 3))`` of an image or of every video frame."""
+    """``(frame number or None, RGB uint8 (H, W, 3))`` of an image or of every video frame
+    (the video decoder's stderr is kept off the terminal: a bad video is one error line)."""
     if item.kind == "image":
-        bgr = cv2.imread(str(item.path), cv2.IMREAD_COLOR)
+        with quiet_stderr():  # libpng / libjpeg warnings: the error below says it
+            bgr = cv2.imread(str(item.path), cv2.IMREAD_COLOR)
         if bgr is None:
-            raise ValueError(f"{item.path}: unreadable image (cannot be decoded)")
+            raise UnreadableInput(f"{item.path}: unreadable image (cannot be decoded)")
         yield None, np.ascontiguousarray(bgr[:, :, ::-1])
         return
-    capture = cv2.VideoCapture(str(item.path))
+    sink = tempfile.TemporaryFile(mode="w+b")
+    with quiet_stderr(sink) as said:
+        capture = cv2.VideoCapture(str(item.path))
     try:
         index = 0
         while True:
-            ok, bgr = capture.read()
+            with quiet_stderr(sink) as said:
+                ok, bgr = capture.read()
             if not ok:
                 break
             yield index, np.ascontiguousarray(bgr[:, :, ::-1])
             index += 1
         if index == 0:
-            raise ValueError(f"{item.path}: video has no readable frames")
+            reason = said.last_line()
+            detail = f" ({reason})" if reason else ""
+            raise UnreadableInput(f"{item.path}: video has no readable frames{detail}")
     finally:
         capture.release()
+        sink.close()
 
 
 @dataclass
@@ -209,10 +228,15 @@ class PredictSummary:
         rate = self.maps / max(self.seconds, 1e-9)
         post = ", flip post-processed" if self.post_process else ""
         h, w = self.network_size
+        units = "metres" if self.units == "metres" else "relative depth (see NAME_depth.json)"
         return (
             f"{self.maps} depth maps from {self.inputs} inputs in {self.seconds:.1f} s "
-            f"({rate:.1f} maps/s) at {h}x{w}{post}; depth in {self.units}; written to {self.out}"
+            f"({rate:.1f} maps/s) at {h}x{w}{post}; {units}; written to {self.out}"
         )
+
+
+class UnreadableInput(ValueError):
+    """An input that passed the checks before the run but cannot be decoded."""
 
 
 @dataclass
@@ -222,34 +246,15 @@ class _Pending:
     rgb: np.ndarray
 
 
-class Writer:
-    """Writes the outputs of one prediction run (see the module docstring)."""
-
-    def __init__(self, out: Path, value_range: tuple[float, float] | None) -> None:
-        self.out = out
-        self.value_range = value_range
-        self.written: list[str] = []
-
-    def maps(self, stem: Path, depth: np.ndarray, disp: np.ndarray) -> None:
-        stem.parent.mkdir(parents=True, exist_ok=True)
-        npy = stem.with_name(stem.name + "_depth.npy")
-        buffer = io.BytesIO()
-        np.save(buffer, depth.astype(np.float32), allow_pickle=False)
-        _atomic_bytes(npy, buffer.getvalue())
-        png16 = np.clip(np.round(depth * PNG_SCALE), 0, 65535).astype(np.uint16)
-        _atomic_bytes(stem.with_name(stem.name + "_depth.png"), _encode_png(png16))
-        if self.value_range is None:
-            picture = colorize(disp)
-        else:
-            lo, hi = self.value_range
-            picture = colorize(disp, valid=np.isfinite(disp), vmin=1.0 / hi, vmax=1.0 / lo)
-        _atomic_bytes(stem.with_name(stem.name + "_colour.png"), _encode_png(picture[:, :, ::-1]))
-        self.written.append(str(npy))
-
-    def companion(self, item: Item, info: dict[str, object]) -> None:
-        path = item.json_path(self.out)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_bytes(path, (json.dumps(info, indent=2) + "\n").encode())
+def check_range_units(limits: tuple[float, float] | None, model: DepthModel) -> None:
+    """Refuse ``--range`` (metres) for a model whose depth is relative (module docstring)."""
+    if limits is not None and not model.metric:
+        raise ValueError(
+            f"--range {limits[0]:g}:{limits[1]:g} is in metres, but this model predicts relative "
+            "depth (median-scaled, no unit; its pictures would be one flat colour): leave "
+            "--range out (each picture coloured over its own range), or use a metric model "
+            "(e.g. trained with the stereo camera)"
+        )
 
 
 @torch.no_grad()
@@ -265,40 +270,44 @@ def predict_files(
     device: str | None = None,
     batch_size: int = 8,
     progress: bool = True,
+    echo: Callable[[str], object] | None = None,
 ) -> PredictSummary:
     """``cli.py predict``: depth maps of images, image folders and videos (module docstring).
+    ``echo`` receives the notes (the CPU used because no CUDA device is available).
 
     Raises:
-        ValueError: a bad input, checkpoint, size, range or device (one line, before writing).
+        ValueError: a bad input, checkpoint, size, range or device (one line, before writing);
+            an input that cannot be decoded (after the maps of the inputs before it).
+        OSError: a write failed (disk full: naming the file and the space it needed).
     """
-    from train.eval.evaluate import load_checkpoint_method
+    from train.eval.evaluate import load_checkpoint_method, pick_device
 
     start = time.perf_counter()
     items = collect_inputs(inputs)
     limits = parse_range(value_range)
     if batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, not {batch_size}")
-    dev = resolve_device(device)
+    out = check_output_path(out, "folder")
+    dev = pick_device(device, echo)
     method, nets = load_checkpoint_method(checkpoint, dev)
     size = check_network_size(height or method.config.height, width or method.config.width)
     model = DepthModel(method.predictor(nets)).eval()
-    out = Path(out)
+    check_range_units(limits, model)
     out.mkdir(parents=True, exist_ok=True)
-    writer = Writer(out, limits)
+    writer = Writer(out, limits, model.metric)
     base = {
         "checkpoint": str(checkpoint),
         "method": method.config.method,
         "preset": method.config.preset,
         **model.describe(),
-        "png16": f"depth x {PNG_SCALE:g} as uint16 (millimetres when metric), clipped to 65535",
+        "png16": png16_note(model.metric),
         "colour": "magma of 1 / depth, bright = near",
         "colour_range": list(limits) if limits else None,
         "network_size": list(size),
         "post_process": post_process,
     }
-    total = sum(1 if i.kind == "image" else (_frame_count(i.path) or 0) for i in items)
+    total = sum(1 if i.kind == "image" else _frame_count(i.path) for i in items)
     pending: list[_Pending] = []
-    maps = 0
     bar = Progress(
         TextColumn("predict"),
         BarColumn(),
@@ -306,23 +315,33 @@ def predict_files(
         TimeRemainingColumn(),
         disable=not progress,
     )
+
+    def flush() -> int:
+        done = _flush(model, pending, size, dev, post_process, writer)
+        bar.advance(task, done)
+        pending.clear()
+        writer.companions()
+        return done
+
+    maps = 0
     with bar:
         task = bar.add_task("predict", total=total or None)
         for item in items:
             count, input_size = 0, None
-            for frame, rgb in frames(item):
-                pending.append(_Pending(item, frame, rgb))
-                count, input_size = count + 1, rgb.shape[:2]
-                if len(pending) == batch_size:
-                    maps += _flush(model, pending, size, dev, post_process, writer)
-                    bar.advance(task, len(pending))
-                    pending.clear()
+            try:
+                for frame, rgb in frames(item):
+                    pending.append(_Pending(item, frame, rgb))
+                    count, input_size = count + 1, rgb.shape[:2]
+                    if len(pending) == batch_size:
+                        maps += flush()
+            except UnreadableInput:
+                flush()  # the maps and companions of the inputs before it
+                raise
             info = {**base, "input": str(item.path), "input_size": list(input_size or ())}
             if item.kind == "video":
                 info |= {"frames": count, "maps": f"{item.name}/NNNNNN_depth.npy"}
-            writer.companion(item, info)
-        maps += _flush(model, pending, size, dev, post_process, writer)
-        bar.advance(task, len(pending))
+            writer.finished(item, info)
+        maps += flush()
     return PredictSummary(
         out=str(out),
         inputs=len(items),
@@ -355,7 +374,7 @@ def _flush(
     for p, d in zip(pending, disp, strict=True):
         h, w = p.rgb.shape[:2]
         full = cv2.resize(np.ascontiguousarray(d), (w, h), interpolation=cv2.INTER_LINEAR)
-        writer.maps(p.item.map_stem(writer.out, p.frame), 1.0 / full, full)
+        writer.maps(p.item, p.frame, 1.0 / full, full)
     return len(pending)
 
 
@@ -363,16 +382,3 @@ def network_image(rgb: np.ndarray, size: tuple[int, int], device: torch.device) 
     """uint8 ``(H, W, 3)`` RGB -> float ``(1, 3, *size)`` in [0, 1] on ``device``."""
     x = torch.from_numpy(rgb).to(device).permute(2, 0, 1)[None].float().div(255.0)
     return resize_bilinear(x.contiguous(), size)
-
-
-def _encode_png(array: np.ndarray) -> bytes:
-    ok, data = cv2.imencode(".png", array)
-    if not ok:
-        raise ValueError("could not encode a PNG")
-    return data.tobytes()
-
-
-def _atomic_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)

@@ -96,8 +96,8 @@ class Protocol:
 
     @property
     def metric_names(self) -> tuple[str, ...]:
-        if not self.is_nyu:
-            return EIGEN_METRIC_NAMES
+        if not self.is_nyu:  # monodepth2's seven columns, then log10 (computed as well)
+            return (*EIGEN_METRIC_NAMES, "log10")
         return (*METRIC_NAMES, "mssim", *(edge_key(t) for t in self.edge_thresholds))
 
     def gt_crop(self, gt_size: tuple[int, int]) -> tuple[int, int, int, int] | None:

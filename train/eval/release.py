@@ -120,12 +120,12 @@ def import_featdepth(
     """Convert a FeatDepth (mmcv) checkpoint into a ``featdepth`` checkpoint at ``out``.
 
     Raises:
-        ValueError: this version has no featdepth method, or the file is not a FeatDepth
-            checkpoint.
+        ValueError: the file is not a FeatDepth checkpoint, a preset that is not a featdepth
+            depth preset, or no registered featdepth method (a plug-in registry without it).
     """
     if "featdepth" not in methods():
         raise ValueError(
-            "this version has no featdepth method (methods: "
+            "no featdepth method is registered (methods: "
             f"{', '.join(sorted(methods()))}): cannot make a featdepth checkpoint"
         )
     path = Path(checkpoint_file)

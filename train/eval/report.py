@@ -1,10 +1,15 @@
 """A self-contained HTML evaluation report (``cli.py eval ... --report DIR``).
 
-``DIR/index.html`` holds everything, pictures embedded as base64 PNGs: the run's facts, the
-metrics table, abs_rel by ground-truth depth bin (pixel-weighted over the whole test set), the
-distribution of per-image abs_rel, and a gallery of the best and worst images (network input,
-predicted disparity, ground truth, abs_rel error map). ``DIR/per_image.json`` lists every
-image's metrics. Plots are drawn with matplotlib's Agg canvas (no display needed).
+``DIR/index.html`` holds everything, pictures embedded as base64 PNGs: the title (method,
+preset, training size, checkpoint, store), the run's facts (post-processing or flip averaging as
+scored, warnings), the metrics table (every metric the protocol computes: KITTI's log10 too),
+abs_rel by ground-truth depth bin (pixel-weighted over the whole test set), the distribution of
+per-image abs_rel, and a gallery of the best and worst images, each shown once and named by its
+drive or scene and frame: network input, predicted inverse depth and ground truth (both at the
+input's size, scaled as scored and coloured over the ground truth's range, so a flat prediction
+is not black), and the abs_rel error map over the dimmed input, with its colour bar.
+``DIR/per_image.json`` lists every image (sequence, frame, view) with its metrics. Plots are
+drawn with matplotlib's Agg canvas (no display needed).
 
 Every number comes from :func:`train.eval.protocols.protocol_errors`, the code that scores the
 evaluation, so the report's per-image and per-bin figures add up to its metrics table.
@@ -84,43 +89,74 @@ def write_report(
     for e in protocol_errors(protocol, preds.gt_depths, preds.depths):
         bins.add(e)
     abs_rel = np.array([m["abs_rel"] for m in report.per_image])
-    order = np.argsort(abs_rel, kind="stable")
-    k = min(GALLERY, math.ceil(len(order) / 2))
-    best, worst = order[:k].tolist(), order[::-1][:k].tolist()
+    best, worst = gallery_indices(abs_rel)
     sections = [
         _facts(report),
         "<h2>Metrics</h2>" + _metrics_table(report),
         "<h2>abs_rel by ground-truth depth</h2>" + _bins_section(bins),
         "<h2>Per-image abs_rel</h2>" + _img(_histogram(abs_rel)),
         "<h2>Best images</h2>" + _gallery(best, preds, report),
-        "<h2>Worst images</h2>" + _gallery(worst, preds, report),
+        "<h2>Worst images</h2>"
+        + (_gallery(worst, preds, report) if worst else "<p>(the only image is shown above)</p>"),
     ]
     page = _PAGE.format(title=html.escape(_title(report)), body="\n".join(sections))
     folder.mkdir(parents=True, exist_ok=True)
     index = folder / "index.html"
     _atomic_write(index, page)
-    rows = [{"index": i, **m} for i, m in enumerate(report.per_image)]
+    names = report.names or [{} for _ in report.per_image]
+    pairs = zip(names, report.per_image, strict=True)
+    rows = [{"index": i, **n, **m} for i, (n, m) in enumerate(pairs)]
     _atomic_write(folder / "per_image.json", json.dumps(rows, indent=1) + "\n")
     return index
 
 
+def gallery_indices(abs_rel: np.ndarray) -> tuple[list[int], list[int]]:
+    """The best and the worst images by abs_rel, up to :data:`GALLERY` each, none in both."""
+    order = np.argsort(abs_rel, kind="stable")
+    n_best = min(GALLERY, math.ceil(len(order) / 2))
+    n_worst = min(GALLERY, len(order) - n_best)
+    return order[:n_best].tolist(), order[::-1][:n_worst].tolist()
+
+
 # --------------------------------------------------------------------------- sections
 def _title(report: EvalReport) -> str:
-    name = Path(report.checkpoint).name if report.checkpoint else "networks"
-    return f"depthkit evaluation: {name} on {Path(report.store).name}"
+    name = Path(report.checkpoint).name if report.checkpoint else "networks in memory"
+    model = ""
+    if report.method:
+        size = report.network_size
+        trained = f", trained at {size[0]}x{size[1]}" if size else ""
+        model = f"{report.method} ({report.preset or 'no preset'}{trained}), "
+    return f"depthkit evaluation: {model}{name} on {Path(report.store).name}"
+
+
+def _post_processing(report: EvalReport) -> str:
+    if report.post_process:
+        return "flip blend (--post-process: monodepth2's edge-aware blend with the mirrored image)"
+    if report.protocol.flip_average:
+        return (
+            f"flip average ({report.protocol.name} protocol: mean with the mirrored prediction "
+            "of the mirrored image)"
+        )
+    return "none"
 
 
 def _facts(report: EvalReport) -> str:
     s = report.protocol.scaling
+    size = report.network_size
     rows = {
+        "method": report.method or "-",
+        "preset": report.preset or "-",
+        "network input": f"{size[0]}x{size[1]}" if size else "-",
         "checkpoint": report.checkpoint or "(in memory)",
         "store": report.store,
         "protocol": report.protocol.name,
         "scaling": "per-image median" if s.median else f"x{s.factor:g} (fixed)",
         "images": str(report.n_images),
-        "post-processing": "flip blend" if report.post_process else "none",
+        "post-processing": _post_processing(report),
         "seconds": f"{report.seconds:.1f}",
     }
+    for k, line in enumerate(report.warnings):
+        rows[f"warning {k + 1}" if len(report.warnings) > 1 else "warning"] = line
     if "ratio_median" in report.metrics:
         rows["median ratio"] = (
             f"{report.metrics['ratio_median']:.3f} (std {report.metrics['ratio_std']:.3f})"
@@ -148,19 +184,26 @@ def _bins_section(bins: _BinSums) -> str:
 
 
 def _gallery(indices: list[int], preds: Predictions, report: EvalReport) -> str:
-    head = "<tr><th></th><th>image</th><th>prediction</th><th>ground truth</th>"
-    head += f"<th>abs_rel error (0 to {ERROR_RANGE:g})</th></tr>"
+    bar = _img(_error_colour_bar())
+    head = "<tr><th></th><th>image</th><th>prediction (1 / depth)</th><th>ground truth</th>"
+    head += f"<th>abs_rel error<br>{bar}</th></tr>"
     rows = []
     for i in indices:
-        pictures = _panels(i, preds, report)
+        pictures, (near, far) = _panels(i, preds, report)
         cells = "".join(f"<td>{_img(p)}</td>" for p in pictures)
-        caption = f"#{i}<br>abs_rel {report.per_image[i]['abs_rel']:.4f}"
+        caption = (
+            f"{html.escape(report.name(i))}<br>#{i}, abs_rel {report.per_image[i]['abs_rel']:.4f}"
+            f"<br><small>colours {near:.3g}-{far:.3g} m</small>"
+        )
         rows.append(f"<tr><th>{caption}</th>{cells}</tr>")
     return f"<table class='gallery'>{head}{''.join(rows)}</table>"
 
 
-def _panels(i: int, preds: Predictions, report: EvalReport) -> list[bytes]:
-    """PNGs of image ``i``: network input, predicted disparity, ground truth, error map."""
+def _panels(
+    i: int, preds: Predictions, report: EvalReport
+) -> tuple[list[bytes], tuple[float, float]]:
+    """PNGs of image ``i`` (network input, predicted inverse depth, ground truth, error map),
+    all at the input's size, and the depth range (m) the two depth pictures share."""
     assert preds.images is not None
     image = preds.images[i]
     h, w = image.shape[:2]
@@ -173,28 +216,51 @@ def _panels(i: int, preds: Predictions, report: EvalReport) -> list[bytes]:
     radius = max(1, gt.shape[1] // w) if not report.protocol.is_nyu else 0
     error = np.zeros(e.mask.shape, dtype=np.float32)
     error[e.mask] = np.abs(e.gt - e.pred) / e.gt
-    return [
+    near, far = float(np.percentile(e.gt, 5)), float(e.gt.max())  # colorize's convention
+    scale = e.ratio if e.ratio is not None else report.protocol.scaling.factor
+    depth = cv2.resize(preds.depths[i] * scale, (w, h), interpolation=cv2.INTER_LINEAR)
+    inverse = 1.0 / np.maximum(depth, 1e-6)
+    pictures = [
         _png(image),
-        _png(colorize(1.0 / preds.depths[i])),
-        _png(sparse_depth_picture(gt, (h, w), radius=radius)),
-        _png(_error_picture(error, e.mask, (h, w), radius)),
+        _png(colorize(inverse, vmin=1.0 / far, vmax=1.0 / near)),
+        _png(sparse_depth_picture(gt, (h, w), radius=radius, depth_range=(near, far))),
+        _png(_error_picture(error, e.mask, image, radius)),
     ]
+    return pictures, (near, far)
 
 
 def _error_picture(
-    error: np.ndarray, mask: np.ndarray, size: tuple[int, int], radius: int
+    error: np.ndarray, mask: np.ndarray, image: np.ndarray, radius: int
 ) -> np.ndarray:
-    """Jet picture of per-pixel abs_rel (blue 0 .. red ``ERROR_RANGE``), black = not scored;
-    sparse points grown by ``radius`` to stay visible when shrunk to ``size`` (H, W)."""
+    """Jet picture of per-pixel abs_rel (blue 0 .. red ``ERROR_RANGE``) over the dimmed grey
+    ``image`` (where nothing is scored), at the image's size; sparse points grown by ``radius``
+    to stay visible when shrunk."""
+    h, w = image.shape[:2]
     valid = mask.astype(np.uint8)
     if radius > 0:
         kernel = np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)
         error, valid = cv2.dilate(error, kernel), cv2.dilate(valid, kernel)
-    error = cv2.resize(error, (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
-    valid = cv2.resize(valid, (size[1], size[0]), interpolation=cv2.INTER_NEAREST) > 0
+    error = cv2.resize(error, (w, h), interpolation=cv2.INTER_NEAREST)
+    valid = cv2.resize(valid, (w, h), interpolation=cv2.INTER_NEAREST) > 0
     grey = (np.clip(error / ERROR_RANGE, 0, 1) * 255).astype(np.uint8)
     rgb = cv2.applyColorMap(grey, cv2.COLORMAP_JET)[:, :, ::-1]
-    return np.where(valid[..., None], rgb, 0).astype(np.uint8)
+    dimmed = (image.astype(np.float32).mean(axis=2, keepdims=True) * 0.35).astype(np.uint8)
+    return np.where(valid[..., None], rgb, dimmed).astype(np.uint8)
+
+
+def _error_colour_bar() -> bytes:
+    """The error maps' colour bar: jet from 0 to :data:`ERROR_RANGE` abs_rel (and above)."""
+    from matplotlib.colorbar import ColorbarBase
+    from matplotlib.colors import Normalize
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(2.4, 0.55), dpi=100)
+    ax = fig.add_axes((0.06, 0.55, 0.88, 0.3))
+    bar = ColorbarBase(ax, cmap="jet", norm=Normalize(0, ERROR_RANGE), orientation="horizontal")
+    labels = ["0", f"{ERROR_RANGE / 2:g}", f"\u2265 {ERROR_RANGE:g}"]
+    bar.set_ticks([0, ERROR_RANGE / 2, ERROR_RANGE], labels=labels)
+    ax.tick_params(labelsize=7)
+    return _figure_png(fig)
 
 
 # --------------------------------------------------------------------------- plots, HTML
@@ -255,8 +321,8 @@ body {{ font-family: sans-serif; margin: 2em; color: #222; }}
 table {{ border-collapse: collapse; margin: 0.5em 0 1.5em; }}
 th, td {{ border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }}
 table.facts th, table.facts td {{ text-align: left; }}
-table.gallery td {{ padding: 2px; }}
-table.gallery img {{ max-width: 320px; }}
+table.gallery th, table.gallery td {{ padding: 2px; text-align: center; vertical-align: middle; }}
+table.gallery td img {{ width: 240px; }}
 </style></head>
 <body>
 {body}

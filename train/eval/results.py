@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from train.eval.files import atomic_bytes, check_output_path
 from train.eval.metrics import format_metrics
 from train.eval.protocols import Protocol
 
@@ -24,16 +25,20 @@ class Predictions:
         depths: float32 ``(N, h, w)`` depth in the method's units at network resolution.
         gt_depths: N float32 ground-truth maps, un-padded with ``gt_size`` (metres).
         images: uint8 ``(N, h, w, 3)`` network inputs (kept only when asked for).
+        names: N dicts naming each sample (``sequence``, ``frame``, ``view``).
     """
 
     depths: np.ndarray
     gt_depths: list[np.ndarray]
     images: np.ndarray | None = None
+    names: list[dict[str, object]] = field(default_factory=list)
 
 
 @dataclass
 class EvalReport:
-    """Metrics of one evaluation and how they were obtained."""
+    """Metrics of one evaluation and how they were obtained (``names``: what each image of
+    ``per_image`` is; ``method``, ``preset``, ``network_size``: the model evaluated;
+    ``warnings``: the ``warning:`` lines printed)."""
 
     protocol: Protocol
     metrics: dict[str, float]
@@ -45,6 +50,11 @@ class EvalReport:
     images_written: list[str] = field(default_factory=list)
     per_image: list[dict[str, float]] = field(default_factory=list)
     report_dir: str | None = None
+    names: list[dict[str, object]] = field(default_factory=list)
+    method: str | None = None
+    preset: str | None = None
+    network_size: tuple[int, int] | None = None
+    warnings: list[str] = field(default_factory=list)
 
     def table(self) -> str:
         """The printed metrics table."""
@@ -58,9 +68,22 @@ class EvalReport:
             "n_images": self.n_images,
             "store": self.store,
             "checkpoint": self.checkpoint,
+            "method": self.method,
+            "preset": self.preset,
+            "network_size": list(self.network_size) if self.network_size else None,
             "post_process": self.post_process,
+            "flip_average": self.protocol.flip_average,
             "seconds": self.seconds,
+            "warnings": self.warnings,
         }
+
+    def name(self, i: int) -> str:
+        """Image ``i`` in words: ``DRIVE frame F (view V)``, or ``#i``."""
+        info = self.names[i] if i < len(self.names) else {}
+        if "sequence" not in info:
+            return f"#{i}"
+        view = f", view {info['view']}" if info.get("view") else ""
+        return f"{info['sequence']} frame {info['frame']}{view}"
 
     def __str__(self) -> str:
         s = self.protocol.scaling
@@ -82,8 +105,11 @@ class EvalReport:
 
 
 def write_json(report: EvalReport, path: str | Path) -> Path:
-    """Write ``report.to_dict()`` as indented JSON; returns the path."""
-    path = Path(path)
+    """Write ``report.to_dict()`` as indented JSON, atomically; returns the path.
+
+    Raises:
+        ValueError: a parent of ``path`` is a file (:func:`train.eval.files.check_output_path`).
+    """
+    path = check_output_path(path, "file")
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
-    return path
+    return atomic_bytes(path, (json.dumps(report.to_dict(), indent=2) + "\n").encode("utf-8"))
