@@ -71,14 +71,8 @@ class CheckedStore(WrapperStore[Any]):
     def _with_store(self, store: Any) -> CheckedStore:
         return type(self)(store, self.location, self.strict)
 
-    def __getstate__(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-
     def _refuse(self, key: str) -> None:
-        array, sep, chunk = key.rpartition("/c/")
+        array, sep, _ = key.rpartition("/c/")
         if sep and array in self.strict:
             raise MissingChunkError(f"{self.location}: array {array!r} chunk {key} is missing")
 
