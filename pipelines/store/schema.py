@@ -66,7 +66,7 @@ FIXED_DIMS: dict[str, int] = {
     "accel_axis": 4,
     "field": 4,
 }
-# Labels of some of them, used as xarray coordinates.
+# What the entries of some of them mean (not stored: xarray views show plain positions).
 DIM_LABELS: dict[str, tuple[str, ...]] = {
     "channel": ("r", "g", "b"),
     "hw": ("height", "width"),
