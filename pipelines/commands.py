@@ -21,8 +21,8 @@ class SynthKind(str, Enum):
 
 def synth(
     kind: SynthKind = typer.Argument(..., help="Which world: nyu-raw, nyu-labeled or kitti."),
-    out: Path = typer.Argument(..., help="Output folder (created)."),
-    frames: int = typer.Option(None, "--frames", "-n", help="Frames per scene / drive."),
+    out: Path = typer.Argument(..., help="Output folder (created; refused if not empty)."),
+    frames: int = typer.Option(None, "--frames", "-n", help="Frames per scene / drive (>= 4)."),
     seed: int = typer.Option(0, "--seed", help="Random seed: same seed, same files."),
     corrupt: bool = typer.Option(
         False, "--corrupt", help="nyu-raw: also write truncated / wrong-size files."
@@ -30,11 +30,23 @@ def synth(
     truth: bool = typer.Option(
         True, "--truth/--no-truth", help="Save true depth and poses as truth.npz."
     ),
+    masks: bool = typer.Option(
+        False,
+        "--masks",
+        help="kitti: also save the true object masks as masks.npz (prepare-kitti --masks truth "
+        "puts them into the stores: SegDepth without DeepLabv3 weights).",
+    ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace a world written here before (nothing else)."
+    ),
 ) -> None:
     """Write a small synthetic dataset in the real raw file formats, with known ground truth."""
     from pipelines.synth import write_world
 
-    summary = write_world(kind.value, out, frames=frames, seed=seed, corrupt=corrupt, truth=truth)
+    summary = write_world(
+        kind.value, out, frames=frames, seed=seed, corrupt=corrupt, truth=truth, masks=masks,
+        overwrite=overwrite,
+    )  # fmt: skip
     typer.echo(summary)
 
 
@@ -53,15 +65,33 @@ def masks(
         help="Weights file (default: COCO-with-VOC-labels weights from the torch hub cache).",
     ),
     batch_size: int = typer.Option(16, "--batch-size", help="Images per forward pass."),
-    device: str = typer.Option(None, "--device", help="cuda, cuda:1 or cpu (default: cuda)."),
+    device: str = typer.Option(
+        None, "--device", help="cuda, cuda:1 or cpu (default: cuda when available, else the CPU)."
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Recompute every chunk."),
+    truth: Path = typer.Option(
+        None,
+        "--truth",
+        help="A synthetic KITTI world written by `synth kitti --masks`: its true masks, no model.",
+    ),
 ) -> None:
     """Fill the store's seg array with DeepLabv3 VOC class indices (resumable)."""
-    from pipelines.passes.masks import compute_masks
+    from pipelines.store.options import check_count
+
+    check_count("--batch-size", batch_size)
+    if truth is not None:
+        from pipelines.passes.true_masks import fill_true_masks
+
+        typer.echo(str(fill_true_masks(store, truth, progress=True, overwrite=overwrite)))
+        return
+    from pipelines.passes.masks import compute_masks, mask_device
 
     weights = "default" if seg_weights is None else seg_weights
+    resolved, note = mask_device(device)
+    if note:
+        typer.echo(note, err=True)
     report = compute_masks(
-        store, arch.value, weights, batch_size=batch_size, device=device, overwrite=overwrite
+        store, arch.value, weights, batch_size=batch_size, device=resolved, overwrite=overwrite
     )
     typer.echo(str(report))
 
@@ -78,6 +108,12 @@ class MaskKind(str, Enum):
     deeplabv3 = "deeplabv3"
 
 
+class KittiMaskKind(str, Enum):
+    none = "none"
+    deeplabv3 = "deeplabv3"
+    truth = "truth"
+
+
 ImageExt = Enum("ImageExt", {v: v for v in ("auto", "png", "jpg")}, type=str)
 Resize = Enum("Resize", {v: v for v in ("area", "lanczos")}, type=str)
 
@@ -85,14 +121,14 @@ Resize = Enum("Resize", {v: v for v in ("area", "lanczos")}, type=str)
 # Options both prepare commands share.
 SEG_ARCH_OPTION = typer.Option(SegArch.mobilenet_v3_large, "--seg-arch", help="Backbone.")
 SEG_WEIGHTS_OPTION = typer.Option(None, "--seg-weights", help="DeepLabv3 weights file.")
-WORKERS_OPTION = typer.Option(None, "--workers", help="Local threads (default: all cores).")
+WORKERS_OPTION = typer.Option(None, "--workers", help="Local threads, >= 1 (default: all cores).")
 SCHEDULER_OPTION = typer.Option(
     None, "--scheduler", help="dask.distributed scheduler address (tcp://host:8786)."
 )
 STORE_OVERWRITE_OPTION = typer.Option(
     False, "--overwrite", help="Replace stores made with other arguments (from scratch)."
 )
-CHUNK_OPTION = typer.Option(16, "--chunk", help="Frames per chunk.")
+CHUNK_OPTION = typer.Option(16, "--chunk", help="Frames per chunk (>= 1).")
 HINT_SIZE_OPTION = typer.Option("320x1024", "--hint-size", help="HxW the raw pairs are matched at.")
 
 
@@ -105,6 +141,10 @@ def hints(
     overwrite: bool = typer.Option(False, "--overwrite", help="Recompute every chunk."),
 ) -> None:
     """Fill hint_depth with Depth Hints' fused-SGM hints of the raw pairs (resumable)."""
+    from pipelines.store.options import check_count, parse_size
+
+    check_count("--workers", workers)
+    parse_size(hint_size, "--hint-size")
     from pipelines.passes.hints_pass import compute_hints
 
     how = {"hint_size": hint_size, "workers": workers, "scheduler": scheduler}
@@ -117,7 +157,7 @@ def prepare_kitti(
         ..., help="monodepth2 split folder: train_files.txt, val_files.txt and/or test_files.txt."
     ),
     out_dir: Path = typer.Argument(..., help="Output folder: train.zarr, val.zarr, test.zarr."),
-    size: str = typer.Option("192x640", "--size", help="Stored image size HxW."),
+    size: str = typer.Option("192x640", "--size", help="Stored image size HxW (each side >= 32)."),
     resize: Resize = typer.Option(
         "area", "--resize", help="area: cv2.INTER_AREA; lanczos: PIL LANCZOS, monodepth2's bytes."
     ),
@@ -128,14 +168,16 @@ def prepare_kitti(
         KittiGT.auto,
         "--gt",
         help="Test ground truth: velodyne (eigen, vel_depth=True), improved (eigen_benchmark "
-        "annotated PNGs) or auto (improved when every test line has its PNG).",
+        "annotated PNGs) or auto (follows the split folder as monodepth2's export_gt_depth.py: "
+        "improved for eigen_benchmark, velodyne for eigen and the others).",
     ),
-    masks: MaskKind = typer.Option(
-        MaskKind.none,
+    masks: KittiMaskKind = typer.Option(
+        KittiMaskKind.none,
         "--masks",
         help="deeplabv3: fill seg of train/val stores afterwards (needs the DeepLabv3 weights "
-        "in the torch hub cache or --seg-weights; checked before converting). Default none: "
-        "seg stays 255 (run `masks` later).",
+        "in the torch hub cache or --seg-weights; checked before converting); truth: the true "
+        "masks of a world written by `synth kitti --masks`. Default none: seg stays 255 (run "
+        "`masks` later).",
     ),
     seg_arch: SegArch = SEG_ARCH_OPTION,
     seg_weights: Path = SEG_WEIGHTS_OPTION,
@@ -152,7 +194,7 @@ def prepare_kitti(
     """KITTI raw + split files -> schema v1 stores (resumable: re-run the same command)."""
     from pipelines.prepare.kitti.prepare import KittiPrepareOptions
     from pipelines.prepare.kitti.prepare import prepare_kitti as run
-    from pipelines.store.runner import parse_size
+    from pipelines.store.options import parse_size
 
     options = KittiPrepareOptions(
         size=parse_size(size),
@@ -163,7 +205,7 @@ def prepare_kitti(
         seg_arch=seg_arch.value,
         seg_weights=None if seg_weights is None else str(seg_weights),
         hints=hints_,
-        hint_size=parse_size(hint_size),
+        hint_size=parse_size(hint_size, "--hint-size"),
         skip_missing=skip_missing,
         workers=workers,
         scheduler=scheduler,
@@ -187,7 +229,8 @@ def prepare_nyu(
     size: str = typer.Option(
         "288x384",
         "--size",
-        help="Raw store image size HxW (image INTER_AREA, depth nearest neighbour).",
+        help="Raw store image size HxW, each side >= 32 (image INTER_AREA, depth nearest "
+        "neighbour).",
     ),
     stride: int = typer.Option(1, "--stride", help="Keep every K-th synced frame of a scene."),
     neighbour_gap: int = typer.Option(
@@ -221,7 +264,7 @@ def prepare_nyu(
     """NYU Depth V2 raw scenes (+ labeled .mat) -> schema v1 stores (resumable: re-run it)."""
     from pipelines.prepare.nyu.prepare import NyuPrepareOptions
     from pipelines.prepare.nyu.prepare import prepare_nyu as run
-    from pipelines.store.runner import parse_size
+    from pipelines.store.options import parse_size
 
     options = NyuPrepareOptions(
         size=parse_size(size),

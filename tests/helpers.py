@@ -50,6 +50,12 @@ def assert_opens_in_xarray(path: Path) -> None:
             assert (ds[name].dims, ds[name].shape) == (tuple(dims), arr.shape), name
         assert ds.attrs["complete"] is True
         assert (ds["samples"].values == arrays["samples"][...]).all()
+        # one unique index: the global frame index; where each frame comes from as coordinates
+        assert list(ds.indexes) == ["frame"] and ds.indexes["frame"].is_unique
+        assert {"sequence", "frame_in_sequence"} <= set(ds.coords)
+        from pipelines import open_store
+
+        xr.testing.assert_identical(ds.load(), open_store(path).to_xarray().load())
 
 
 def validation_of_fresh_model(store: str, overrides: dict[str, Any]) -> dict[str, float]:

@@ -24,9 +24,17 @@ def info(
     store: str = typer.Argument(
         None, help="Store path or fsspec URL (none: list the methods and presets)."
     ),
-    verify: bool = typer.Option(False, "--verify", help="Check shapes, samples and values."),
+    verify: bool = typer.Option(
+        False,
+        "--verify",
+        help="Check metadata, that every chunk exists and reads (checksums), samples and values.",
+    ),
+    quick: bool = typer.Option(
+        False, "--quick", help="With --verify: read no chunk (metadata, chunk files, samples)."
+    ),
 ) -> None:
-    """Describe a store: dataset, split, sizes, sequences, samples, completeness, provenance."""
+    """Describe a store: dataset, split, sizes, sequences, samples, completeness, ground truth,
+    provenance."""
     if store is None:
         from train.methods import method_listing, plugin_modules
 
@@ -36,7 +44,7 @@ def info(
         return
     from pipelines.store.inspect import info_report
 
-    text, problems = info_report(store, verify)
+    text, problems = info_report(store, verify, quick)
     typer.echo(text)
     if problems:
         raise typer.Exit(1)

@@ -62,12 +62,15 @@ def build_segmenter(
     builder, enum = _arch(arch)
     model = builder(weights=None, weights_backbone=None, num_classes=SEG_CLASSES, aux_loss=False)
     if weights is not None:
-        path = weights_file(arch) if str(weights) == "default" else Path(weights)
+        default = str(weights) == "default"
+        path = weights_file(arch) if default else Path(weights)
+        if not path.is_file() and not default:
+            raise MissingWeightsError(f"--seg-weights {path}: file not found")
         if not path.is_file():
             url = enum.COCO_WITH_VOC_LABELS_V1.url
             raise MissingWeightsError(
-                f"DeepLabv3 {arch} weights not found: need {path.name} at {path} "
-                f"(download {url} into {path.parent}), or pass --seg-weights FILE"
+                f"DeepLabv3 {arch} weights not found: {path} is missing from the torch hub "
+                f"cache (download {url} into {path.parent}), or pass --seg-weights FILE"
             )
         _load_weights(model, path, arch)
     return model.eval().to(resolve_device(device))
@@ -149,8 +152,23 @@ def _arch(arch: str) -> tuple[Callable[..., torch.nn.Module], Any]:
     return ARCHS[arch]
 
 
+def mask_device(device: str | None) -> tuple[torch.device, str]:
+    """The device the masks pass runs on, and a note when it falls back to the CPU because
+    no device was named and CUDA is not available (empty otherwise)."""
+    resolved = resolve_device(device)
+    if device is None and resolved.type == "cpu":
+        return resolved, "masks: CUDA is not available, DeepLabv3 runs on the CPU (slower)"
+    return resolved, ""
+
+
 def _load_weights(model: torch.nn.Module, path: Path, arch: str) -> None:
-    state = load_state_dict_file(path)
+    try:
+        state = load_state_dict_file(path)
+    except ValueError as e:
+        reason = str(e).replace(f"cannot read weights file {path}: ", "")
+        raise ValueError(
+            f"--seg-weights {path}: {reason.replace(f'weights file {path} ', '')}"
+        ) from e
     state = {k: v for k, v in state.items() if not k.startswith("aux_classifier.")}
     try:
         model.load_state_dict(state)

@@ -38,7 +38,7 @@ import zarr
 from pipelines.store.arrays import consolidate, create_schema_array
 from pipelines.store.inspect import is_fill
 from pipelines.store.reader import open_group, open_store
-from pipelines.store.runner import ProgressBars, run_tasks
+from pipelines.store.runner import ProgressBars, plural, run_tasks
 
 ChunkFn = Callable[[slice], np.ndarray]
 """``compute(rows)``: the array's values for frame rows ``rows`` (one chunk), ``(n, ...)``."""
@@ -67,9 +67,9 @@ class PassReport:
 
     def __str__(self) -> str:
         return (
-            f"{self.name}: {self.computed} chunks ({self.frames} frames, {self.images} images) "
-            f"computed, {self.skipped} already done, {self.chunks} in all, "
-            f"{self.frames_per_second:.2f} frames/s"
+            f"{self.name}: {plural(self.computed, 'chunk')} ({plural(self.frames, 'frame')}, "
+            f"{plural(self.images, 'image')}) computed, {self.skipped} already done, "
+            f"{self.chunks} in all, {self.frames_per_second:.2f} frames/s"
         )
 
 

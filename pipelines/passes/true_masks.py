@@ -38,7 +38,8 @@ def fill_true_masks(
     with np.load(path) as data:
         masks = {key: data[key] for key in data.files}
     folders = store.sequences
-    sequence, frame = np.asarray(store["sequence"][...]), np.asarray(store["frame"][...])
+    sequence = np.asarray(store["sequence"][...])
+    frame = np.asarray(store["frame_in_sequence"][...])
     h, w = store.image_size
     for q in np.unique(sequence):
         for cam in cameras[: store.views]:

@@ -15,21 +15,31 @@ from typing import Any
 
 import numpy as np
 import zarr
+from zarr.codecs import Crc32cCodec
 
 from pipelines.store.schema import (
     ARRAYS,
     DONE_ARRAY,
     DONE_DIMS,
+    FRAME_COORDS,
     REQUIRED_ARRAYS,
+    WRITER_ARRAYS,
     StoreLayout,
     array_spec,
     compressors,
 )
 
+# Names callers may use for another array: "frame" was the frame number in its sequence before
+# it became the global frame index (see pipelines.store.reader).
+CALLER_ALIASES = {"frame": "frame_in_sequence"}
 
-def create_schema_array(group: zarr.Group, name: str, layout: StoreLayout) -> zarr.Array:
-    """Create array ``name`` in ``group`` with the schema's dtype, chunks, codec, fill value and
-    dimension names."""
+
+def create_schema_array(
+    group: zarr.Group, name: str, layout: StoreLayout, coordinates: Sequence[str] = ()
+) -> zarr.Array:
+    """Create array ``name`` in ``group`` with the schema's dtype, chunks, codec (checksummed),
+    fill value and dimension names; ``coordinates`` (arrays of the store along ``frame``) go
+    into its CF ``coordinates`` attribute, which xarray reads."""
     spec = array_spec(name)
     return group.create_array(
         name,
@@ -39,7 +49,13 @@ def create_schema_array(group: zarr.Group, name: str, layout: StoreLayout) -> za
         compressors=compressors(spec.codec),
         fill_value=spec.fill_value,
         dimension_names=spec.dims,
+        attributes={"coordinates": " ".join(coordinates)} if coordinates else None,
     )
+
+
+def frame_coordinates(arrays: Sequence[str]) -> tuple[str, ...]:
+    """The coordinates along ``frame`` (besides the index) among ``arrays``."""
+    return tuple(n for n in FRAME_COORDS if n in arrays)
 
 
 def ensure_done_array(group: zarr.Group, n_blocks: int) -> zarr.Array:
@@ -59,7 +75,7 @@ def ensure_done_array(group: zarr.Group, n_blocks: int) -> zarr.Array:
     values = None if done is None else np.asarray(done[...], dtype=bool)
     done = group.create_array(
         DONE_ARRAY, shape=(n_blocks,), chunks=(1,), dtype="bool", fill_value=False,
-        dimension_names=DONE_DIMS, overwrite=values is not None,
+        dimension_names=DONE_DIMS, overwrite=values is not None, compressors=(Crc32cCodec(),),
     )  # fmt: skip
     if values is not None and values.any():
         done[...] = values
@@ -77,13 +93,15 @@ def consolidate(group: zarr.Group) -> zarr.Group:
 
 
 def check_arrays(arrays: Sequence[str], gt_size: tuple[int, int] | None) -> list[str]:
-    """The arrays a store holds, in schema order: ``arrays`` plus the required ones.
+    """The arrays a store holds, in schema order: ``arrays`` (``frame`` read as
+    ``frame_in_sequence``) plus the required ones and the writer's own (``frame``, ``samples``).
 
     ValueError for an unknown name, a missing required array, or ``gt_size`` given without
     ``gt_depth`` (or the reverse).
     """
+    arrays = [CALLER_ALIASES.get(n, n) for n in arrays]
     names = [array_spec(n).name for n in arrays]
-    names += [n for n in REQUIRED_ARRAYS if n not in names]
+    names += [n for n in (*REQUIRED_ARRAYS, *WRITER_ARRAYS) if n not in names]
     missing = [n for n in REQUIRED_ARRAYS if n not in arrays and n != "samples"]
     if missing:
         raise ValueError(f"every store needs arrays {missing}")

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import zarr
 
+from pipelines.store.integrity import chunk_problems
 from pipelines.store.reader import Store
 from pipelines.store.schema import (
     ARRAYS,
@@ -19,6 +20,7 @@ from pipelines.store.schema import (
     SCHEMA,
     SEG_CLASSES,
     SEG_NOT_COMPUTED,
+    has_checksums,
 )
 
 
@@ -35,11 +37,16 @@ def describe(store: Store) -> str:
         f"samples    {store.n_samples}",
         f"sequences  {len(seqs)}: {shown}",
         f"complete   {'yes' if store.complete else 'NO'}",
-        "arrays",
     ]
+    truth = ground_truth_line(store)
+    if truth:
+        lines.append(f"truth      {truth}")
+    if store.legacy or not all(has_checksums(a.metadata.codecs) for a in store.arrays.values()):
+        lines.append("checksums  no (written before checksums: damage cannot be detected)")
+    lines.append("arrays")
     for name, arr in store.arrays.items():
         size = f"{arr.nbytes_stored() / 2**20:.2f} MiB stored" if _local(store) else ""
-        lines.append(f"  {name:<11}{arr.dtype!s:<8} {tuple(arr.shape)!s:<26} {size}")
+        lines.append(f"  {name:<18}{arr.dtype!s:<8} {tuple(arr.shape)!s:<26} {size}")
     for attr in ("masks", "hints", "computed"):
         if attr in store.attrs:
             lines.append(f"{attr:<11}{json.dumps(store.attrs[attr])}")
@@ -48,29 +55,82 @@ def describe(store: Store) -> str:
     return "\n".join(lines)
 
 
-def verify(store: Store, *, deep: bool = True, require_complete: bool = True) -> list[str]:
-    """Problems found in ``store`` (empty when consistent).
+def ground_truth_line(store: Store) -> str:
+    """Which ground truth a store holds (``gt_depth``), in words; empty when it has none."""
+    gt = store.attrs.get("ground_truth")
+    if not store.has("gt_depth") and not gt:
+        return ""
+    if not isinstance(gt, dict):
+        return "gt_depth (origin not recorded)"
+    kind, protocol = gt.get("kind", "?"), gt.get("protocol", "?")
+    words = {
+        "velodyne": "velodyne scans projected to camera 02 (vel_depth=True, as monodepth2's "
+        "export_gt_depth.py for the Eigen split)",
+        "improved": "KITTI's improved (annotated depth) maps",
+        "nyu-labeled": "the labeled set's in-painted depths",
+    }
+    return f"{words.get(kind, kind)}; protocol {protocol}"
+
+
+def verify(
+    store: Store, *, deep: bool = True, require_complete: bool = True, chunks: bool | None = None
+) -> list[str]:
+    """Problems found in ``store`` (empty when consistent), one line each.
 
     Checks attributes, array shapes, dtypes and dimension names against the schema (every
     array, ``_done`` included, must name its dimensions), the consolidated metadata of a
-    complete store (present, and listing the arrays as they are), done markers, sample rows
-    (indices in range, neighbours in the center's sequence) and, when ``deep``, array contents:
-    no NaN / negative / infinite depth, ``gt_size`` within ``gt_depth``, seg in 0..20 or 255,
-    ``hint_depth`` (two-view KITTI, with its ``hints`` record) finite, >= 0 and computed for
-    every frame (NaN = not computed), ``sequence`` indices in range. ``require_complete``
-    reports a store not marked complete.
+    complete store (present, and listing the arrays as they are), the frame index, done
+    markers, that every chunk exists (``chunks``, default: for a complete store; arrays a pass
+    has not finished excepted), sample rows (indices in range, neighbours in the center's
+    sequence) and, when ``deep``, reads every chunk (a damaged one, checksum or codec, is a
+    line naming the array and the chunk) and checks array contents: no NaN / negative /
+    infinite depth, ``gt_size`` within ``gt_depth``, seg in 0..20 or 255, ``hint_depth``
+    (two-view KITTI, with its ``hints`` record) finite, >= 0 and computed for every frame (NaN =
+    not computed), ``sequence`` indices in range. ``require_complete`` reports a store not
+    marked complete.
     """
     problems = _check_attrs(store, require_complete) + _check_arrays(store)
     problems += _check_metadata(store)
+    whole = store.complete if chunks is None else chunks
+    found, damaged, lost = chunk_problems(_chunked_arrays(store, whole), read=deep, missing=whole)
+    problems += found
+    # arrays that cannot be read (a missing chunk reads as fill values until the store is complete)
+    bad = damaged | (lost if store.complete else set())
+    problems += _check_index(store, bad)
     done = store.done_blocks
     if done is not None and not done.all():
         problems.append(f"{int((~done).sum())} of {done.size} blocks not written")
-    if store.has("sequence") and store.has("samples"):
+    if store.has("sequence") and store.has("samples") and not {"sequence", "samples"} & bad:
         problems += _check_samples(store)
     problems += _check_hints(store)
     if deep:
-        problems += _check_values(store)
+        problems += _check_values(store, bad)
     return problems
+
+
+def _chunked_arrays(store: Store, whole: bool) -> dict[str, zarr.Array]:
+    """The arrays (on-disk names) whose chunks are checked: all but ``_done``; with ``whole``
+    (every chunk must exist) not the pass arrays a pass has not finished either."""
+    computed = store.attrs.get("computed", {})
+    on_disk = {name: arr for name, arr in store.group.arrays() if name != DONE_ARRAY}
+    return {
+        name: arr
+        for name, arr in on_disk.items()
+        if not whole or name not in PASS_ARRAYS or computed.get(name) is True
+    }
+
+
+def _check_index(store: Store, bad: set[str]) -> list[str]:
+    """The global frame index (``frame``) is 0..N-1 (stores written before it have none)."""
+    if store.legacy or "frame" in bad:
+        return []
+    index = store.group.get("frame")
+    if index is None:
+        return ["array 'frame' (the frame index) missing"]
+    values = np.asarray(index[...])
+    if values.shape != (store.n_frames,) or (values != np.arange(store.n_frames)).any():
+        return [f"frame: the frame index is not 0..{store.n_frames - 1}"]
+    return []
 
 
 def is_fill(values: np.ndarray, name: str) -> bool:
@@ -200,11 +260,13 @@ def _check_samples(store: Store) -> list[str]:
     return problems
 
 
-def _check_values(store: Store) -> list[str]:
+def _check_values(store: Store, bad: set[str] | None = None) -> list[str]:
+    """Value checks of the arrays without bad chunks (``bad``: their on-disk names)."""
     import dask
     import dask.array as da
 
-    lazy = store.to_dask()
+    skip = bad or set()
+    lazy = {name: x for name, x in store.to_dask().items() if store[name].path not in skip}
     checks: dict[str, da.Array] = {}
     for name in ("depth", "gt_depth"):
         if name in lazy:
@@ -253,9 +315,10 @@ def _local(store: Store) -> bool:
     return "://" not in store.path
 
 
-def info_report(path_or_url: str, check: bool) -> tuple[str, int]:
+def info_report(path_or_url: str, check: bool, quick: bool = False) -> tuple[str, int]:
     """Text of ``cli.py info`` and its problem count: description, then (``check``) the
-    problems found by :func:`verify` and one line saying how many, or ``ok``.
+    problems found by :func:`verify` and one line saying how many, or ``ok``. ``quick`` reads
+    no chunk (metadata, chunk files present, samples only).
     """
     from pipelines.store.reader import open_store
 
@@ -263,7 +326,7 @@ def info_report(path_or_url: str, check: bool) -> tuple[str, int]:
     text = describe(store)
     if not check:
         return text, 0
-    problems = verify(store)
+    problems = verify(store, deep=not quick)
     lines = [f"problem: {p}" for p in problems]
     lines.append(f"{len(problems)} problem(s) found" if problems else "ok")
     return text + "\n" + "\n".join(lines), len(problems)

@@ -7,6 +7,15 @@ lazy dask / xarray views for notebooks (``xarray.open_zarr(path)`` opens a compl
 This reader reads every array's own metadata, never the consolidated copy in the group's
 ``zarr.json``: that copy is written for other tools when a store completes
 (:func:`pipelines.store.arrays.consolidate`) and could be stale after a hand edit.
+
+Arrays are :class:`~pipelines.store.integrity.CheckedArray` s: a damaged chunk, or a missing one
+in a complete store, is a :class:`~pipelines.store.integrity.StoreDataError` naming the array and
+the chunk. A damaged ``zarr.json`` is a ValueError naming the file.
+
+Names: ``store["frame_in_sequence"]`` is the frame number inside its sequence, and
+``store["frame"]`` is the same array (the name it had before ``frame`` became the global frame
+index; the index itself is the row, 0..N-1, and the xarray ``frame`` coordinate). Stores written
+before (``frame`` = frame number in its sequence on disk, no checksums) open the same way.
 """
 
 from __future__ import annotations
@@ -19,7 +28,19 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import zarr
 
-from pipelines.store.schema import ARRAYS, DIM_LABELS, DONE_ARRAY, SCHEMA, WRITER_ATTR, StoreLayout
+from pipelines.store.integrity import CheckedStore, checked
+from pipelines.store.schema import (
+    ARRAYS,
+    DONE_ARRAY,
+    DONE_DIMS,
+    FAILED_ATTR,
+    FRAME_COORDS,
+    PASS_ARRAYS,
+    SCHEMA,
+    WRITER_ATTR,
+    StoreLayout,
+    has_checksums,
+)
 
 if TYPE_CHECKING:
     import dask.array
@@ -140,12 +161,19 @@ class Store:
 
     def has(self, name: str) -> bool:
         """True when array ``name`` is in the store (absent arrays are not stored empty)."""
-        return name in self.arrays
+        return ALIASES.get(name, name) in self.arrays
 
     def __getitem__(self, name: str) -> zarr.Array:
-        if name not in self.arrays:
+        found = self.arrays.get(ALIASES.get(name, name))
+        if found is None:
             raise KeyError(f"{self.path}: no array {name!r} (has {sorted(self.arrays)})")
-        return self.arrays[name]
+        return found
+
+    @property
+    def legacy(self) -> bool:
+        """True for a store written before the frame index (``frame`` on disk holds the frame
+        numbers inside their sequences; no checksums)."""
+        return "frame" in self.group and "frame_in_sequence" not in self.group
 
     def to_dask(self) -> dict[str, dask.array.Array]:
         """Lazy dask arrays, one per stored array, chunked like the store."""
@@ -154,34 +182,68 @@ class Store:
         return {name: da.from_zarr(arr) for name, arr in self.arrays.items()}
 
     def to_xarray(self) -> xarray.Dataset:
-        """Lazy ``xarray.Dataset``: dims frame, view, y, x, channel, sample, field, ...
-
-        ``sequence``, ``frame`` and ``timestamp`` are coordinates along ``frame`` (no index:
-        frame numbers repeat across sequences); attributes are the store attributes.
+        """Lazy ``xarray.Dataset``, the same as ``xarray.open_zarr(path)`` gives for a complete
+        store: every array (``_done`` included) under its dimension names; coordinates ``frame``
+        (the global frame index 0..N-1, the index), ``sequence``, ``frame_in_sequence`` and
+        ``timestamp``; attributes are the store attributes. A store written before the frame
+        index gets the same coordinates (its ``frame`` array is ``frame_in_sequence`` here).
         """
         try:
             import xarray as xr
         except ImportError as e:
             raise ImportError("Store.to_xarray needs xarray: pip install xarray") from e
-        lazy = self.to_dask()
-        frame_coords = {n: ("frame", lazy.pop(n)) for n in ("sequence", "frame", "timestamp")}
-        coords = {n: v for n, v in frame_coords.items() if self.has(n)}
-        used = {d for name in lazy for d in ARRAYS[name].dims}
-        coords.update({d: (d, list(labels)) for d, labels in DIM_LABELS.items() if d in used})
-        data = {name: (ARRAYS[name].dims, arr) for name, arr in lazy.items()}
-        return xr.Dataset(data, coords=xr.Coordinates(coords, indexes={}), attrs=dict(self.attrs))
+        import dask.array as da
+
+        variables: dict[str, tuple[tuple[str, ...], Any]] = {
+            name: (ARRAYS[name].dims, values) for name, values in self.to_dask().items()
+        }
+        index = self.group.get("frame")
+        if self.legacy or index is None:
+            variables["frame"] = (("frame",), np.arange(self.n_frames, dtype=np.int32))
+        else:
+            variables["frame"] = (("frame",), np.asarray(checked(index)[...]))
+        done = self.group.get(DONE_ARRAY)
+        if done is not None:
+            variables[DONE_ARRAY] = (DONE_DIMS, da.from_zarr(done))
+        coords = {n: variables.pop(n) for n in ("frame", *FRAME_COORDS) if n in variables}
+        return xr.Dataset(variables, coords=coords, attrs=dict(self.attrs))
+
+
+# Names of the Python API that stand for another array (see the module docstring).
+ALIASES = {"frame": "frame_in_sequence"}
 
 
 def read_store(group: zarr.Group, path: str) -> Store:
-    """Wrap an open zarr group as a :class:`Store`; ValueError when it is not schema v1."""
+    """Wrap an open zarr group as a :class:`Store`; ValueError when it is not schema v1.
+
+    Arrays are :class:`~pipelines.store.integrity.CheckedArray` s. When ``group`` was opened on
+    a :class:`~pipelines.store.integrity.CheckedStore` (what :func:`open_store` does) and the
+    store is complete, a missing chunk of a checksummed array is an error (see
+    :mod:`pipelines.store.integrity`); the global ``frame`` index is not among the arrays (it is
+    the row), and a store written before it has its ``frame`` array as ``frame_in_sequence``.
+    """
     attrs = dict(group.attrs)
     if attrs.get("schema") != SCHEMA:
         found = attrs.get("schema", "no 'schema' attribute")
         raise ValueError(f"{path}: not a {SCHEMA} store ({found})")
-    found = dict(group.arrays())
+    on_disk = dict(group.arrays())
+    found = {name: checked(arr) for name, arr in on_disk.items()}
+    if "frame" in found and "frame_in_sequence" not in found:
+        found["frame_in_sequence"] = found["frame"]  # written before the frame index
+    found.pop("frame", None)
     arrays = {name: found[name] for name in ARRAYS if name in found}  # schema order
     if "image" not in arrays:
         raise ValueError(f"{path}: store has no 'image' array")
+    store = group.store
+    if isinstance(store, CheckedStore) and attrs.get("complete") is True:
+        computed = attrs.get("computed", {})
+        store.strict.update(
+            arr.path
+            for name, arr in on_disk.items()
+            if name != DONE_ARRAY
+            and has_checksums(arr.metadata.codecs)
+            and (name not in PASS_ARRAYS or computed.get(name) is True)
+        )
     return Store(path=path, group=group, attrs=attrs, arrays=arrays)
 
 
@@ -202,13 +264,46 @@ def open_store(
     """
     url = store_url(path_or_url)
     try:
-        group = open_group(url, mode, storage_options)
+        plain = open_group(url, mode, storage_options)
+        group = zarr.open_group(
+            store=CheckedStore(plain.store, url), path=plain.path,
+            mode="r" if mode == "r" else "r+", zarr_format=3, use_consolidated=False,
+        )  # fmt: skip
+        store = read_store(group, url)
     except (OSError, zarr.errors.BaseZarrError) as e:
         raise ValueError(f"{url}: not a zarr store ({e})") from e
-    store = read_store(group, url)
+    except ValueError as e:
+        damaged = damaged_metadata(url)
+        if damaged is None:
+            raise
+        raise ValueError(damaged) from e
     if require_complete:
         _refuse_incomplete(store)
     return store
+
+
+def damaged_metadata(url: str) -> str | None:
+    """For a local store: a message naming the first ``zarr.json`` (the group's, then each
+    array's) that is not valid JSON, or None when they all are (or ``url`` is not local)."""
+    import json
+
+    if "://" in url:
+        return None
+    root = Path(url)
+    for path in (root / "zarr.json", *sorted(root.glob("*/zarr.json"))):
+        try:
+            json.loads(path.read_bytes())
+        except FileNotFoundError:
+            continue
+        except (OSError, ValueError) as e:
+            size = path.stat().st_size
+            where = f"at byte {e.pos} of {size}" if isinstance(e, json.JSONDecodeError) else ""
+            reason = e.msg if isinstance(e, json.JSONDecodeError) else str(e)
+            return (
+                f"{path}: damaged store metadata (not valid JSON {where}: {reason}); "
+                "restore the store from a copy or write it again"
+            )
+    return None
 
 
 class IncompleteStoreError(ValueError):
@@ -234,14 +329,25 @@ def _refuse_incomplete(store: Store) -> None:
     if store.complete:
         return
     done = store.done_blocks
-    written = "" if done is None else f", {int(done.sum())} of {done.size} blocks written"
+    written = "" if done is None else f"{int(done.sum())} of {done.size} blocks written"
     command = " ".join(str(store.source.get("command", "")).split())  # one line
-    how = "re-run the same prepare command, which resumes where it stopped"
+    rerun = ""
     if command:
-        how += f": `{command}`"
+        rerun = f": `{command}`"
         if "OUT_DIR" in command.split():
-            how += f" with OUT_DIR = {store.path.rstrip('/').rpartition('/')[0] or '.'}"
+            rerun += f" with OUT_DIR = {store.path.rstrip('/').rpartition('/')[0] or '.'}"
+    failed = store.attrs.get(FAILED_ATTR)
+    if isinstance(failed, dict) and failed.get("error"):
+        fix = "repair or replace that file"
+        if command.startswith("prepare-kitti"):
+            fix += ", or delete it and add --skip-missing --overwrite to drop its split lines"
+        raise IncompleteStoreError(
+            f"{store.path}: the store is incomplete: the prepare run that writes it failed on "
+            f"bad input ({failed['error']}; {written}); re-running the same command fails "
+            f"again until that is fixed: {fix}; then re-run it{rerun}"
+        )
+    how = "re-run the same prepare command, which resumes where it stopped" + rerun
     raise IncompleteStoreError(
         f"{store.path}: the store is incomplete (the prepare run that writes it was interrupted"
-        f"{written}); to finish it, {how}"
+        f"{', ' + written if written else ''}); to finish it, {how}"
     )

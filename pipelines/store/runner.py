@@ -10,7 +10,8 @@ of frame rows ``rows`` (a slice). :func:`run_conversions` (several stores, one g
 2. runs them on the local threaded scheduler with ``workers`` threads, or on a
    ``dask.distributed`` cluster when ``scheduler`` is its address (``tcp://host:8786``; workers
    must see the input files and the store location, and the block function must pickle);
-3. advances a rich progress bar per store (frames, frames/s, ETA) as each block is written;
+3. advances a rich progress bar per store (frames, frames/s, ETA) as each block is written (plain
+   lines, at most one every few seconds, when stderr is not a terminal: logs, CI, pipes);
 4. calls :meth:`StoreWriter.finish` (verify, then ``complete = True``) on every store and returns
    a :class:`RunSummary` per store.
 
@@ -28,10 +29,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from rich.progress import ProgressColumn, Task
-from rich.text import Text
 
+from pipelines.store.failures import disk_full_error, is_disk_full, record_failure
+from pipelines.store.options import parse_size
+from pipelines.store.progress import ProgressBars
 from pipelines.store.writer import StoreWriter
+
+__all__ = ["Conversion", "ProgressBars", "RunSummary", "SkippedItem", "parse_size", "plural",
+           "run_conversion", "run_conversions", "run_tasks", "write_blocks"]  # fmt: skip
 
 BlockFn = Callable[[int, slice], Mapping[str, np.ndarray]]
 """``make_block(block, rows)``: the per-frame arrays of frame rows ``rows`` of ``block``."""
@@ -67,29 +72,23 @@ class RunSummary:
 
     def __str__(self) -> str:
         lines = [
-            f"{self.store}: {self.frames} frames, {self.samples} samples; wrote "
-            f"{self.frames_written} frames in {self.blocks_written} blocks "
+            f"{self.store}: {plural(self.frames, 'frame')}, {plural(self.samples, 'sample')}; "
+            f"wrote {plural(self.frames_written, 'frame')} in "
+            f"{plural(self.blocks_written, 'block')} "
             f"({self.frames_per_second:.1f} frames/s, {self.seconds:.1f} s), "
-            f"{self.blocks_skipped} blocks already done"
+            f"{plural(self.blocks_skipped, 'block')} already done"
         ]
         if self.skipped:
-            lines.append(f"  {len(self.skipped)} item(s) skipped:")
+            lines.append(f"  {plural(len(self.skipped), 'item')} skipped:")
             lines += [f"    {s}" for s in self.skipped[:10]]
             if len(self.skipped) > 10:
                 lines.append(f"    ... and {len(self.skipped) - 10} more")
         return "\n".join(lines)
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    """``"192x640"`` (height x width) -> ``(192, 640)``; ValueError for anything else."""
-    parts = text.lower().replace(" ", "").split("x")
-    try:
-        h, w = (int(p) for p in parts)
-    except ValueError:
-        raise ValueError(f"size {text!r} must be HEIGHTxWIDTH, e.g. 192x640") from None
-    if h < 1 or w < 1:
-        raise ValueError(f"size {text!r} must be positive")
-    return h, w
+def plural(n: int, word: str) -> str:
+    """``"1 block"``, ``"2 blocks"``."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 @dataclass(frozen=True, eq=False)
@@ -153,7 +152,9 @@ def run_conversions(
     Returns:
         One :class:`RunSummary` per job, in order; ``seconds`` runs from the start to the
         store's last block. Exceptions raised by a block function propagate unchanged (no
-        store is finished then).
+        store is finished then); a ValueError (a bad input) is first recorded in the unfinished
+        stores, and a full disk becomes one line naming the store and the space it needs
+        (:mod:`pipelines.store.failures`).
     """
     import dask
 
@@ -182,15 +183,24 @@ def run_conversions(
             bar.advance(k, int(frames))
             ended[k] = time.perf_counter()
 
-        # The whole per-frame arrays are written here, beside the block tasks: as graph tasks
-        # dask orders them last, where they would run alone.
-        with ThreadPoolExecutor(1) as side:
-            frames = side.submit(_write_frames, [job for job in jobs if job.frames])
-            run_tasks(tasks, prefix, workers=workers, scheduler=scheduler, done=advance)
-            frames.result()
-    if finish:
-        for job in jobs:
-            job.writer.finish()
+        writers = [job.writer for job in jobs]
+        try:
+            # The whole per-frame arrays are written here, beside the block tasks: as graph
+            # tasks dask orders them last, where they would run alone.
+            with ThreadPoolExecutor(1) as side:
+                frames = side.submit(_write_frames, [job for job in jobs if job.frames])
+                run_tasks(tasks, prefix, workers=workers, scheduler=scheduler, done=advance)
+                frames.result()
+            if finish:
+                for job in jobs:
+                    job.writer.finish()
+        except OSError as e:
+            if is_disk_full(e):
+                raise disk_full_error(writers, e) from e
+            raise
+        except ValueError as e:  # a bad input: the same command fails again on it
+            record_failure(writers, e)
+            raise
     return [
         RunSummary(
             store=job.writer.url,
@@ -302,51 +312,3 @@ def _run_distributed(
                 advance(str(future.key), future.result())
         finally:
             client.cancel(futures)
-
-
-class _RateColumn(ProgressColumn):
-    """Frames per second of a task (``-`` until it is known)."""
-
-    def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text(f"{speed:.1f} frames/s" if speed else "- frames/s", style="progress.data.speed")
-
-
-class ProgressBars:
-    """Rich progress bars over frames, one per store: count, frames/s and ETA (or nothing)."""
-
-    def __init__(
-        self, enabled: bool, labels: Sequence[str], totals: Sequence[int], done: Sequence[int]
-    ) -> None:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TaskProgressColumn,
-            TextColumn,
-            TimeRemainingColumn,
-        )
-
-        self._progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TaskProgressColumn(),
-            _RateColumn(),
-            TimeRemainingColumn(),
-            disable=not enabled,
-        )
-        self._tasks = [
-            self._progress.add_task(label, total=total, completed=d)
-            for label, total, d in zip(labels, totals, done, strict=True)
-        ]
-
-    def advance(self, k: int, frames: int) -> None:
-        self._progress.advance(self._tasks[k], frames)
-
-    def __enter__(self) -> ProgressBars:
-        self._progress.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._progress.__exit__(*exc)  # type: ignore[arg-type]

@@ -9,6 +9,16 @@ The frame axis is chunked (``DEFAULT_CHUNK`` frames), every other axis is whole;
 chunked along its own row axis. Every array, the writer's ``_done`` markers included, carries its
 zarr v3 ``dimension_names``, and a complete store has consolidated metadata, so
 ``xarray.open_zarr(path)`` opens it with named dimensions.
+
+Every chunk ends with a CRC-32C checksum (zarr v3's ``crc32c`` codec, after the compressor), so a
+damaged chunk is an error, never other values (:mod:`pipelines.store.integrity`).
+
+Coordinates along ``frame``: ``frame`` itself holds the global frame index 0..N-1 (the row that
+``samples`` refers to; unique, the xarray index), ``sequence`` and ``frame_in_sequence`` say
+where the frame comes from, ``timestamp`` when. ``image`` lists them in the CF ``coordinates``
+attribute, so ``xarray.open_zarr`` and :meth:`pipelines.store.Store.to_xarray` both show them as
+coordinates. Stores written before (``frame`` = the frame number inside its sequence, no
+``frame_in_sequence``, no checksums) are still read: see :mod:`pipelines.store.reader`.
 """
 
 from __future__ import annotations
@@ -17,7 +27,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from zarr.codecs import BloscCodec, BloscShuffle, ZstdCodec
+from zarr.codecs import BloscCodec, BloscShuffle, Crc32cCodec, ZstdCodec
 
 SCHEMA = "depthstore/1"
 DATASETS = ("nyu-raw", "nyu-labeled", "kitti-raw")
@@ -33,11 +43,17 @@ OPTIONAL_ATTRS = ("camera", "source", "masks", "hints", "computed")
 # means "not computed yet". ``computed`` = {name: true} once a pass has filled every chunk.
 PASS_ARRAYS = ("seg", "hint_depth")
 WRITER_ATTR = "_writer"  # {"fingerprint", "frames_per_block", "n_blocks"}: writer bookkeeping
+FAILED_ATTR = "_failed"  # {"error"}: the error that stopped the last run (pipelines.store.failures)
 DONE_ARRAY = "_done"  # bool (n_blocks,), one chunk per block: True once a block is written
 DONE_DIMS = ("block",)  # its dimension name (every array of a store has them, for xarray)
 
 # Arrays every store has; the rest are present only for datasets that have them.
 REQUIRED_ARRAYS = ("image", "sequence", "samples")
+# Written by the writer itself: the global frame index (0..N-1) and the samples table.
+WRITER_ARRAYS = ("frame", "samples")
+# Coordinates along the frame axis besides ``frame`` (the index); listed in the CF
+# ``coordinates`` attribute of ``image`` for xarray.
+FRAME_COORDS = ("sequence", "frame_in_sequence", "timestamp")
 
 Codec = Literal["fast", "dense", "small"]
 
@@ -50,7 +66,7 @@ FIXED_DIMS: dict[str, int] = {
     "accel_axis": 4,
     "field": 4,
 }
-# Labels of some of them, used as xarray coordinates.
+# What the entries of some of them mean (not stored: xarray views show plain positions).
 DIM_LABELS: dict[str, tuple[str, ...]] = {
     "channel": ("r", "g", "b"),
     "hw": ("height", "width"),
@@ -94,7 +110,10 @@ ARRAYS: dict[str, ArraySpec] = {
                   HINT_NOT_COMPUTED, "fused-SGM depth hint (0.58 W fx, baseline 0.1 units), "
                   "0 = no hint, NaN = not computed"),
         ArraySpec("sequence", "int32", ("frame",), "small", 0, "index into attrs['sequences']"),
-        ArraySpec("frame", "int32", ("frame",), "small", 0, "frame number in its sequence"),
+        ArraySpec("frame", "int32", ("frame",), "small", 0,
+                  "global frame index 0..N-1 (the row samples refer to; the xarray index)"),
+        ArraySpec("frame_in_sequence", "int32", ("frame",), "small", 0,
+                  "frame number inside its sequence"),
         ArraySpec("timestamp", "float64", ("frame",), "small", 0, "seconds"),
         ArraySpec("accel", "float32", ("frame", "accel_axis"), "small", 0,
                   "NYU accelerometer x, y, z, tilt"),
@@ -144,13 +163,24 @@ class StoreLayout:
         return (first, *shape[1:])
 
 
-def compressors(codec: Codec) -> tuple[BloscCodec | ZstdCodec, ...]:
-    """zarr v3 compressor chain for a codec kind (images/masks fast, depth dense, small zstd)."""
+def compressors(codec: Codec) -> tuple[BloscCodec | ZstdCodec | Crc32cCodec, ...]:
+    """zarr v3 bytes-to-bytes chain for a codec kind (images/masks fast, depth dense, small zstd),
+    each followed by a CRC-32C checksum of the compressed chunk."""
     if codec == "fast":
-        return (BloscCodec(cname="lz4", clevel=5, shuffle=BloscShuffle.shuffle),)
-    if codec == "dense":
-        return (ZstdCodec(level=5),)
-    return (ZstdCodec(level=3),)
+        first: BloscCodec | ZstdCodec = BloscCodec(
+            cname="lz4", clevel=5, shuffle=BloscShuffle.shuffle
+        )
+    elif codec == "dense":
+        first = ZstdCodec(level=5)
+    else:
+        first = ZstdCodec(level=3)
+    return (first, Crc32cCodec())
+
+
+def has_checksums(codecs: tuple[object, ...]) -> bool:
+    """True when an array's codec chain (``array.metadata.codecs``) ends chunks with a CRC-32C
+    (stores written before checksums have none)."""
+    return any(isinstance(c, Crc32cCodec) for c in codecs)
 
 
 def array_spec(name: str) -> ArraySpec:

@@ -50,7 +50,7 @@ class ToySpec:
 
     @property
     def arrays(self) -> list[str]:
-        common = ["image", "intrinsics", "baseline", "sequence", "frame", "timestamp"]
+        common = ["image", "intrinsics", "baseline", "sequence", "frame_in_sequence", "timestamp"]
         extra = ["seg"] * self.seg + ["hint_depth"] * self.hints
         if self.dataset == "kitti-raw":
             return [*common, "gt_depth", "gt_size", *extra]
@@ -87,7 +87,7 @@ class ToySpec:
             "intrinsics": np.broadcast_to(k, (len(rows), self.views, 3, 3)).copy(),
             "baseline": np.full(len(rows), 0.54 if self.views == 2 else 0.0, np.float32),
             "sequence": rows // self.frames_per_sequence,
-            "frame": rows % self.frames_per_sequence,
+            "frame_in_sequence": rows % self.frames_per_sequence,
             "timestamp": rows * 0.1,
         }
         depth = [g.uniform(0.5, 80.0, (self.views, h, w)) for g in rngs]

@@ -28,25 +28,36 @@ import numpy as np
 import zarr
 
 from pipelines.store.arrays import (
+    CALLER_ALIASES,
     as_dtype,
     check_arrays,
     consolidate,
     create_schema_array,
     ensure_done_array,
+    frame_coordinates,
 )
-from pipelines.store.reader import Store, open_group, open_store, read_store, store_url
+from pipelines.store.reader import (
+    Store,
+    damaged_metadata,
+    open_group,
+    open_store,
+    read_store,
+    store_url,
+)
 from pipelines.store.schema import (
     ARRAYS,
     DATASETS,
     DEFAULT_CHUNK,
     DONE_ARRAY,
+    FAILED_ATTR,
     PASS_ARRAYS,
     SCHEMA,
+    WRITER_ARRAYS,
     WRITER_ATTR,
     StoreLayout,
 )
 
-_OWN_ATTRS = ("schema", "dataset", "split", "image_size", "complete", WRITER_ATTR)
+_OWN_ATTRS = ("schema", "dataset", "split", "image_size", "complete", WRITER_ATTR, FAILED_ATTR)
 
 
 def refuse_other_store(url: str, fingerprint: str, overwrite: bool) -> None:
@@ -140,8 +151,13 @@ class StoreWriter:
         writer = cls(url, layout, names, fpb, fingerprint, storage_options)
         all_attrs = writer._attrs(dataset, split, attrs)
 
-        existing = _try_open(url, storage_options)
+        existing, damaged = _try_open(url, storage_options, overwrite)
         if existing is not None and not overwrite:
+            if "frame" in existing and "frame_in_sequence" not in existing:
+                raise ValueError(
+                    f"{url}: written by an earlier depthkit (no frame index, no checksums); "
+                    "pass --overwrite to write it again"
+                )
             found = dict(existing.attrs).get(WRITER_ATTR, {}).get("fingerprint")
             if found != fingerprint:
                 raise ValueError(
@@ -151,8 +167,10 @@ class StoreWriter:
                 )
             group = open_group(url, "r+", storage_options)
             group.attrs.update(all_attrs)  # complete = False before anything else happens
+            if FAILED_ATTR in group.attrs:
+                del group.attrs[FAILED_ATTR]  # this run tries again
         else:
-            if existing is None:
+            if existing is None and not damaged:
                 _refuse_non_store(url)
             group = zarr.open_group(
                 url, mode="w", zarr_format=3, attributes=all_attrs,
@@ -160,6 +178,7 @@ class StoreWriter:
             )  # fmt: skip
         writer._group = group
         writer._ensure_arrays(group)
+        writer._array("frame")[...] = np.arange(layout.n_frames, dtype=np.int32)  # the index
         return writer
 
     def _attrs(self, dataset: str, split: str, attrs: Mapping[str, Any]) -> dict[str, Any]:
@@ -196,9 +215,12 @@ class StoreWriter:
                     )
             elif name not in (DONE_ARRAY, *PASS_ARRAYS):  # a pass may have added them
                 raise ValueError(f"{self.url}: unexpected array {name!r}; pass overwrite=True")
+        coordinates = frame_coordinates(self.arrays)
         for name in self.arrays:
             if name not in existing:
-                create_schema_array(group, name, self.layout)
+                create_schema_array(
+                    group, name, self.layout, coordinates if name == "image" else ()
+                )
         try:
             ensure_done_array(group, self.n_blocks)
         except ValueError as e:
@@ -246,16 +268,19 @@ class StoreWriter:
         return tuple(
             n
             for n in self.arrays
-            if ARRAYS[n].per_frame and n != "seg" and n not in self._whole_arrays
+            if ARRAYS[n].per_frame
+            and n not in ("seg", *WRITER_ARRAYS)
+            and n not in self._whole_arrays
         )
 
     def expect_frames(self, *names: str) -> None:
         """Declare per-frame arrays that :meth:`write_frames` writes whole, so that
         :meth:`write_block` no longer asks for them (call before any block is written)."""
-        for name in names:
+        canonical = [CALLER_ALIASES.get(n, n) for n in names]
+        for name in canonical:
             if name not in self.arrays or not ARRAYS[name].per_frame or name == "seg":
                 raise ValueError(f"{name!r} is not a per-frame array of this store")
-        self._whole_arrays.update(names)
+        self._whole_arrays.update(canonical)
 
     def write_frames(self, **arrays: np.ndarray) -> None:
         """Write whole per-frame arrays known before any pixel work (``(N, ...)`` each:
@@ -265,7 +290,7 @@ class StoreWriter:
         with the same values (they come from the plan); :meth:`finish` comes after it.
         """
         self.expect_frames(*arrays)
-        for name, values in arrays.items():
+        for name, values in _canonical(arrays).items():
             data = as_dtype(name, values)
             if data.shape != self.layout.shape(name):
                 raise ValueError(f"{name} is {data.shape}, expected {self.layout.shape(name)}")
@@ -288,6 +313,7 @@ class StoreWriter:
         it done. Every name in :attr:`block_arrays` is required; ``seg`` may be given.
         """
         rows = self.block_frames(block)
+        arrays = _canonical(arrays)
         missing = sorted(set(self.block_arrays) - set(arrays))
         unknown = sorted(set(arrays) - set(self.block_arrays) - ({"seg"} & set(self.arrays)))
         if missing or unknown:
@@ -326,7 +352,8 @@ class StoreWriter:
         if verify:
             from pipelines.store.inspect import verify as verify_store
 
-            problems = verify_store(read_store(group, self.url), deep=False, require_complete=False)
+            store = read_store(group, self.url)
+            problems = verify_store(store, deep=False, require_complete=False, chunks=True)
             if problems:
                 raise ValueError(f"{self.url}: verification failed: " + "; ".join(problems))
         # Through the consolidated group, so that setting complete keeps the consolidated metadata.
@@ -334,11 +361,27 @@ class StoreWriter:
         return open_store(self.url, storage_options=self.storage_options)
 
 
-def _try_open(url: str, storage_options: dict[str, Any] | None) -> zarr.Group | None:
+def _canonical(arrays: Mapping[str, Any]) -> dict[str, Any]:
+    """``arrays`` under the schema's names (``frame`` = ``frame_in_sequence`` for callers)."""
+    return {CALLER_ALIASES.get(name, name): values for name, values in arrays.items()}
+
+
+def _try_open(
+    url: str, storage_options: dict[str, Any] | None, overwrite: bool
+) -> tuple[zarr.Group | None, bool]:
+    """The store group at ``url`` (None when there is none) and whether its metadata is
+    damaged (then the group is None; refused, naming the file, unless ``overwrite``)."""
     try:
-        return open_group(url, "r", storage_options)
+        return open_group(url, "r", storage_options), False
     except (OSError, zarr.errors.BaseZarrError):
-        return None
+        return None, False
+    except ValueError as e:
+        damaged = damaged_metadata(url)
+        if damaged is None:
+            raise
+        if overwrite:
+            return None, True
+        raise ValueError(f"{damaged}, or pass --overwrite") from e
 
 
 def _refuse_non_store(url: str) -> None:

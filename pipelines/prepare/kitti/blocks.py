@@ -42,6 +42,7 @@ RESIZE_DESCRIPTIONS = {
 }
 _JPEG_SUFFIXES = (".jpg", ".jpeg")
 _EOI = b"\xff\xd9"  # JPEG end-of-image marker
+_IEND = b"IEND"  # PNG end chunk
 
 # DEPTHKIT_PNG=opencv decodes every PNG with OpenCV (an escape hatch, and the A/B switch).
 _FAST_PNG = os.environ.get("DEPTHKIT_PNG", "") != "opencv"
@@ -101,19 +102,32 @@ def read_rgb(path: Path) -> np.ndarray:
         if rgb.ndim == 3 and rgb.shape[2] == 3 and rgb.dtype == np.uint8:
             return rgb
         return np.asarray(_pil_rgb(data, path))
+    data = _png_bytes(path)
     if _FAST_PNG:
         try:
-            with open(path, "rb") as f:
-                rgb = imagecodecs.png_decode(f.read())
-        except (OSError, RuntimeError):
-            rgb = None  # OpenCV decides (and reports) below
-        if rgb is not None and rgb.ndim == 3 and rgb.shape[2] == 3 and rgb.dtype == np.uint8:
+            rgb = imagecodecs.png_decode(data)
+        except (RuntimeError, ValueError):  # imagecodecs reports without printing
+            raise _unreadable(path) from None
+        if rgb.ndim == 3 and rgb.shape[2] == 3 and rgb.dtype == np.uint8:
             return rgb
     # OpenCV's PNG decoder swaps to RGB while decoding, cheaper than a cvtColor pass afterwards.
-    rgb = cv2.imread(str(path), cv2.IMREAD_COLOR_RGB)
+    # It prints libpng's complaints to stderr: files that decode above (or end properly) only.
+    rgb = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR_RGB)
     if rgb is None:
         raise _unreadable(path)
     return rgb
+
+
+def _png_bytes(path: Path) -> bytes:
+    """The bytes of a PNG file that ends with its IEND chunk (a cut file is refused here, before
+    a decoder prints libpng's "Read Error" on stderr)."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        raise _unreadable(path) from None
+    if _IEND not in data[-64:]:
+        raise _unreadable(path)
+    return data
 
 
 def read_resized(

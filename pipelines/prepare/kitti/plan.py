@@ -85,6 +85,7 @@ class StorePlan:
         gt: ``None`` for training stores, ``"velodyne"`` or ``"improved"`` for the test store.
         image_ext: uint8 (N, V) per row and view (camera 02, 03): index into
             :data:`pipelines.prepare.kitti.images.EXTENSIONS` of the image file found.
+        gt_reason: why the test store gets ``gt`` (e.g. ``--gt auto`` and the split folder).
     """
 
     split: str
@@ -97,6 +98,7 @@ class StorePlan:
     skipped: tuple[SkippedItem, ...]
     gt: str | None
     image_ext: np.ndarray
+    gt_reason: str = ""
 
     @property
     def n_frames(self) -> int:
@@ -225,16 +227,20 @@ def needed_files(
     return [Path(folder) / name for folder, name in needed(entry)]
 
 
-def choose_gt(root: Path, lines: Sequence[SplitLine], gt: str) -> str:
-    """``velodyne`` or ``improved``; ``auto`` = improved when every test line has its PNG."""
+def choose_gt(split_dir: Path, gt: str) -> tuple[str, str]:
+    """The test ground truth, ``velodyne`` or ``improved``, and why, in words.
+
+    ``auto`` follows the split as monodepth2's ``export_gt_depth.py`` does: a split folder named
+    ``eigen_benchmark`` (or any ``*benchmark*``) gets the improved (annotated depth) maps, every
+    other one (``eigen``) the velodyne scans with ``vel_depth=True``.
+    """
     if gt not in GT_KINDS:
         raise ValueError(f"--gt {gt!r} must be one of {', '.join(GT_KINDS)}")
     if gt != "auto":
-        return gt
-    exists = _Exists()
-    needed = _Needed(root, "test", "improved", ImageFinder(exists.names))
-    have = all(exists(*needed.improved_gt(ln.entry)) for ln in lines)
-    return "improved" if lines and have else "velodyne"
+        return gt, f"--gt {gt}"
+    name = Path(split_dir).resolve().name
+    kind = "improved" if "benchmark" in name else "velodyne"
+    return kind, f"--gt auto: split folder {name!r} -> {kind}, as export_gt_depth.py"
 
 
 def plan_stores(
@@ -260,7 +266,7 @@ def plan_stores(
         raise ValueError(f"{root}: KITTI raw folder not found")
     files = find_split_files(Path(split_dir))
     parsed = {split: read_split_lines(path) for split, path in files.items()}
-    test_gt = choose_gt(root, parsed["test"][0], gt) if "test" in parsed else None
+    test_gt, gt_reason = choose_gt(split_dir, gt) if "test" in parsed else (None, "")
     for line in parsed.get("test", ([], ""))[0]:
         if line.entry.side != "l":
             raise ValueError(f"{line}: test lines must use the left camera (side 'l')")
@@ -287,6 +293,8 @@ def plan_stores(
             if image_ext != "auto"
             else ""
         )
+        if test_gt == "improved":
+            hint += f"; the test store needs the improved ground truth ({gt_reason})"
         raise MissingFilesError(list(missing), bad_lines, hint)
     if missing:
         logging.getLogger(__name__).warning(
@@ -305,7 +313,7 @@ def plan_stores(
         plans.append(
             StorePlan(
                 split, files[split], sha, *tables, tuple(dropped[split]),
-                test_gt if split == "test" else None, codes,
+                test_gt if split == "test" else None, codes, gt_reason if split == "test" else "",
             )
         )  # fmt: skip
         if plans[-1].images.mixed_drives:

@@ -10,7 +10,9 @@ Steps (:func:`prepare_kitti`):
 3. convert all stores in one dask graph with :func:`pipelines.store.runner.run_conversions`
    (tasks = blocks of whole chunks, resumable; block function
    :class:`pipelines.prepare.kitti.blocks.KittiBlocks`);
-4. optionally fill ``seg`` of the training stores with DeepLabv3 (:mod:`pipelines.passes.masks`)
+4. optionally fill ``seg`` of the training stores with DeepLabv3 (:mod:`pipelines.passes.masks`),
+   or, ``masks="truth"``, with the true masks of a synthetic world
+   (:mod:`pipelines.passes.true_masks`, ``synth kitti --masks``),
    and their ``hint_depth`` with Depth Hints' fused SGM (:mod:`pipelines.passes.hints_pass`).
 
 Training / validation stores hold V = 2 views (0 = camera 02, 1 = camera 03) for every frame a
@@ -41,11 +43,13 @@ from pipelines.prepare.kitti.blocks import RESIZE_DESCRIPTIONS, KittiBlocks, che
 from pipelines.prepare.kitti.images import ImageSummary, check_image_ext
 from pipelines.prepare.kitti.plan import StorePlan, plan_stores
 from pipelines.store.constants import KITTI_NORMALISED_INTRINSICS
+from pipelines.store.options import check_count, check_size
 from pipelines.store.runner import Conversion, RunSummary, run_conversions
 from pipelines.store.schema import DEFAULT_CHUNK
 from pipelines.store.writer import StoreWriter, make_fingerprint, refuse_other_store
 
-TRAIN_ARRAYS = ("image", "intrinsics", "baseline", "seg", "sequence", "frame", "timestamp")
+TRAIN_ARRAYS = ("image", "intrinsics", "baseline", "seg", "sequence", "frame_in_sequence",
+                "timestamp")  # fmt: skip
 TEST_ARRAYS = (*TRAIN_ARRAYS, "gt_depth", "gt_size")
 # monodepth2's normalised KITTI intrinsics (kitti.md section 5): rows 0 / 1 divided by W / H.
 PROTOCOL = {"velodyne": "eigen", "improved": "eigen_benchmark"}
@@ -64,7 +68,7 @@ class KittiPrepareOptions:
     gt: str = "auto"  # auto | velodyne | improved
     image_ext: str = "auto"  # auto | png | jpg
     resize: str = "area"  # area | lanczos
-    masks: str = "none"  # none | deeplabv3
+    masks: str = "none"  # none | deeplabv3 | truth (a synthetic world's masks.npz)
     seg_arch: str = "mobilenet_v3_large"
     seg_weights: str | None = None  # None = torch hub cache
     hints: bool = False  # fused-SGM depth hints of the training stores afterwards
@@ -75,6 +79,13 @@ class KittiPrepareOptions:
     overwrite: bool = False
     chunk: int = DEFAULT_CHUNK
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        """Sizes and counts are checked when the options are made, before any work."""
+        check_size(self.size, "--size")
+        check_size(self.hint_size, "--hint-size")
+        check_count("--chunk", self.chunk)
+        check_count("--workers", self.workers)
 
 
 @dataclass(frozen=True)
@@ -87,12 +98,16 @@ class PrepareReport:
     images: tuple[ImageSummary, ...] = field(default=())  # per store, in order
     hints: tuple[Any, ...] = field(default=())
 
+    truths: tuple[str, ...] = field(default=())  # per store: its ground truth, "" for none
+
     def __str__(self) -> str:
         lines = []
         for i, store in enumerate(self.stores):
             lines.append(str(store))
             if i < len(self.images):
                 lines.append(f"  {self.images[i]}")
+            if i < len(self.truths) and self.truths[i]:
+                lines.append(f"  ground truth: {self.truths[i]}")
         return "\n".join([*lines, *map(str, self.masks), *map(str, self.hints)])
 
 
@@ -110,12 +125,10 @@ def prepare_kitti(
             store made with other arguments, missing DeepLabv3 weights.
     """
     opts = options or KittiPrepareOptions()
-    if opts.chunk < 1:
-        raise ValueError(f"--chunk must be positive (got {opts.chunk})")
     check_image_ext(opts.image_ext)
     check_resize(opts.resize)
     root, split_dir, out_dir = Path(root), Path(split_dir), Path(out_dir)
-    weights = mask_weights(opts.masks, opts.seg_arch, opts.seg_weights)  # fails before converting
+    weights = _mask_source(root, opts)  # fails before converting
 
     plans = plan_stores(root, split_dir, opts.gt, opts.skip_missing, opts.image_ext)
     jobs = [_job(root, split_dir, out_dir, plan, opts) for plan in plans]
@@ -149,7 +162,12 @@ def prepare_kitti(
     )
 
     training = [url for url, plan, _, _ in jobs if plan.gt is None]  # masks: training stores only
-    masks = run_masks(training, opts.seg_arch, weights, opts.progress)
+    if opts.masks == "truth":
+        from pipelines.passes.true_masks import fill_true_masks
+
+        masks = tuple(fill_true_masks(url, root, progress=opts.progress) for url in training)
+    else:
+        masks = run_masks(training, opts.seg_arch, weights, opts.progress)
     hints: tuple[Any, ...] = ()
     if opts.hints:
         from pipelines.passes.hints_pass import compute_hints  # imports torch: only when needed
@@ -159,7 +177,30 @@ def prepare_kitti(
                           scheduler=opts.scheduler, progress=opts.progress)
             for url in training
         )  # fmt: skip
-    return PrepareReport(tuple(summaries), masks, tuple(plan.images for plan in plans), hints)
+    truths = tuple(_truth_line(plan) for plan in plans)
+    return PrepareReport(
+        tuple(summaries), masks, tuple(plan.images for plan in plans), hints, truths
+    )
+
+
+def _mask_source(root: Path, opts: KittiPrepareOptions) -> str | Path | None:
+    """What fills ``seg`` (checked before converting): DeepLabv3 weights, or None (no masks, or
+    ``truth``: the world's ``masks.npz``, which must be there)."""
+    if opts.masks != "truth":
+        return mask_weights(opts.masks, opts.seg_arch, opts.seg_weights)
+    if not (root / "masks.npz").is_file():
+        raise ValueError(
+            f"--masks truth: {root / 'masks.npz'} not found (only a synthetic world written by "
+            "`synth kitti --masks` has true masks); use --masks deeplabv3 or none"
+        )
+    return None
+
+
+def _truth_line(plan: StorePlan) -> str:
+    """The ground truth of a test store in the summary: kind, protocol and why."""
+    if not plan.gt:
+        return ""
+    return f"{plan.gt} (protocol {PROTOCOL[plan.gt]}; {plan.gt_reason})"
 
 
 def _job(
@@ -221,7 +262,7 @@ def _blocks(
         "intrinsics": k_seq[plan.sequence],
         "baseline": base_seq[plan.sequence],
         "sequence": plan.sequence,
-        "frame": plan.frame,
+        "frame_in_sequence": plan.frame,
         "timestamp": stamps,
     }
     return blocks, frame_arrays
@@ -262,6 +303,7 @@ def _attrs(
             "protocol": PROTOCOL[plan.gt],
             "camera": 2,
             "vel_depth": plan.gt == "velodyne",
+            "chosen_by": plan.gt_reason,
         }
     return attrs
 
@@ -281,7 +323,11 @@ def _command_line(root: Path, split_dir: Path, opts: KittiPrepareOptions) -> str
         parts += ["--image-ext", opts.image_ext]
     if opts.resize != "area":
         parts += ["--resize", opts.resize]
-    parts += mask_args(opts.masks, opts.seg_arch, opts.seg_weights)
+    parts += (
+        ["--masks", "truth"]
+        if opts.masks == "truth"
+        else mask_args(opts.masks, opts.seg_arch, opts.seg_weights)
+    )
     if opts.hints:
         parts += ["--hints", "--hint-size", f"{opts.hint_size[0]}x{opts.hint_size[1]}"]
     if opts.skip_missing:

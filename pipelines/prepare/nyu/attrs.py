@@ -29,7 +29,7 @@ def raw_attrs(
         "sequences": list(plan.sequences),
         "camera": camera_attrs(opts.size, raw=True),
         "frames": {
-            "frame": "synced frame index inside the scene (get_synched_frames order)",
+            "frame_in_sequence": "synced frame index inside the scene (get_synched_frames order)",
             "timestamp": "host time of the RGB file, seconds",
             "accel": "raw accelerometer counts x, y, z (819 per g) and tilt (half-degrees); "
             "NaN when the scene has no accelerometer file",
@@ -59,7 +59,7 @@ def labeled_attrs(
         "sequences": list(plan.sequences),
         "camera": camera_attrs(NATIVE, raw=False),
         "frames": {
-            "frame": "0-based row of the frame in nyu_depth_v2_labeled.mat",
+            "frame_in_sequence": "0-based row of the frame in nyu_depth_v2_labeled.mat",
             "timestamp": "host time in the frame's rawRgbFilenames entry, seconds",
             "accel": "accelData of the labeled set",
             "depth": "rawDepths (projected, not in-painted; float16), 0 = none",

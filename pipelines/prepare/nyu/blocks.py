@@ -140,7 +140,7 @@ class NyuRawBlocks:
             "intrinsics": np.broadcast_to(k, (n, 1, 3, 3)),
             "baseline": np.zeros(n, dtype=np.float32),
             "sequence": self.sequence[rows],
-            "frame": self.frame[rows],
+            "frame_in_sequence": self.frame[rows],
             "timestamp": self.timestamp[rows],
             "accel": self.accel[rows],
         }
@@ -184,7 +184,7 @@ class NyuLabeledBlocks:
             "intrinsics": np.broadcast_to(k_rgb, (n, 1, 3, 3)),
             "baseline": np.zeros(n, dtype=np.float32),
             "sequence": self.sequence[rows],
-            "frame": self.indices[rows].astype(np.int32),
+            "frame_in_sequence": self.indices[rows].astype(np.int32),
             "timestamp": self.timestamp[rows],
             "accel": self.accel[rows],
         }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pipelines.store.options import check_count, check_fraction, check_size
 from pipelines.store.schema import DEFAULT_CHUNK
 
 
@@ -31,3 +32,11 @@ class NyuPrepareOptions:
     overwrite: bool = False
     chunk: int = DEFAULT_CHUNK
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        """Sizes and counts are checked when the options are made, before any work."""
+        check_size(self.size, "--size")
+        for option, value in (("--stride", self.stride), ("--neighbour-gap", self.neighbour_gap),
+                              ("--chunk", self.chunk), ("--workers", self.workers)):  # fmt: skip
+            check_count(option, value)
+        check_fraction("--val-fraction", self.val_fraction)

@@ -43,10 +43,10 @@ from pipelines.store.writer import StoreWriter, make_fingerprint, refuse_other_s
 
 log = logging.getLogger(__name__)
 
-RAW_ARRAYS = ("image", "intrinsics", "baseline", "depth", "seg", "sequence", "frame",
+RAW_ARRAYS = ("image", "intrinsics", "baseline", "depth", "seg", "sequence", "frame_in_sequence",
               "timestamp", "accel")  # fmt: skip
 LABELED_ARRAYS = ("image", "intrinsics", "baseline", "depth", "gt_depth", "gt_size", "sequence",
-                  "frame", "timestamp", "accel")  # fmt: skip
+                  "frame_in_sequence", "timestamp", "accel")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -209,10 +209,6 @@ def _check_options(
     if (labeled is None) != (splits is None):
         raise ValueError("--labeled and --splits go together: give both or neither")
     check_masks_option(opts.masks)
-    for name, value in (("--stride", opts.stride), ("--neighbour-gap", opts.neighbour_gap),
-                        ("--chunk", opts.chunk)):  # fmt: skip
-        if value < 1:
-            raise ValueError(f"{name} must be positive (got {value})")
 
 
 def _raw_job(

@@ -22,7 +22,7 @@ from pipelines.store import IncompleteStoreError, create_schema_array
 from pipelines.store.inspect import verify
 from pipelines.store.schema import SEG_NOT_COMPUTED
 from pipelines.store.toystore import ToySpec, write_toy_store
-from tests.helpers import run_cli
+from tests.helpers import one_error_line, run_cli
 
 TINY = ToySpec(
     dataset="nyu-raw", n_sequences=1, frames_per_sequence=4, image_size=(64, 96), chunk=2
@@ -141,3 +141,52 @@ def test_masks_refuse_incomplete_store_and_other_model(tmp_path: Path) -> None:
     group.attrs["complete"] = False
     with pytest.raises(IncompleteStoreError, match="incomplete"):
         compute_masks(path, weights=None, device="cpu", progress=False)
+
+
+def test_seg_weights_errors_name_the_file(
+    tmp_path: Path, hub_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "s.zarr"
+    write_toy_store(path, TINY)
+    fake = tmp_path / "fake.pth"
+    fake.write_bytes(b"e" * 101)
+    assert run_cli(["masks", str(path), "--device", "cpu", "--seg-weights", str(fake)]) == 1
+    line = one_error_line(capsys.readouterr().err)
+    assert line.startswith(f"error: --seg-weights {fake}: not a torch state dict file")
+    missing = tmp_path / "nothere.pth"
+    assert run_cli(["masks", str(path), "--device", "cpu", "--seg-weights", str(missing)]) == 1
+    assert one_error_line(capsys.readouterr().err) == (
+        f"error: --seg-weights {missing}: file not found"
+    )
+    assert not open_store(path).has("seg")
+
+
+def test_masks_say_when_they_fall_back_to_the_cpu(
+    tmp_path: Path, stub_segmenter, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available: no fallback to the CPU")
+    path = tmp_path / "s.zarr"
+    write_toy_store(path, TINY)
+    stub_segmenter(7)
+    assert run_cli(["masks", str(path)]) == 0
+    err = capsys.readouterr().err
+    assert "masks: CUDA is not available, DeepLabv3 runs on the CPU" in err
+    assert run_cli(["masks", str(path), "--device", "cpu", "--overwrite"]) == 0
+    assert "CUDA" not in capsys.readouterr().err  # asked for the CPU: nothing to say
+
+
+def test_masks_from_a_synthetic_worlds_truth(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "s.zarr"
+    spec = ToySpec(n_sequences=2, frames_per_sequence=4, image_size=(32, 48), chunk=2)
+    write_toy_store(path, spec)
+    assert run_cli(["masks", str(path), "--truth", str(tmp_path)]) == 1
+    assert "no true masks" in one_error_line(capsys.readouterr().err)
+    masks = {f"seq_{s:02d}/image_0{c}": np.full((4, 64, 96), 7 * (c == 3), np.uint8)
+             for s in range(2) for c in (2, 3)}  # fmt: skip
+    np.savez(tmp_path / "masks.npz", **masks)
+    assert run_cli(["masks", str(path), "--truth", str(tmp_path)]) == 0
+    seg = open_store(path)["seg"][...]
+    assert (seg[:, 0] == 0).all() and (seg[:, 1] == 7).all()

@@ -168,7 +168,7 @@ def test_missing_files_are_listed_then_skipped(
     assert "dropping 2 split line(s)" in caplog.text
     (summary,) = report.stores
     assert len(summary.skipped) == 2 and "line 2" in str(summary.skipped[0])
-    assert "2 item(s) skipped" in str(report)
+    assert "2 items skipped" in str(report)
     store = open_store(tmp_path / "out" / "train.zarr")
     assert store.n_samples == 1 and store.n_frames == 3 and verify(store) == []
     assert store.source["skipped_lines"] == 2
@@ -214,7 +214,7 @@ def test_cli_refuses_other_arguments_then_overwrites(
     store = open_store(tmp_path / "out" / "test.zarr")
     assert store.complete and store.image_size == (32, 96)  # untouched
     assert run_cli([*args, "--size", "64x192", "--gt", "velodyne", "--overwrite"]) == 0
-    assert "1 frames" in capsys.readouterr().out
+    assert "1 frame, 1 sample" in capsys.readouterr().out
     assert open_store(tmp_path / "out" / "test.zarr").image_size == (64, 192)
 
 

@@ -71,8 +71,9 @@ def _bad_seg(g: zarr.Group) -> None:
 
 
 def _unnamed_dims(g: zarr.Group) -> None:
-    del g["frame"]
-    g.create_array("frame", shape=(12,), chunks=(4,), dtype="int32")
+    values = g["frame_in_sequence"][...]
+    del g["frame_in_sequence"]
+    g.create_array("frame_in_sequence", shape=(12,), chunks=(4,), dtype="int32")[...] = values
     consolidate(g)
 
 
@@ -97,7 +98,7 @@ def _incomplete(g: zarr.Group) -> None:
         (_neighbour_other_sequence, "sample next frame in another sequence: 1 row(s), e.g. 5"),
         (_negative_depth, "depth: negative values (1)"),
         (_bad_seg, "seg: values outside 0..20 and 255 (1)"),
-        (_unnamed_dims, "frame: no dimension names (xarray cannot open the store)"),
+        (_unnamed_dims, "frame_in_sequence: no dimension names (xarray cannot open the store)"),
         (_stale_consolidated, "consolidated metadata is stale for ['seg']"),
         (_not_consolidated, "consolidated metadata missing (a complete store has it)"),
         (_incomplete, "store is not complete"),
