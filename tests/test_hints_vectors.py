@@ -53,6 +53,8 @@ class TestStereoMatchers:
         )
 
     def test_candidates_equal_reference(self, testvectors: Path) -> None:
+        """Exact on any machine: SGBM is integer arithmetic, then per pixel a float32 addition and
+        a division, each correctly rounded (IEEE) whatever the SIMD kernel."""
         left, right, expected = _load(testvectors, "64x320")
         disp_left, disp_right = sgbm_disparities(left, right)
         fx = 0.58 * left.shape[1]
