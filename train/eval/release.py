@@ -10,7 +10,7 @@ its usual initialisation).
   ``width`` and ``use_stereo`` entries give the input size and the scaling), ``depth.pth`` and,
   optionally, ``pose_encoder.pth`` + ``pose.pth``. The ResNet depth is read from the encoder.
 * featdepth: one mmcv checkpoint whose ``state_dict`` holds ``DepthEncoder.`` / ``DepthDecoder.``
-  keys (:mod:`train.models.featdepth_weights`); needs the ``featdepth`` method.
+  keys (:mod:`train.models.featdepth_weights`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from torch import nn
 from train.engine.checkpoint import TrainState, save_weights
 from train.engine.config import TrainConfig, apply_overrides
 from train.engine.presets import depth_presets, preset
-from train.methods import METHODS, Networks, method_class
+from train.methods import Networks, method_class
 from train.models.featdepth_weights import depth_layers, featdepth_depth_state, read_featdepth_file
 from train.models.monodepth2_weights import (
     load_monodepth2_depth,
@@ -121,14 +121,8 @@ def import_featdepth(
     """Convert a FeatDepth (mmcv) checkpoint into a ``featdepth`` checkpoint at ``out``.
 
     Raises:
-        ValueError: this version has no featdepth method, or the file is not a FeatDepth
-            checkpoint.
+        ValueError: the file is not a FeatDepth checkpoint.
     """
-    if "featdepth" not in METHODS:
-        raise ValueError(
-            "this version has no featdepth method (methods: "
-            f"{', '.join(sorted(METHODS))}): cannot make a featdepth checkpoint"
-        )
     path = Path(checkpoint_file)
     try:
         state = featdepth_depth_state(read_featdepth_file(path))
