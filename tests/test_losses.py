@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from pipelines.loader.augment import AugmentConfig, image_pyramid
@@ -26,6 +27,8 @@ from train.losses import (
     ssim_loss,
 )
 from train.losses.photometric import tie_breaking_noise
+
+pytestmark = pytest.mark.numerics
 
 F64 = torch.float64
 
