@@ -39,6 +39,7 @@ def _eager(checkpoint: Path) -> DepthModel:
     return DepthModel(method.predictor(nets)).eval()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
 @pytest.mark.parametrize("method", sorted(METHODS))
 def test_export_matches_eager(method: str, fmt: str, method_checkpoints, tmp_path: Path) -> None:
