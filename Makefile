@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench bench-gpu lint clean
+.PHONY: demo test quick bench bench-gpu lint clean
 
 # (Re)create the virtual environment when it is missing or pyproject.toml changed.
 $(STAMP): pyproject.toml
@@ -15,8 +15,18 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(PY) cli.py demo
 
+# The whole suite, then the numerics tests again under every other ATen CPU capability this
+# machine has (default, avx2; tests/cpu_capabilities.py), so that no result depends on the kernels.
 test: $(STAMP)
 	$(PY) -m pytest -q
+	caps=$$($(PY) -m tests.cpu_capabilities) && for cap in $$caps; do \
+		echo "numerics tests with ATEN_CPU_CAPABILITY=$$cap"; \
+		ATEN_CPU_CAPABILITY=$$cap $(PY) -m pytest -q -m numerics -p no:cacheprovider || exit 1; \
+	done
+
+# The quick loop while editing (under 2 minutes): everything but the tests marked slow.
+quick: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
 
 bench: $(STAMP)
 	$(PY) -m benchmarks

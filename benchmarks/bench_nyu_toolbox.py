@@ -8,7 +8,7 @@ Baselines are written here, plainly:
 * in-painting: the toolbox's per-pixel loop building the sparse matrix from Python lists (as the
   DenseDepth port does), then ``scipy.sparse.linalg.spsolve``.
 
-Inputs are the reference frames of ``shared/testvectors/nyu`` (a synthetic frame when absent).
+Inputs are the reference frames of ``tests/data/vectors/nyu`` (a synthetic frame when absent).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from nyutools import camera, fill_depth, project_depth  # noqa: E402
 from nyutools.fill import RGB2GRAY  # noqa: E402
 from nyutools.undistort import DEPTH_CAMERA, RGB_CAMERA, CameraModel  # noqa: E402
 
-TESTVECTORS = Path(__file__).resolve().parents[1].parent / "shared" / "testvectors" / "nyu"
+TESTVECTORS = Path(__file__).resolve().parents[1] / "tests" / "data" / "vectors" / "nyu"
 
 
 def _frames() -> list[tuple[np.ndarray, np.ndarray]]:

@@ -1,21 +1,28 @@
-"""Shared fixtures: the reference test vectors in ../shared/testvectors (skipped when absent)."""
+"""Shared fixtures: the reference test vectors (``tests/vectors.py``), synthetic worlds, stubs."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-TESTVECTORS = ROOT.parent / "shared" / "testvectors"
+from tests.vectors import VECTORS, shared_folder
 
 
 @pytest.fixture(scope="session")
 def testvectors() -> Path:
-    """Path of ``../shared/testvectors``; skips the test when that folder is not there."""
-    if not TESTVECTORS.is_dir():
-        pytest.skip(f"reference test vectors not found at {TESTVECTORS}")
-    return TESTVECTORS
+    """``tests/data/vectors``: the reference test vectors kept in the repository."""
+    if not VECTORS.is_dir():
+        pytest.fail(f"reference test vectors missing from the checkout: {VECTORS}")
+    return VECTORS
+
+
+@pytest.fixture(scope="session")
+def shared_vectors() -> Callable[[str], Path]:
+    """``shared_vectors("litemono")``: a folder of ``../shared/testvectors`` too large for the
+    repository; skips without it, fails with ``DEPTHKIT_REQUIRE_SHARED=1``."""
+    return shared_folder
 
 
 @pytest.fixture(scope="session")

@@ -195,6 +195,7 @@ def _losses(run: Path) -> dict[int, float]:
     return {r["step"]: r["value"] for r in read_log(run) if r["tag"] == "train/loss"}
 
 
+@pytest.mark.slow
 def test_resume_continues_exactly(stores: dict[str, str], tmp_path: Path) -> None:
     """6 samples, batches of 2: 3 steps per epoch; epoch 1 resumed from the epoch-0 checkpoint."""
     full = tiny(epochs=2)

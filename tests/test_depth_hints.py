@@ -45,6 +45,7 @@ def _grid(*rows: list[float]) -> torch.Tensor:
     return torch.tensor([rows], dtype=torch.float32).reshape(1, 1, 1, -1)
 
 
+@pytest.mark.numerics
 class TestSelection:
     def test_argmin_over_reprojection_identity_hint(self) -> None:
         # pixel: 0 reprojection wins, 1 identity wins, 2 hint wins, 3 no hint (1000 + pe)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 
 from pipelines.store.toystore import ToySpec, write_toy_store
@@ -59,6 +60,7 @@ def test_optimiser_state_follows_channels_last_weights() -> None:
     assert after.stride() == conv.weight.stride() and torch.equal(after, before)
 
 
+@pytest.mark.slow
 def test_resume_with_random_state_from_another_device(tmp_path: Path) -> None:
     """A checkpoint holding CUDA random states (and, as version-1 files did, a CUDA generator
     state) resumes on a CPU-only machine."""

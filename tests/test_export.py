@@ -38,6 +38,7 @@ def _eager(checkpoint: Path) -> DepthModel:
     return DepthModel(method.predictor(nets)).eval()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
 @pytest.mark.parametrize("method", sorted(methods()))
 def test_export_matches_eager(method: str, fmt: str, method_checkpoints, tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ import os
 import socket
 from pathlib import Path
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -27,6 +28,8 @@ from train.engine.runtime import DistributedNet, build_runtime
 from train.engine.step import train_step
 from train.engine.trainer import train
 from train.methods import preset
+
+pytestmark = pytest.mark.slow
 
 WORLD = 2
 SMALL = {"pretrained": False, "height": 64, "width": 64, "batch_size": 2, "workers": 0}

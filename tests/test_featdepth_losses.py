@@ -15,6 +15,8 @@ from train.losses.featdepth import (
     smoothness_loss,
 )
 
+pytestmark = pytest.mark.numerics
+
 F32, F64 = torch.float32, torch.float64
 DTYPES = [(F32, "f32"), (F64, "f64")]
 RTOL = 1e-5

@@ -191,6 +191,7 @@ def test_train_mode_batch_norm_moves_only_the_statistics(store: str) -> None:
     assert not default["extractor"].training  # eval BatchNorm by default
 
 
+@pytest.mark.slow
 def test_depth_stage_keeps_the_extractor_frozen_and_resumes_exactly(
     ae_run: Path, store: str, tmp_path: Path
 ) -> None:

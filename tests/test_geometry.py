@@ -24,6 +24,8 @@ from train.geometry import (
     warp,
 )
 
+pytestmark = pytest.mark.numerics
+
 F64 = torch.float64
 
 

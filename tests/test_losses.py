@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
 import torch
 
 from pipelines.loader.augment import AugmentConfig, image_pyramid
@@ -20,6 +26,9 @@ from train.losses import (
     smoothness_loss,
     ssim_loss,
 )
+from train.losses.photometric import tie_breaking_noise
+
+pytestmark = pytest.mark.numerics
 
 F64 = torch.float64
 
@@ -79,6 +88,35 @@ def test_automask_masks_identity_winners() -> None:
     assert not out.automask[0, 0, 0].any() and out.automask[0, 0, 1:].all()
     assert out.loss[0, 0, 0].abs().max() < 1e-4  # identity value plus ~1e-5 noise
     assert torch.allclose(out.loss[0, 0, 1:], torch.tensor(0.3))
+
+
+def test_exact_ties_go_to_the_identity_then_the_first_source() -> None:
+    reproj = torch.rand(2, 2, 5, 6)
+    out = min_reprojection_loss(reproj, reproj.clone(), noise_std=0.0)
+    assert not out.automask.any()
+    assert torch.equal(out.loss, reproj.min(dim=1, keepdim=True).values)
+    same = torch.full((1, 2, 2, 2), 0.25, requires_grad=True)
+    min_reprojection_loss(same).loss.sum().backward()
+    assert same.grad[0, 0].eq(1).all() and same.grad[0, 1].eq(0).all()  # the first source
+
+
+def test_tie_breaking_noise_is_the_same_under_every_cpu_capability() -> None:
+    """float32 ``torch.randn`` differs in the last bit between ATen's AVX2 and default kernels;
+    the noise is drawn in float64 and rounded, which every capability computes alike."""
+    here = tie_breaking_noise(torch.empty(2, 2, 64, 96), torch.Generator().manual_seed(8))
+    code = (
+        "import sys, torch; from train.losses.photometric import tie_breaking_noise; "
+        "x = tie_breaking_noise(torch.empty(2, 2, 64, 96), torch.Generator().manual_seed(8)); "
+        "sys.stdout.write(x.numpy().tobytes().hex())"
+    )
+    env = os.environ | {"ATEN_CPU_CAPABILITY": "default"}
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=root, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    assert bytes.fromhex(out.stdout) == here.numpy().tobytes()
+    assert here.dtype == torch.float32 and abs(here.std().item() - 1) < 0.05
 
 
 def test_smoothness_zero_for_constant_disparity_and_edge_aware() -> None:

@@ -11,6 +11,8 @@ import torch.nn.functional as F
 
 from train.losses.segdepth import segmentation_loss, unet_weight_map
 
+pytestmark = pytest.mark.numerics
+
 F32, F64 = torch.float32, torch.float64
 RTOL = 1e-5
 

@@ -21,6 +21,8 @@ from train.losses.supervised import (
     tf_ssim,
 )
 
+pytestmark = pytest.mark.numerics
+
 F32, F64 = torch.float32, torch.float64
 RTOL = 1e-5
 

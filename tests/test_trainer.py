@@ -166,6 +166,7 @@ def _losses(run: Path) -> dict[int, float]:
     return {r["step"]: r["value"] for r in read_log(run) if r["tag"] == "train/loss"}
 
 
+@pytest.mark.slow
 def test_resume_continues_exactly(toy_store: str, tmp_path: Path) -> None:
     """Epoch boundary and mid-epoch resumes reproduce an uninterrupted run bit for bit.
 
@@ -196,6 +197,7 @@ def test_resume_refuses_a_different_config(toy_store: str, tmp_path: Path) -> No
         train(tiny_config(lr=1.0), toy_store, tmp_path, resume=True, progress=False)
 
 
+@pytest.mark.slow
 def test_epoch_files_are_weights_only_and_pruned(toy_store: str, tmp_path: Path) -> None:
     train(tiny_config(epochs=3, keep_epochs=2), toy_store, tmp_path, progress=False)
     folder = tmp_path / "checkpoints"

@@ -228,6 +228,17 @@ def warp(image: Tensor, depth: Tensor, K: Tensor, inv_K: Tensor, T: Tensor) -> T
     Several sources of one target are warped in one call by stacking them source-major on the
     batch axis (``S * B``): the target's depth is back-projected once and shared.
 
+    Bilinear sampling is continuous, its gradient with respect to the sampling position is not:
+    at an integer position it switches from the left to the right image difference (at the
+    border clamp, to 0). When another CPU kernel (oneDNN or not, AVX2 or AVX-512) rounds a
+    coordinate to the other side of an integer, the loss moves by rounding only, but that
+    pixel's depth gradient jumps by the image's second difference there. This was the 0.6 % move
+    of the -s / -ms depth gradient norms across machines (issue 19): on the former white-noise
+    golden images every pixel's term has a random sign and a jump as large as itself, and a
+    1-ulp change of the disparities moved one or two coordinates across an integer and the norm
+    by up to 0.56 % (keeping those on the reference side: 4e-6). No tie rule removes it; the
+    golden batch (``tests/golden_monodepth2.py``) is smooth now, so that such jumps are small.
+
     Args:
         image: ``(S * B, C, H, W)`` source images (or feature maps) at the depth's resolution,
             source-major (all B samples of source 0 first); S = 1 for a single source.

@@ -10,7 +10,7 @@ its usual initialisation).
   ``width`` and ``use_stereo`` entries give the input size and the scaling), ``depth.pth`` and,
   optionally, ``pose_encoder.pth`` + ``pose.pth``. The ResNet depth is read from the encoder.
 * featdepth: one mmcv checkpoint whose ``state_dict`` holds ``DepthEncoder.`` / ``DepthDecoder.``
-  keys (:mod:`train.models.featdepth_weights`); needs the ``featdepth`` method.
+  keys (:mod:`train.models.featdepth_weights`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from torch import nn
 
 from train.engine.checkpoint import TrainState, save_weights
 from train.engine.config import TrainConfig, apply_overrides
-from train.methods import Networks, depth_presets, method_class, methods, preset
+from train.methods import Networks, depth_presets, method_class, preset
 from train.models.featdepth_weights import depth_layers, featdepth_depth_state, read_featdepth_file
 from train.models.monodepth2_weights import (
     load_monodepth2_depth,
@@ -120,14 +120,8 @@ def import_featdepth(
     """Convert a FeatDepth (mmcv) checkpoint into a ``featdepth`` checkpoint at ``out``.
 
     Raises:
-        ValueError: the file is not a FeatDepth checkpoint, a preset that is not a featdepth
-            depth preset, or no registered featdepth method (a plug-in registry without it).
+        ValueError: the file is not a FeatDepth checkpoint.
     """
-    if "featdepth" not in methods():
-        raise ValueError(
-            "no featdepth method is registered (methods: "
-            f"{', '.join(sorted(methods()))}): cannot make a featdepth checkpoint"
-        )
     path = Path(checkpoint_file)
     try:
         state = featdepth_depth_state(read_featdepth_file(path))
@@ -154,9 +148,7 @@ def _featdepth_config(preset_name: str | None) -> TrainConfig:
     """The given featdepth preset, else the first that predicts depth (not its auto-encoder)."""
     depth = depth_presets("featdepth")
     if preset_name is None:
-        if depth:
-            return preset(depth[0])
-        return TrainConfig(preset="featdepth", method="featdepth")
+        return preset(depth[0])
     config = preset(preset_name)
     if config.method != "featdepth":
         raise ValueError(f"preset {preset_name!r} is for method {config.method}")

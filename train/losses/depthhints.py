@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from train.geometry import warp
-from train.losses.photometric import photometric_error
+from train.losses.photometric import photometric_error, tie_breaking_noise
 from train.losses.supervised import berhu_loss
 
 HINT_LOSSES = ("log", "berhu")
@@ -107,6 +107,10 @@ def hint_selection(
     idn, hint)``; ``m_rep = idx != 1``, ``m_hint = idx == 2``. Without identities (no
     auto-masking) ``m_rep = 1`` and ``m_hint = argmin(rep, hint) == 1``.
 
+    Tie rule: ``argmin`` returns the first minimum, so in the reference's order an exact tie
+    goes to the reprojection, then the identity, then the hint (near ties flip with the
+    kernels' rounding, as in :func:`train.losses.photometric.min_reprojection_loss`).
+
     Args:
         reprojection: ``(B, S, H, W)`` errors of the warped sources.
         identity: ``(B, S, H, W)`` errors of the unwarped sources, or None.
@@ -120,10 +124,7 @@ def hint_selection(
         hint_mask = torch.argmin(torch.cat([rep, hint_error], dim=1), dim=1, keepdim=True) == 1
         reprojection_mask = torch.ones_like(hint_mask)
     else:
-        noise = torch.randn(
-            identity.shape, generator=generator, dtype=identity.dtype, device=identity.device
-        )
-        noisy = identity + noise * noise_std
+        noisy = identity + tie_breaking_noise(identity, generator) * noise_std
         idn = noisy.mean(dim=1, keepdim=True) if average else noisy.min(dim=1, keepdim=True).values
         index = torch.argmin(torch.cat([rep, idn, hint_error], dim=1), dim=1, keepdim=True)
         reprojection_mask, hint_mask = index != 1, index == 2

@@ -72,6 +72,19 @@ class ReprojectionMin:
     automask: Tensor | None
 
 
+def tie_breaking_noise(like: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """``N(0, 1)`` draws of ``like``'s shape, dtype and device, the same on every CPU kernel.
+
+    Drawn in float64 and rounded: on the CPU, float32 ``torch.randn`` takes an AVX2
+    Box-Muller kernel whose last bit differs from the scalar one that
+    ``ATEN_CPU_CAPABILITY=default`` runs (measured with torch 2.14.1), while the float64 draws
+    come from the same scalar code under every capability. The values are what monodepth2 adds
+    (times 1e-5) to the identity errors; only their last bit is made machine-independent.
+    """
+    noise = torch.randn(like.shape, generator=generator, dtype=torch.float64, device=like.device)
+    return noise.to(like.dtype)
+
+
 def min_reprojection_loss(
     reprojection: Tensor,
     identity: Tensor | None = None,
@@ -82,10 +95,20 @@ def min_reprojection_loss(
 ) -> ReprojectionMin:
     """Per-pixel minimum over sources of the reprojection error, with auto-masking.
 
-    The identity errors (unwarped source vs target) get ``noise_std * N(0, 1)`` added to break
-    ties, are listed before the reprojection errors, and the per-pixel minimum is taken over all
-    candidates. A pixel where an identity wins (a static scene, or an object moving with the
-    camera) contributes a value that does not depend on depth, so it does not train the network.
+    The identity errors (unwarped source vs target) get ``noise_std * N(0, 1)`` added
+    (:func:`tie_breaking_noise`), are listed before the reprojection errors, and the per-pixel
+    minimum is taken over all candidates. A pixel where an identity wins (a static scene, or an
+    object moving with the camera) contributes a value that does not depend on depth, so it does
+    not train the network.
+
+    Tie rule: the first minimal candidate wins (``torch.min``'s documented rule), so an exact
+    tie goes to the identity (and among sources to the first). Near ties are another matter, and
+    no tie rule removes them: a choice made on float32 errors flips wherever two candidates lie
+    within the kernels' rounding of each other, and the depth gradient of that pixel appears or
+    vanishes (the loss is continuous there). On the golden batch of ``tests/test_golden.py``
+    (monodepth2-m, 49 152 choices over 4 scales), moving the disparities by 1 ulp flips 0 to 2
+    of them and the depth gradient norm by up to 2e-5; the golden batch has no exact tie. The
+    0.6 % jumps of -s / -ms across machines came from the warp (:func:`train.geometry.warp`).
 
     Args:
         reprojection: ``(B, S, H, W)`` photometric error of each warped source.
@@ -102,9 +125,7 @@ def min_reprojection_loss(
             identity = identity.mean(dim=1, keepdim=True)
     if identity is None:
         return ReprojectionMin(loss=reprojection.min(dim=1, keepdim=True).values, automask=None)
-    noise = torch.randn(
-        identity.shape, generator=generator, dtype=identity.dtype, device=identity.device
-    )
+    noise = tie_breaking_noise(identity, generator)
     candidates = torch.cat([identity + noise * noise_std, reprojection], dim=1)
     loss, index = candidates.min(dim=1, keepdim=True)
     return ReprojectionMin(loss=loss, automask=index >= identity.shape[1])

@@ -43,6 +43,7 @@ def _hints(path: Path, root: Path, **kw) -> object:
     return compute_hints(path, root, hint_size=HINT_SIZE, progress=False, workers=2, **kw)
 
 
+@pytest.mark.slow
 def test_hints_of_the_raw_pairs_at_the_store_size(train_store: Path, kitti_world: Path) -> None:
     report = _hints(train_store, kitti_world)
     store = open_store(train_store)
@@ -68,6 +69,7 @@ def test_hints_of_the_raw_pairs_at_the_store_size(train_store: Path, kitti_world
         np.testing.assert_array_equal(hint[row, view], small.astype(np.float16))
 
 
+@pytest.mark.slow
 def test_resumed_hints_identical_to_uninterrupted(
     train_store: Path, kitti_world: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -141,6 +143,7 @@ def test_store_kinds_refused(kitti_world: Path, tmp_path: Path) -> None:
         _hints(tmp_path / "absent.zarr", kitti_world)
 
 
+@pytest.mark.slow
 def test_prepare_kitti_hints_cli(kitti_world: Path, stores: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     args = ["prepare-kitti", str(kitti_world), str(kitti_world / "splits" / "eigen_zhou"), str(out)]
@@ -158,6 +161,7 @@ def test_prepare_kitti_hints_cli(kitti_world: Path, stores: Path, tmp_path: Path
     )
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("distributed") is None, reason="needs distributed")
 def test_dask_distributed_workers_give_the_same_hints(train_store: Path, kitti_world: Path) -> None:
     from distributed import LocalCluster

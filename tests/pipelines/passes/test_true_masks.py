@@ -15,6 +15,7 @@ from pipelines.synth.kitti import DATES, Rig, calibration_text, write_drive
 from tests.helpers import tree_bytes
 
 
+@pytest.mark.slow
 def test_world_masks_are_optional_and_change_nothing_else(tmp_path: Path) -> None:
     spec = DATES[0]
     files = calibration_text(spec, np.random.default_rng(0))

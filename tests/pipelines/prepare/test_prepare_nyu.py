@@ -19,6 +19,8 @@ from pipelines.store.inspect import verify
 from pipelines.synth.nyu import plan_recording, write_recording
 from tests.helpers import assert_opens_in_xarray, run_cli, tree_bytes
 
+pytestmark = pytest.mark.slow
+
 SIZE = (96, 128)
 OPTS = NyuPrepareOptions(size=SIZE, chunk=4, workers=2, progress=False)
 TEST_SCENE = "bedroom_0001"  # every labeled test frame comes from it

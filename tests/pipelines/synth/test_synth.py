@@ -30,6 +30,7 @@ def _scene_files(raw: Path, scene: str) -> dict[str, bytes]:
         return {n[len(prefix) :]: zf.read(n) for n in zf.namelist() if n.startswith(prefix)}
 
 
+@pytest.mark.slow
 def test_nyu_raw_formats(nyu_world: Path) -> None:
     files = _scene_files(nyu_world / "raw", RAW_SCENE)
     pgm = sorted(n for n in files if n.startswith("d-"))
@@ -56,6 +57,7 @@ def test_nyu_raw_formats(nyu_world: Path) -> None:
     assert sorted(index) == sorted(pgm + ppm + dump)
 
 
+@pytest.mark.slow
 def test_nyu_timestamps_jittered_with_drops(nyu_world: Path) -> None:
     names = _scene_files(nyu_world / "raw", "bedroom_0001")
     pattern = re.compile(r"^([dra])-(\d{10}\.\d{6})-(\d+)\.(pgm|ppm|dump)$")
@@ -74,12 +76,14 @@ def test_nyu_timestamps_jittered_with_drops(nyu_world: Path) -> None:
         assert dt.std() > 0.0005  # jitter
 
 
+@pytest.mark.slow
 def test_nyu_zip_scene(nyu_world: Path) -> None:
     with zipfile.ZipFile(nyu_world / "raw" / "living_rooms_part1.zip") as zf:
         names = zf.namelist()
     assert names and all(n.startswith("living_room_0012/") for n in names)
 
 
+@pytest.mark.slow
 def test_corrupt_files_and_determinism(tmp_path: Path) -> None:
     rec = plan_recording("bedroom_0001", 4, seed=9)
     truth = write_recording(rec, tmp_path / "a", corrupt=True, truth=False)
@@ -103,6 +107,7 @@ def _matlab_string(f: h5py.File, ref) -> str:
     return "".join(chr(c) for c in f[ref][:].ravel())
 
 
+@pytest.mark.slow
 def test_nyu_labeled_mat(nyu_world: Path) -> None:
     path = nyu_world / "nyu_depth_v2_labeled.mat"
     header = path.read_bytes()[:128]
@@ -223,6 +228,7 @@ def test_velodyne_lands_on_rendered_depth(kitti_world: Path) -> None:
         assert np.median(rel) < 0.01
 
 
+@pytest.mark.slow
 def test_nyu_raw_depth_projects_onto_rgb_truth(nyu_world: Path) -> None:
     """The toolbox's projection of raw depth lands on the rendered RGB-frame depth.
 
