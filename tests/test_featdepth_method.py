@@ -313,7 +313,7 @@ def test_stages_small_images_and_stereo_refusals(store: str, tmp_path: Path, cap
     assert "featdepth has the stages autoencoder, depth (or all)" in err
     assert "has the stages depth" in _refusal([*base, "--preset", "monodepth2-m",
                                                "--stages", "autoencoder"], capsys)  # fmt: skip
-    assert "needs --preset" in _refusal([*base, "--stages", "all", "--resume"], capsys)
+    assert "holds no run to resume" in _refusal([*base, "--stages", "all", "--resume"], capsys)
     small = ["--preset", "featdepth-ae", "--height", "64", "--width", "128"]
     assert "at least 96x96" in _refusal([*base, *small], capsys)
     nyu = tmp_path / "nyu.zarr"

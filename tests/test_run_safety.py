@@ -162,7 +162,7 @@ class TestResume:
 
     def test_resume_without_a_checkpoint_says_so(self, tmp_path: Path, capsys) -> None:
         assert run_cli(["train", "--out", str(tmp_path), "--resume"]) == 1
-        assert "has no checkpoint to resume" in capsys.readouterr().err
+        assert "holds no run to resume" in capsys.readouterr().err
 
     def test_redone_steps_are_logged_once(self, store: str, tmp_path: Path) -> None:
         train(tiny(max_steps=2), store, tmp_path, progress=False, echo=lambda _: None)

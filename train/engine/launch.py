@@ -75,6 +75,8 @@ def launch(
     except BaseException:
         if not any(RunFolder(p).holds_run() for p in request.out.iterdir() if p.is_dir()):
             record.unlink(missing_ok=True)  # refused before any stage started
+            if not any(request.out.iterdir()):
+                request.out.rmdir()  # the folder this refusal made
         raise
 
 
@@ -130,7 +132,8 @@ def _recorded(out: Path) -> dict[str, Any]:
     folder = RunFolder(out)
     if not folder.last.is_file():
         raise ValueError(
-            f"{out} has no checkpoint to resume ({folder.last}); start the run without --resume"
+            f"{out} holds no run to resume (no {folder.last} nor {stages_file}); start the run "
+            "without --resume"
         )
     config = checkpoint_config(read_checkpoint(folder.last))
     return {"preset": config.preset, "stores": folder.recorded_stores(), "config": config}

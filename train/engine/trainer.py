@@ -294,6 +294,7 @@ def _total_steps(config: TrainConfig, per_epoch: int) -> int:
 def _run_epochs(s: Session, progress: bool) -> None:
     """Epochs from the resumed position until ``epochs``, ``max_steps`` or a stop request."""
     bar = Progress(s.total, s.state.step, enabled=progress and s.dist.main, echo=s.echo)
+    s.nets.train(True)  # frozen networks stay in eval mode unless their method asks otherwise
     with bar:
         for epoch in range(s.state.epoch, s.config.epochs):
             if s.state.step >= s.total or s.stop.requested:
