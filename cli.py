@@ -261,7 +261,7 @@ def train(
     \b
     Methods: monodepth2 (self-supervised, mono / stereo / both; optional feature-metric
     term), featdepth (stage autoencoder, then stage depth with the frozen stage-1 encoder),
-    segdepth (+ a U-Net on disp), densedepth (supervised).
+    segdepth (+ a U-Net on disp), densedepth (supervised), litemono (Lite-Mono, AdamW).
     Presets:
       monodepth2-m      monodepth2, KITTI eigen_zhou, frames 0 -1 +1, 192x640
       monodepth2-s      monodepth2, KITTI eigen_full, frames 0 s (stereo), 192x640
@@ -276,6 +276,9 @@ def train(
       featdepth-m, featdepth-ms  featdepth depth stage, KITTI, 320x1024 (-ms: + stereo, x36)
       monodepth2-fm-m, monodepth2-fm-s, monodepth2-fm-nyu-m (NYU raw, 192x480): Monodepth2
         + the feature-metric term; these and featdepth-m/-ms need --set extractor=AE/last.pt
+      litemono-m, litemono-small-m, litemono-tiny-m, litemono-8m-m  litemono, KITTI, 192x640;
+        litemono-1024-m, litemono-small-1024-m, litemono-tiny-1024-m, litemono-8m-1024-m at
+        320x1024 (ImageNet encoder: --set encoder_init=FILE)
 
     --batch-size is per process: under torchrun the global batch is it times the number of
     processes (the header printed at the start says both, and which of the reference's choices

@@ -35,7 +35,7 @@ def state_dict(path: Path) -> dict[str, torch.Tensor]:
     """A stored state dict: floating arrays as float32 tensors, integers unchanged."""
     out = {}
     for key, array in np.load(path).items():
-        tensor = torch.from_numpy(np.ascontiguousarray(array))
+        tensor = torch.from_numpy(np.array(array))
         out[key] = tensor.float() if tensor.is_floating_point() else tensor
     return out
 

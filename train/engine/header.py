@@ -31,6 +31,7 @@ import torch
 from pipelines.store import Store
 from train.engine.config import TrainConfig
 from train.engine.runtime import Runtime
+from train.methods import Networks, method_class
 
 # The split folder each KITTI preset trains on in the reference (training.md section 4).
 REFERENCE_SPLITS = {
@@ -134,6 +135,7 @@ def deviations(config: TrainConfig, store: Store, runtime: Runtime, world_size: 
             f"scales 1-{scales - 1} made on the device by chained bilinear antialiased resizes "
             "(reference: chained PIL LANCZOS)"
         )
+    out += method_class(config.method)(config).reference_deviations(recipe)
     split = REFERENCE_SPLITS.get(config.preset)
     if split is not None and recipe["split"] not in (None, split):
         out.append(f"trained on split {recipe['split']} (reference for {config.preset}: {split})")
@@ -177,6 +179,23 @@ def header_lines(
     else:
         lines.append(f"matches the reference setting of {config.preset} in every choice checked")
     return lines + exact_warnings(config, store)
+
+
+def parameter_line(nets: Networks) -> str:
+    """Parameters of every network (with its ``encoder`` / ``decoder`` parts where it has both),
+    e.g. ``parameters: depth 3,074,747 (encoder 2,848,120 + decoder 226,627), pose ...``."""
+    parts = []
+    for name, module in nets.named().items():
+        text = f"{name} {_count(module):,}"
+        encoder, decoder = getattr(module, "encoder", None), getattr(module, "decoder", None)
+        if isinstance(encoder, torch.nn.Module) and isinstance(decoder, torch.nn.Module):
+            text += f" (encoder {_count(encoder):,} + decoder {_count(decoder):,})"
+        parts.append(text)
+    return "parameters: " + ", ".join(parts)
+
+
+def _count(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
 
 
 def _changed_settings(config: TrainConfig) -> list[str]:

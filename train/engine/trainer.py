@@ -46,7 +46,7 @@ from train.engine.checkpoint import (
 )
 from train.engine.config import TrainConfig, apply_overrides
 from train.engine.distributed import gather_objects, init_distributed, seed_step
-from train.engine.header import header_lines
+from train.engine.header import header_lines, parameter_line
 from train.engine.presets import preset
 from train.engine.runlog import RunLogger
 from train.engine.runtime import build_runtime, configure_determinism, resolve_device
@@ -165,6 +165,7 @@ def train(
     if dist.main:
         for line in header_lines(config, store, runtime, dist.world_size):
             echo(line)
+        echo(parameter_line(nets))
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
 

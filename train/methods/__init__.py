@@ -18,11 +18,12 @@ from train.methods.base import (
 )
 from train.methods.densedepth import DenseDepth, DenseDepthParams
 from train.methods.featdepth import FeatDepth, FeatDepthParams
+from train.methods.litemono import LiteMono  # temporary: until the registry's discovery lands
 from train.methods.monodepth2 import Monodepth2, Monodepth2Params
 from train.methods.segdepth import SegDepth, SegDepthParams
 
 METHODS: dict[str, type[Method]] = {
-    m.name: m for m in (Monodepth2, FeatDepth, SegDepth, DenseDepth)
+    m.name: m for m in (Monodepth2, FeatDepth, SegDepth, DenseDepth, LiteMono)
 }
 
 

@@ -289,6 +289,12 @@ class Method:
                 "none (train it on a raw store)"
             )
 
+    def reference_deviations(self, recipe: dict[str, Any]) -> list[str]:
+        """Method-specific ways a run departs from its reference, for the training header;
+        ``recipe`` is :func:`train.engine.header.store_recipe` of the training store. Default:
+        none."""
+        return []
+
     @classmethod
     def upgrade_checkpoint(cls, payload: dict[str, Any]) -> dict[str, Any]:
         """Model-specific fix-ups of an older checkpoint's payload (default: none)."""
