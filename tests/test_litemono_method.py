@@ -18,8 +18,8 @@ from tests.helpers import method_parts
 from tests.litemono_vectors import shared_vectors
 from train.engine.config import apply_overrides
 from train.engine.header import deviations, parameter_line
-from train.engine.presets import PRESETS, preset
 from train.geometry import warp
+from train.methods import preset, presets
 from train.methods.litemono import LiteMono, LiteMonoParams
 from train.methods.schedules import CosineRestartLR, cosine_restart_lr
 from train.models import DepthOutput, PoseOutput
@@ -211,7 +211,7 @@ def test_preset_is_the_readme_recipe(shared_vectors: Path) -> None:
 def test_presets_cover_every_published_row() -> None:
     rows = {
         name: (c.params.variant, c.height, c.width)
-        for name, c in PRESETS.items()
+        for name, c in presets().items()
         if c.method == "litemono"
     }
     assert rows == {

@@ -31,7 +31,7 @@ import torch
 from pipelines.store import Store
 from train.engine.config import TrainConfig
 from train.engine.runtime import Runtime
-from train.methods import Networks, method_class
+from train.methods import Networks, build_method
 
 # The split folder each KITTI preset trains on in the reference (training.md section 4).
 REFERENCE_SPLITS = {
@@ -135,7 +135,7 @@ def deviations(config: TrainConfig, store: Store, runtime: Runtime, world_size: 
             f"scales 1-{scales - 1} made on the device by chained bilinear antialiased resizes "
             "(reference: chained PIL LANCZOS)"
         )
-    out += method_class(config.method)(config).reference_deviations(recipe)
+    out += build_method(config).reference_deviations(recipe)
     split = REFERENCE_SPLITS.get(config.preset)
     if split is not None and recipe["split"] not in (None, split):
         out.append(f"trained on split {recipe['split']} (reference for {config.preset}: {split})")
@@ -200,9 +200,9 @@ def _count(module: torch.nn.Module) -> int:
 
 def _changed_settings(config: TrainConfig) -> list[str]:
     """Settings that differ from the preset (which holds the reference values)."""
-    from train.engine.presets import PRESETS
+    from train.methods import presets
 
-    base = PRESETS.get(config.preset)
+    base = presets().get(config.preset)
     if base is None or base.method != config.method:
         return [f"no preset {config.preset!r} of method {config.method} to compare with"]
     out = []
@@ -222,9 +222,9 @@ def _changed_settings(config: TrainConfig) -> list[str]:
 
 
 def _preset_value(config: TrainConfig, name: str) -> Any:
-    from train.engine.presets import PRESETS
+    from train.methods import presets
 
-    base = PRESETS.get(config.preset)
+    base = presets().get(config.preset)
     return None if base is None else getattr(base, name)
 
 
