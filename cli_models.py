@@ -181,6 +181,21 @@ def import_featdepth(
     typer.echo(str(run(checkpoint_file, out, preset)))
 
 
+@import_app.command("litemono")
+def import_litemono(
+    weights_dir: Path = typer.Argument(
+        ..., help="Release folder: encoder.pth, depth.pth [, pose_encoder.pth, pose.pth]."
+    ),
+    out: Path = typer.Option(..., "--out", help="Checkpoint to write (.pt)."),
+    variant: str = typer.Option(None, "--variant", help="Override the variant read from weights."),
+    preset: str = typer.Option(None, "--preset", help="A litemono preset (default: by size)."),
+) -> None:
+    """Lite-Mono's released weights (lite-mono_640x192/ ...) -> a checkpoint."""
+    from train.eval.release_litemono import import_litemono as run
+
+    typer.echo(str(run(weights_dir, out, variant, preset)))
+
+
 def register_model_commands(app: typer.Typer) -> None:
     """Add eval, compare, predict, export and the import group to ``app``."""
     app.command("eval")(eval_)
