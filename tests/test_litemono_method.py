@@ -199,6 +199,11 @@ def test_preset_is_the_readme_recipe(shared_vectors: Path) -> None:
     recipe = np.load(shared_vectors / "litemono" / "recipe.npz")
     config = preset("litemono-m")
     p = config.params
+    # the README's command, not the option defaults (50 epochs, batch 16)
+    assert (recipe["default_num_epochs"], recipe["default_batch_size"]) == (50, 16)
+    # right after construction the reference's schedulers sit at the minimum; its first
+    # start-of-epoch step moves them to epoch 0's rate, which is where ours start
+    assert tuple(recipe["lr_after_construction"]) == (p.lr_depth[1], p.lr_pose[1])
     assert (config.epochs, config.batch_size) == (recipe["num_epochs"], recipe["batch_size"])
     assert (config.height, config.width) == (recipe["height"], recipe["width"])
     assert p.drop_path == recipe["drop_path_rate"] and p.scales == len(recipe["scales"])

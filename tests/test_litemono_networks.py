@@ -119,3 +119,72 @@ def test_train_mode_drop_path_matches_the_reference(variant: str, shared_vectors
         disp = net(image).disps[0]
     np.testing.assert_array_equal(np.array(keeps), expected["train_droppath_keep"])
     np.testing.assert_allclose(disp.numpy(), expected["train_disp_0"], rtol=0, atol=5e-5)
+
+
+def test_num_ch_enc_depths_and_fp16_sizes_are_the_references(shared_vectors: Path) -> None:
+    keys = json.loads((shared_vectors / "litemono" / "keys.json").read_text())
+    for variant, spec in VARIANTS.items():
+        entry = keys[variant]
+        assert tuple(entry["num_ch_enc"]) == spec.channels
+        assert tuple(entry["depth_per_stage"]) == spec.depths
+        net = build_network("litemono_depth", variant=variant)  # float16 bytes of its parameters
+        assert 2 * _count(net) == entry["fp16_bytes_encoder_plus_depth"]
+
+
+def test_pose_keys_load_into_monodepth2s_pose_network(shared_vectors: Path) -> None:
+    from train.models.monodepth2_weights import (
+        encoder_state_from_monodepth2,
+        pose_decoder_state_from_monodepth2,
+    )
+
+    keys = json.loads((shared_vectors / "litemono" / "keys.json").read_text())
+    net = build_network("monodepth2_pose", num_layers=18)
+    for part, module, convert in (
+        ("pose_encoder", net.encoder, encoder_state_from_monodepth2),
+        ("pose", net.decoder, pose_decoder_state_from_monodepth2),
+    ):
+        dtypes = {"float32": torch.float32, "int64": torch.int64}
+        state = {
+            name: torch.zeros(shape, dtype=dtypes[kind]) for name, shape, kind in keys[part]["keys"]
+        }
+        module.load_state_dict(convert(state))  # strict: every key but the unused fc is used
+    fc = 512 * 1000 + 1000  # torchvision's classifier, kept by the reference, dropped here
+    assert _count(net.encoder) + fc == keys["pose_encoder"]["params"]
+    assert _count(net.decoder) == keys["pose"]["params"]
+
+
+def test_every_vector_key_is_covered(shared_vectors: Path) -> None:
+    """The keys of every litemono/ file, against the tests that compare them (this module and
+    tests/test_litemono_method.py): a new key in the folder must get a test."""
+    covered = {
+        "forward_inputs.npz": {"image"},
+        "forward_expected_lite-mono.npz": {
+            *(f"feature_{i}" for i in range(3)), *(f"disp_{i}" for i in range(3)),
+            "train_disp_0", "train_droppath_rate", "train_droppath_keep", "train_torch_seed",
+        },
+        "loss_inputs.npz": {
+            *(f"color_{f}_{s}" for f in (0, -1, 1) for s in range(3)),
+            *(f"color_aug_{f}_0" for f in (0, -1, 1)), "K_0", "inv_K_0",
+            *(f"disp_{s}" for s in range(3)), "axisangle", "translation",
+            *(f"tiebreak_noise_{s}" for s in range(3)),
+        },
+        "loss_expected.npz": {
+            "loss", *(f"loss_{s}" for s in range(3)), "cam_T_cam_-1", "cam_T_cam_1",
+            "warped_-1_0", *(f"identity_selection_{s}" for s in range(3)), "loss_nonoise",
+        },
+        "recipe.npz": {
+            "lr_depth_epoch", "lr_pose_epoch", "lr_depth_epoch_0_69", "lr_pose_epoch_0_69",
+            "lr_after_construction", "lr_epoch0_after_steps_1_to_5", "weight_decay",
+            "adamw_betas", "adamw_eps", "num_epochs", "batch_size", "scales", "frame_ids",
+            "min_depth", "max_depth", "disparity_smoothness", "drop_path_rate", "height", "width",
+            "default_num_epochs", "default_batch_size", "default_lr",
+        },
+    }  # fmt: skip
+    covered["forward_expected_lite-mono-tiny.npz"] = covered["forward_expected_lite-mono.npz"]
+    folder = shared_vectors / "litemono"
+    for variant in VARIANTS_WITH_VECTORS:  # state dicts: loaded strictly by litemono_net
+        for part in ("encoder", "depth"):
+            covered[f"{variant}_{part}.npz"] = set(np.load(folder / f"{variant}_{part}.npz").files)
+    assert {p.name for p in folder.glob("*.npz")} == set(covered)
+    for name, keys in covered.items():
+        assert set(np.load(folder / name).files) == keys, name
