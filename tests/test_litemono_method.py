@@ -331,3 +331,42 @@ def test_jitter_follows_exact_and_the_header_names_it() -> None:
     assert "encoder dilations of 192x640 at 96x128" in "\n".join(
         deviations(small, store, runtime, 1)
     )
+
+
+def test_training_resumes_exactly_with_two_schedules(tmp_path: Path) -> None:
+    """An uninterrupted run and one resumed at an epoch boundary and inside an epoch give the
+    same loss at every step and the same weights (CPU): both AdamW, both cosine schedules,
+    drop path (global generator) and per-frame jitter."""
+    from pipelines.store.toystore import ToySpec, write_toy_store
+    from train.engine.checkpoint import read_checkpoint
+    from train.engine.runlog import read_log
+    from train.engine.trainer import train
+
+    store = tmp_path / "train.zarr"
+    write_toy_store(
+        store, ToySpec(n_sequences=1, frames_per_sequence=6, image_size=(64, 64), chunk=4)
+    )
+    tiny = {"pretrained": False, "height": 64, "width": 64, "batch_size": 4, "workers": 0}
+    tiny |= {"log_every": 1, "device": "cpu", "variant": "lite-mono-tiny", "jitter": "frame"}
+    tiny |= {"lr_depth": (1e-4, 1e-5, 2), "lr_pose": (1e-4, 1e-5, 2)}
+
+    def config(**changes: object):
+        return apply_overrides(preset("litemono-m"), tiny | changes)
+
+    def logged(run: Path, tag: str) -> dict[int, float]:
+        return {r["step"]: r["value"] for r in read_log(run) if r["tag"] == tag}
+
+    train(config(epochs=2), store, tmp_path / "a", progress=False, echo=lambda _: None)
+    train(config(epochs=1), store, tmp_path / "b", progress=False, echo=lambda _: None)
+    epoch0 = max(logged(tmp_path / "b", "train/loss"))
+    mid = config(epochs=2, max_steps=epoch0 + 1)
+    train(mid, store, tmp_path / "b", resume=True, progress=False, echo=lambda _: None)
+    train(config(epochs=2), store, tmp_path / "b", resume=True, progress=False, echo=lambda _: None)
+    a, b = logged(tmp_path / "a", "train/loss"), logged(tmp_path / "b", "train/loss")
+    assert a == b and max(a) > epoch0 + 1
+    lrs = logged(tmp_path / "a", "train/lr_depth")
+    assert set(lrs.values()) == {cosine_restart_lr(e, 1e-4, 1e-5, 2) for e in (0, 1)}  # restart
+    wa = read_checkpoint(tmp_path / "a" / "checkpoints" / "last.pt")["models"]
+    wb = read_checkpoint(tmp_path / "b" / "checkpoints" / "last.pt")["models"]
+    for net in wa:
+        assert all(torch.equal(wa[net][k], wb[net][k]) for k in wa[net]), net

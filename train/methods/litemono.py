@@ -229,8 +229,9 @@ class LiteMono(Monodepth2):
             )
         if p.encoder_init is None:
             out.append(
-                "depth encoder from scratch (reference: ImageNet-pretrained Lite-Mono weights, "
-                "--mypretrain; --set encoder_init=FILE)"
+                "encoder_init unset: the depth encoder starts from random weights unless --init "
+                "gives it (reference: ImageNet-pretrained Lite-Mono weights, --mypretrain; --set "
+                "encoder_init=FILE)"
             )
         size = reference_size(p.variant, c.height, c.width)
         if size != (c.height, c.width):
