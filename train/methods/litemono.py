@@ -14,8 +14,8 @@ This is :class:`~train.methods.monodepth2.Monodepth2` with
 * ``encoder_init``: an ImageNet-pretrained Lite-Mono file (``--mypretrain``, its ``model``
   entry) loaded into the depth encoder when a run starts (the README's recipe uses one);
 * colour jitter: ``jitter = "frame"`` draws every frame and scale of a jittered sample its own
-  parameters, as the reference's loader does; ``"item"`` one draw per sample (Monodepth2's, what
-  the reference's authors of ManyDepth intended); ``"auto"`` (default) is ``"frame"`` under
+  parameters, as the reference's loader does; ``"item"`` one draw per sample (Monodepth2's and
+  ManyDepth's, whose maintainers call it the intent); ``"auto"`` (default) is ``"frame"`` under
   ``--exact`` and ``"item"`` otherwise, and the training header names the choice.
 
 The run's ``lr``, ``scheduler_step`` and ``scheduler_gamma`` are Monodepth2's and unused here.
