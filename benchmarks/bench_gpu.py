@@ -11,7 +11,8 @@ the preset's dataset at its resolution), then measures:
 * DeepLabv3 (mobilenet_v3_large, random weights) masks, images/s;
 * predict and exported-model latency at 192x640, batch 1 and 12: eager, TorchScript,
   ONNX through onnxruntime's CUDA provider (when onnxruntime-gpu is installed), TensorRT fp16
-  (when torch-tensorrt is installed).
+  (when torch-tensorrt is installed), for ``monodepth2-m`` and (rows ``latency litemono-m ...``)
+  Lite-Mono's ``litemono-m``.
 
 Without CUDA it prints one line and exits 0. ``--cpu-smoke`` runs every measurement that needs
 no GPU once, at tiny sizes (96x128, batch 2, one step, no compile) on the CPU: a test that the
@@ -275,24 +276,35 @@ def bench_masks(table: Table, s: Settings) -> None:
     table.add("DeepLabv3 masks (mobilenet_v3_large)", f"{h}x{w} b16", f"{rate:.1f} images/s")
 
 
+LATENCY_PRESETS = ("monodepth2-m", "litemono-m")  # rows of the first are not prefixed
+
+
 def bench_latency(table: Table, s: Settings, root: Path) -> None:
+    for preset_name in LATENCY_PRESETS:
+        if preset_name in presets():
+            bench_model_latency(table, s, root, preset_name)
+
+
+def bench_model_latency(table: Table, s: Settings, root: Path, preset_name: str) -> None:
     h, w = s.latency_size
-    config = apply_overrides(
-        presets()["monodepth2-m"], {"pretrained": False, "height": h, "width": w}
-    )
+    config = apply_overrides(presets()[preset_name], {"pretrained": False, "height": h, "width": w})
     method = method_class(config.method)(config)
     model = DepthModel(method.predictor(method.build_networks(s.device))).eval()
+    folder = root / f"latency_{preset_name}"
+    folder.mkdir(exist_ok=True)
     runners: dict[str, Callable[[int], Callable[[], object] | str]] = {
         "predict (eager fp32)": lambda b: _eager(model, b, s, torch.float32),
-        "TorchScript": lambda b: _torchscript(model, b, s, root),
+        "TorchScript": lambda b: _torchscript(model, b, s, folder),
         "ONNX (onnxruntime CUDA)" if s.device.type == "cuda" else "ONNX (onnxruntime CPU)": (
-            lambda b: _onnx(model, b, s, root)
+            lambda b: _onnx(model, b, s, folder)
         ),
         "TensorRT fp16": lambda b: _tensorrt(model, b, s),
     }
     if s.device.type == "cuda":
         runners["predict (eager bf16 autocast)"] = lambda b: _eager(model, b, s, torch.bfloat16)
-    for name, make in runners.items():
+    prefix = "" if preset_name == LATENCY_PRESETS[0] else f"{preset_name} "
+    for runner, make in runners.items():
+        name = prefix + runner
         for batch in s.latency_batches:
             try:
                 run = make(batch)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # GPU figures in one table (training per method and precision, loader, masks, predict / export
-# latency); under 8 minutes on one GPU. Safe on a machine that has nothing but this repository:
+# latency of monodepth2-m and litemono-m); under 8 minutes on one GPU. Safe on a machine that has nothing but this repository:
 # builds .venv through make when it is missing or older than pyproject.toml. Without CUDA it
 # prints one line and exits 0. Extra arguments go to benchmarks/bench_gpu.py (--cpu-smoke).
 set -euo pipefail

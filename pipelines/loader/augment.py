@@ -2,7 +2,8 @@
 
 :class:`Augment` turns a :class:`pipelines.loader.batch.Batch` (moved to the device) into an
 :class:`Augmented`: images as float in [0, 1] resized to the model input, a colour-jittered copy
-(one draw per sample shared by all its frames and scales, probability 0.5, kitti.md section 8),
+(one draw per sample shared by all its frames and scales, probability 0.5, kitti.md section 8;
+``jitter_draws="frame"``: each frame and scale its own draw, :class:`FrameJitter`),
 a horizontal flip (probability 0.5 per sample) applied to every image, ``seg``, ``depth``,
 ``hint_depth``, the intrinsics and the stereo sign, and the scale pyramid (scale s =
 ``(h // 2**s, w // 2**s)``, each made from scale s - 1 as monodepth2 chains it). All random
@@ -48,11 +49,18 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pipelines.loader.batch import Batch
-from pipelines.loader.colour import JitterGroups, JitterParams, color_jitter, jitter_groups
+from pipelines.loader.colour import (  # the channel permutations moved there
+    CHANNEL_PERMUTATIONS,  # noqa: F401
+    FrameJitter,
+    JitterGroups,
+    JitterParams,
+    color_jitter,
+    draw_channel_permutations,
+    jitter_groups,
+    permute_channels,
+)
 
 FRAME_NAMES = ("target", "prev", "next", "stereo")
-#: The five non-identity orderings of the RGB channels.
-CHANNEL_PERMUTATIONS = ((0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0))
 
 
 @dataclass(frozen=True)
@@ -62,7 +70,8 @@ class AugmentConfig:
     ``stereo_baseline``: 0.1 (monodepth2) or 0.015 (FeatDepth). ``normalised_K``: None uses the
     store's pixel intrinsics; a 3x3 or 4x4 nested tuple uses that fixed normalised matrix.
     ``channel_swap_prob``: per-sample probability of a colour-channel permutation of the network
-    inputs (0 = off, no random draw; DenseDepth's paper uses 0.25).
+    inputs (0 = off, no random draw; DenseDepth's paper uses 0.25). ``jitter_draws``: ``"item"``
+    (one draw per sample) or ``"frame"`` (:class:`~pipelines.loader.colour.FrameJitter`).
     """
 
     height: int = 192
@@ -77,6 +86,11 @@ class AugmentConfig:
     stereo_baseline: float = 0.1
     normalised_K: tuple[tuple[float, ...], ...] | None = None
     channel_swap_prob: float = 0.0
+    jitter_draws: str = "item"
+
+    def __post_init__(self) -> None:
+        if self.jitter_draws not in ("item", "frame"):
+            raise ValueError(f"jitter_draws must be item or frame, not {self.jitter_draws!r}")
 
     def size(self, scale: int) -> tuple[int, int]:
         """(height, width) of pyramid ``scale``."""
@@ -137,6 +151,7 @@ class AugmentDraw:
         flipped: bool ``(B,)``. K, inv_K: per scale, float32 ``(B, 4, 4)``.
         side_sign, flip_sign: float32 ``(B,)``. stereo_T: ``(B, 4, 4)`` or None.
         channel_perm: int64 ``(B, 3)`` channel orders, or None (channel permutation off).
+        frame_jitter: per-frame-and-scale draws (``jitter_draws="frame"``) or None.
         gt_sizes: the valid (height, width) of each ``gt_depth`` map, read on the host (None
             without ground truth).
     """
@@ -151,6 +166,7 @@ class AugmentDraw:
     stereo_T: Tensor | None = None
     channel_perm: Tensor | None = None
     gt_sizes: tuple[tuple[int, int], ...] | None = None
+    frame_jitter: FrameJitter | None = None
 
     def to(self, device: torch.device | str, non_blocking: bool = True) -> AugmentDraw:
         """A copy on ``device`` (non-blocking copies from pinned or pageable host memory)."""
@@ -169,6 +185,7 @@ class AugmentDraw:
             stereo_T=None if self.stereo_T is None else move(self.stereo_T),
             channel_perm=None if self.channel_perm is None else move(self.channel_perm),
             gt_sizes=self.gt_sizes,
+            frame_jitter=None if self.frame_jitter is None else self.frame_jitter.to(device),
         )
 
 
@@ -225,6 +242,9 @@ class Augment(nn.Module):
         if "stereo" in frames:
             stereo_T = stereo_transform(side_sign * flip_sign * cfg.stereo_baseline)
         shared = jitter.repeat(len(frames))
+        frame_jitter = None  # drawn last: with "item" the draws are those of before
+        if cfg.jitter_draws == "frame":
+            frame_jitter = FrameJitter.draw(shared.apply, cfg, generator).to(device)
         return AugmentDraw(
             jitter=jitter,
             groups=jitter_groups(shared),
@@ -236,6 +256,7 @@ class Augment(nn.Module):
             stereo_T=stereo_T,
             channel_perm=perm,
             gt_sizes=None if batch.gt_size is None else tuple(map(tuple, batch.gt_size.tolist())),
+            frame_jitter=frame_jitter,
         )
 
     def forward(
@@ -256,8 +277,11 @@ class Augment(nn.Module):
         pyramid = image_pyramid(stacked, cfg)
         flip_all = flipped.repeat(len(frames))
         pyramid = [flip_images(x, flip_all) for x in pyramid]
-        shared = jitter.repeat(len(frames))
-        jittered = [color_jitter(x, shared, draw.groups) for x in pyramid]
+        if draw.frame_jitter is not None:
+            jittered = draw.frame_jitter.apply(pyramid)
+        else:
+            shared = jitter.repeat(len(frames))
+            jittered = [color_jitter(x, shared, draw.groups) for x in pyramid]
         if draw.channel_perm is not None:
             perm_all = draw.channel_perm.repeat(len(frames), 1)
             jittered = [permute_channels(x, perm_all) for x in jittered]
@@ -366,25 +390,6 @@ def pixel_intrinsics(
     mirrored[:, 0, 2] = size[1] - 1 - out[:, 0, 2]
     mirrored[:, 0, 1] = -out[:, 0, 1]  # skew changes sign with x
     return torch.where(flipped.view(-1, 1, 1), mirrored, out)
-
-
-def draw_channel_permutations(
-    n: int, prob: float, generator: torch.Generator | None = None
-) -> Tensor:
-    """int64 ``(n, 3)`` channel orders: with probability ``prob`` one of
-    :data:`CHANNEL_PERMUTATIONS` (uniform), else the identity. Two draws from ``generator``."""
-    gen_device = generator.device if generator is not None else None
-    swap = torch.rand(n, generator=generator, device=gen_device) < prob
-    choice = torch.randint(len(CHANNEL_PERMUTATIONS), (n,), generator=generator, device=gen_device)
-    table = torch.tensor(CHANNEL_PERMUTATIONS, dtype=torch.int64, device=gen_device)
-    identity = torch.arange(3, device=gen_device).expand(n, 3)
-    return torch.where(swap[:, None], table[choice], identity).cpu()
-
-
-def permute_channels(images: Tensor, perm: Tensor) -> Tensor:
-    """``images`` ``(B, 3, H, W)`` with sample b's channels in the order ``perm[b]`` ``(B, 3)``."""
-    index = perm.to(images.device).view(-1, 3, 1, 1).expand_as(images)
-    return torch.gather(images, 1, index)
 
 
 def gt_at_size(

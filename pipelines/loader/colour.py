@@ -1,4 +1,5 @@
-"""Batched colour jitter with one draw per sample (monodepth2 style, spec kitti.md section 8).
+"""Batched colour jitter with one draw per sample (monodepth2 style, spec kitti.md section 8), or
+one per frame and scale (:class:`FrameJitter`, Lite-Mono's), and colour-channel permutations.
 
 torchvision's ``adjust_*`` functions take one factor per call; here every image of a batch has its
 own factors and its own order of the four operations, all in vectorised tensor math on whatever
@@ -17,12 +18,15 @@ every step); this float version differs from it by those roundings only.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
 GREY_WEIGHTS = (0.2989, 0.587, 0.114)
+#: The five non-identity orderings of the RGB channels.
+CHANNEL_PERMUTATIONS = ((0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0))
 BRIGHTNESS, CONTRAST, SATURATION, HUE = range(4)
 
 
@@ -207,3 +211,66 @@ def color_jitter(
 def _blend(images: Tensor, other: Tensor, factor: Tensor) -> Tensor:
     f = factor.view(-1, 1, 1, 1)
     return (f * images + (1 - f) * other).clamp_(0, 1)
+
+
+def draw_channel_permutations(
+    n: int, prob: float, generator: torch.Generator | None = None
+) -> Tensor:
+    """int64 ``(n, 3)`` channel orders: with probability ``prob`` one of
+    :data:`CHANNEL_PERMUTATIONS` (uniform), else the identity. Two draws from ``generator``."""
+    gen_device = generator.device if generator is not None else None
+    swap = torch.rand(n, generator=generator, device=gen_device) < prob
+    choice = torch.randint(len(CHANNEL_PERMUTATIONS), (n,), generator=generator, device=gen_device)
+    table = torch.tensor(CHANNEL_PERMUTATIONS, dtype=torch.int64, device=gen_device)
+    identity = torch.arange(3, device=gen_device).expand(n, 3)
+    return torch.where(swap[:, None], table[choice], identity).cpu()
+
+
+def permute_channels(images: Tensor, perm: Tensor) -> Tensor:
+    """``images`` ``(B, 3, H, W)`` with sample b's channels in the order ``perm[b]`` ``(B, 3)``."""
+    index = perm.to(images.device).view(-1, 3, 1, 1).expand_as(images)
+    return torch.gather(images, 1, index)
+
+
+@dataclass
+class FrameJitter:
+    """Colour jitter with its own draw for every frame and every scale of a sample (Lite-Mono's
+    loader builds a ``ColorJitter`` transform and calls it per image, modern_methods.md 1.7);
+    whether a sample is jittered at all is still decided once per sample.
+
+    Attributes:
+        params, groups: per scale, the draw of every stacked frame (frame-major, ``F * B`` rows)
+            and its index groups.
+    """
+
+    params: list[JitterParams]
+    groups: list[JitterGroups]
+
+    @staticmethod
+    def draw(apply: Tensor, config: Any, generator: torch.Generator | None = None) -> FrameJitter:
+        """Draws for ``apply.shape[0]`` stacked frames at ``config.scales`` scales (ranges from
+        ``config``, an :class:`~pipelines.loader.augment.AugmentConfig`); ``apply`` (bool per
+        stacked frame) is the sample's decision, repeated over its frames."""
+        params = []
+        for _ in range(config.scales):
+            p = JitterParams.draw(
+                apply.shape[0],
+                prob=1.0,
+                brightness=config.brightness,
+                contrast=config.contrast,
+                saturation=config.saturation,
+                hue=config.hue,
+                generator=generator,
+            )
+            p.apply = apply.to(p.apply.device)
+            params.append(p)
+        return FrameJitter(params, [jitter_groups(p) for p in params])
+
+    def to(self, device: torch.device | str) -> FrameJitter:
+        return FrameJitter([p.to(device) for p in self.params], [g.to(device) for g in self.groups])
+
+    def apply(self, pyramid: list[Tensor]) -> list[Tensor]:
+        """The jittered copy of every scale of the stacked frames ``(F * B, 3, h_s, w_s)``."""
+        return [
+            color_jitter(x, p, g) for x, p, g in zip(pyramid, self.params, self.groups, strict=True)
+        ]

@@ -31,7 +31,7 @@ from pipelines.loader.dataset import EXTRA_ARRAYS
 from pipelines.store import Store
 from train.engine.config import TrainConfig
 from train.engine.runtime import Runtime
-from train.methods import Method, Reference, build_method
+from train.methods import Method, Networks, Reference, build_method
 
 # Settings that change how a run goes, not what it computes.
 RUN_ONLY = {
@@ -230,6 +230,23 @@ def validation_note(method: Method, store: Store, with_metrics: bool = True) -> 
         return None
     nothing = " nothing to validate:" if len(reasons) == 2 else ""
     return f"validation on {store.path}:{nothing} " + "; ".join(reasons)
+
+
+def parameter_line(nets: Networks) -> str:
+    """Parameters of every network (with its ``encoder`` / ``decoder`` parts where it has both),
+    e.g. ``parameters: depth 3,074,747 (encoder 2,848,120 + decoder 226,627), pose ...``."""
+    parts = []
+    for name, module in nets.named().items():
+        text = f"{name} {_count(module):,}"
+        encoder, decoder = getattr(module, "encoder", None), getattr(module, "decoder", None)
+        if isinstance(encoder, torch.nn.Module) and isinstance(decoder, torch.nn.Module):
+            text += f" (encoder {_count(encoder):,} + decoder {_count(decoder):,})"
+        parts.append(text)
+    return "parameters: " + ", ".join(parts)
+
+
+def _count(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
 
 
 def _changed_settings(config: TrainConfig) -> list[str]:

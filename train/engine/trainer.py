@@ -41,7 +41,7 @@ from train.engine.checkpoint import (
 from train.engine.checkpoint_policy import CheckpointPolicy, Saver
 from train.engine.config import TrainConfig
 from train.engine.distributed import Distributed, init_distributed, seed_step
-from train.engine.header import header_lines, validation_note
+from train.engine.header import header_lines, parameter_line, validation_note
 from train.engine.progress import Progress
 from train.engine.run_folder import RunFolder, RunLock
 from train.engine.runlog import RunLogger, log_step
@@ -264,6 +264,7 @@ def _start_run(s: Session, *, resume: bool, overwrite: bool, init: str | Path | 
     store = open_store(s.train_store)
     for line in header_lines(s.config, store, s.runtime, s.dist.world_size):
         s.echo(line)
+    s.echo(parameter_line(s.nets))
     note = _validation_note(s)
     if note:
         s.echo(note)

@@ -195,3 +195,18 @@ def import_featdepth(
     from train.eval.release import import_featdepth as run
 
     typer.echo(str(run(checkpoint_file, out, preset)))
+
+
+@import_app.command("litemono")
+def import_litemono(
+    weights_dir: Path = typer.Argument(
+        ..., help="Release folder: encoder.pth, depth.pth [, pose_encoder.pth, pose.pth]."
+    ),
+    out: Path = typer.Option(..., "--out", help="Checkpoint to write (.pt)."),
+    variant: str = typer.Option(None, "--variant", help="Override the variant read from weights."),
+    preset: str = typer.Option(None, "--preset", help="A litemono preset (default: by size)."),
+) -> None:
+    """Lite-Mono's released weights (lite-mono_640x192/ ...) -> a checkpoint."""
+    from train.eval.release_litemono import import_litemono as run
+
+    typer.echo(str(run(weights_dir, out, variant, preset)))

@@ -6,7 +6,8 @@ One model does everything: :class:`DepthModel` wraps the method's
 is metres where the method knows the scale; a median-scaled (mono) method's output is relative
 depth, left as the network gives it. ``export`` writes this same module.
 
-Per input the picture is resized (bilinear, antialiased when shrinking) to the network size
+Per input the picture is resized (bilinear, antialiased when shrinking; PIL LANCZOS where the
+method's predictor asks for it, ``Predictor.input_resize``: Lite-Mono's) to the network size
 (``--height/--width``, default the checkpoint's training size), batched on the device, predicted
 (optionally flip post-processed: :func:`train.eval.metrics.post_process_disparity` on
 disparities, as evaluation does) and resized back to the input's resolution in disparity
@@ -43,6 +44,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from PIL import Image
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import Tensor, nn
 
@@ -365,7 +367,8 @@ def _flush(
     """Predict one batch and write its maps; returns how many."""
     if not pending:
         return 0
-    x = torch.cat([network_image(p.rgb, size, device) for p in pending])
+    resize = model.predictor.input_resize
+    x = torch.cat([network_image(p.rgb, size, device, resize) for p in pending])
     depth = model(x)[:, 0].float().cpu().numpy()
     disp = 1.0 / depth
     if post_process:
@@ -378,7 +381,12 @@ def _flush(
     return len(pending)
 
 
-def network_image(rgb: np.ndarray, size: tuple[int, int], device: torch.device) -> Tensor:
-    """uint8 ``(H, W, 3)`` RGB -> float ``(1, 3, *size)`` in [0, 1] on ``device``."""
-    x = torch.from_numpy(rgb).to(device).permute(2, 0, 1)[None].float().div(255.0)
-    return resize_bilinear(x.contiguous(), size)
+def network_image(
+    rgb: np.ndarray, size: tuple[int, int], device: torch.device, resize: str = "bilinear"
+) -> Tensor:
+    """uint8 ``(H, W, 3)`` RGB -> float ``(1, 3, *size)`` in [0, 1] on ``device``: resized
+    bilinearly (antialiased), or with ``resize="lanczos"`` by PIL on the uint8 picture."""
+    if resize == "lanczos" and tuple(rgb.shape[:2]) != tuple(size):
+        rgb = np.array(Image.fromarray(rgb).resize(size[::-1], Image.Resampling.LANCZOS))
+    x = torch.from_numpy(np.ascontiguousarray(rgb)).to(device).permute(2, 0, 1)[None]
+    return resize_bilinear(x.float().div(255.0).contiguous(), size)

@@ -164,10 +164,13 @@ class Predictor(nn.Module):
     network's output resolution), plus the :class:`Scaling` rule that makes it metric.
 
     Subclasses implement :meth:`forward`; the module holds the networks it needs (so export traces
-    it whole).
+    it whole). ``input_resize``: how ``predict`` brings a picture to the network size
+    (``"bilinear"``, antialiased when shrinking; ``"lanczos"``: PIL's, as a reference's
+    ``test_simple.py`` may do).
     """
 
     scaling: Scaling = Scaling()
+    input_resize: str = "bilinear"
 
     def forward(self, image: Tensor) -> Tensor:  # pragma: no cover - interface
         raise NotImplementedError
