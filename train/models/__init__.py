@@ -5,11 +5,21 @@ in :mod:`monodepth2` (registered as ``monodepth2_depth`` and ``monodepth2_pose``
 released-weights fix-ups in :mod:`monodepth2_weights`. FeatDepth: :mod:`featdepth_depth`
 (``featdepth_depth``) and the auto-encoder :mod:`featurenet` (``featdepth_featurenet``).
 SegDepth: :mod:`segdepth_unet` (``segdepth_unet``). DenseDepth: :mod:`densedepth`
-(``densedepth_depth``). Pretrained weights go through the one resolver in :mod:`weights`.
+(``densedepth_depth``). ManyDepth: the matching encoder :mod:`manydepth_encoder`
+(``manydepth_encoder``, its plane sweep in :mod:`cost_volume`), the multi-frame network
+:mod:`manydepth` (``manydepth_depth``), its released-weights loader :mod:`manydepth_weights`.
+Pretrained weights go through the one resolver in :mod:`weights`.
 """
 
 # Importing the network modules registers their builders.
-from . import densedepth, featdepth_depth, featurenet, segdepth_unet  # noqa: F401
+from . import (  # noqa: F401
+    densedepth,
+    featdepth_depth,
+    featurenet,
+    manydepth,
+    manydepth_encoder,
+    segdepth_unet,
+)
 from .depth_decoder import Conv3x3, ConvBlock, DepthDecoder, DepthOutput
 from .monodepth2 import DepthNet, PoseNet, depth_net, pose_input, pose_net, predict_cam_T_cam
 from .monodepth2_weights import load_monodepth2_depth, load_monodepth2_pose
