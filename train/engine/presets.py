@@ -30,6 +30,7 @@ from train.methods import (
     SegDepthParams,
     method_class,
 )
+from train.methods.manydepth import manydepth_presets
 
 PRESETS: dict[str, TrainConfig] = {
     "monodepth2-m": TrainConfig(
@@ -138,6 +139,7 @@ PRESETS: dict[str, TrainConfig] = {
             frame_ids=(0, -1, 1), max_depth=10.0, intrinsics="store", feature_metric=1e-3
         ),
     ),
+    **manydepth_presets(),  # temporary, until issue 20 (presets live in train/methods/manydepth.py)
 }
 
 

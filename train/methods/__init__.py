@@ -18,11 +18,12 @@ from train.methods.base import (
 )
 from train.methods.densedepth import DenseDepth, DenseDepthParams
 from train.methods.featdepth import FeatDepth, FeatDepthParams
+from train.methods.manydepth import ManyDepth, ManyDepthParams  # temporary, until issue 20
 from train.methods.monodepth2 import Monodepth2, Monodepth2Params
 from train.methods.segdepth import SegDepth, SegDepthParams
 
 METHODS: dict[str, type[Method]] = {
-    m.name: m for m in (Monodepth2, FeatDepth, SegDepth, DenseDepth)
+    m.name: m for m in (Monodepth2, FeatDepth, SegDepth, DenseDepth, ManyDepth)
 }
 
 
@@ -42,6 +43,8 @@ __all__ = [
     "Forward",
     "LoaderRequest",
     "LossOutput",
+    "ManyDepth",
+    "ManyDepthParams",
     "Method",
     "Monodepth2",
     "Monodepth2Params",
