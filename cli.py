@@ -181,6 +181,12 @@ def prepare_kitti_command(
     skip_missing: bool = typer.Option(
         False, "--skip-missing", help="Drop split lines whose files are missing (listed)."
     ),
+    prev_frames: bool = typer.Option(
+        False,
+        "--prev-frames",
+        help="Test store: also each test frame's previous frame "
+        "(multi-frame methods, e.g. ManyDepth; frame 0 gets a black one at evaluation).",
+    ),
     workers: int = WORKERS_OPTION,
     scheduler: str = SCHEDULER_OPTION,
     overwrite: bool = STORE_OVERWRITE_OPTION,
@@ -201,6 +207,7 @@ def prepare_kitti_command(
         hints=hints_,
         hint_size=parse_size(hint_size),
         skip_missing=skip_missing,
+        prev_frames=prev_frames,
         workers=workers,
         scheduler=scheduler,
         overwrite=overwrite,

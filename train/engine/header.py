@@ -11,7 +11,9 @@
    files (the reference reads the README's JPEGs by default), a stored size other than the
    network's, the on-device scale pyramid, the split (``monodepth2-s`` trains on
    ``eigen_full``), a global batch other than the reference's one-GPU batch and per-process
-   batch norm under DDP.
+   batch norm under DDP;
+3. the reference's own quirks the method reproduces on purpose
+   (:meth:`~train.methods.Method.reference_notes`, e.g. ManyDepth's constant learning rate).
 
 With ``exact`` (``--exact``: float32, no compile, no TF32; applied by
 :class:`~train.engine.config.TrainConfig` and :func:`~train.engine.runtime.build_runtime`),
@@ -31,12 +33,15 @@ import torch
 from pipelines.store import Store
 from train.engine.config import TrainConfig
 from train.engine.runtime import Runtime
+from train.methods import method_class
 
 # The split folder each KITTI preset trains on in the reference (training.md section 4).
 REFERENCE_SPLITS = {
     "monodepth2-m": "eigen_zhou",
     "monodepth2-s": "eigen_full",
     "monodepth2-ms": "eigen_zhou",
+    "manydepth-m": "eigen_zhou",
+    "manydepth-hr-m": "eigen_zhou",
 }
 # What the reference's loader reads for each dataset: image files and resize (kitti.md 1, 4).
 REFERENCE_IMAGES = {"kitti-raw": ("jpg", "lanczos")}
@@ -176,6 +181,10 @@ def header_lines(
         lines += [f"  - {item}" for item in found]
     else:
         lines.append(f"matches the reference setting of {config.preset} in every choice checked")
+    notes = method_class(config.method)(config).reference_notes()
+    if notes:
+        lines.append("reproduces these choices of the reference:")
+        lines += [f"  - {item}" for item in notes]
     return lines + exact_warnings(config, store)
 
 
