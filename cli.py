@@ -268,7 +268,8 @@ def train(
     \b
     Methods: monodepth2 (self-supervised, mono / stereo / both; optional feature-metric
     term), featdepth (stage autoencoder, then stage depth with the frozen stage-1 encoder),
-    segdepth (+ a U-Net on disp), densedepth (supervised).
+    segdepth (+ a U-Net on disp), densedepth (supervised), manydepth (cost volume over
+    the previous frame, single-frame teacher).
     Presets:
       monodepth2-m      monodepth2, KITTI eigen_zhou, frames 0 -1 +1, 192x640
       monodepth2-s      monodepth2, KITTI eigen_full, frames 0 s (stereo), 192x640
@@ -283,6 +284,8 @@ def train(
       featdepth-m, featdepth-ms  featdepth depth stage, KITTI, 320x1024 (-ms: + stereo, x36)
       monodepth2-fm-m, monodepth2-fm-s, monodepth2-fm-nyu-m (NYU raw, 192x480): Monodepth2
         + the feature-metric term; these and featdepth-m/-ms need --set extractor=AE/last.pt
+      manydepth-m, manydepth-hr-m  manydepth, KITTI eigen_zhou, 192x640 / 320x1024 (eval:
+        test store from prepare-kitti --prev-frames)
 
     --batch-size is per process: under torchrun the global batch is it times the number of
     processes (the header printed at the start says both, and which of the reference's choices

@@ -44,8 +44,14 @@ def eval_(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --report."),
     batch_size: int = typer.Option(16, "--batch-size", help="Images per forward pass."),
     device: str = typer.Option(None, "--device", help="cuda, cuda:1 or cpu (default: cuda)."),
+    overrides: list[str] = typer.Option(
+        [], "--set", help="Predictor setting key=value, e.g. teacher=true (ManyDepth's teacher)."
+    ),
 ) -> None:
-    """Score a checkpoint on a test store (KITTI eigen / eigen_benchmark, NYU), print a table."""
+    """Score a checkpoint on a test store (KITTI eigen / eigen_benchmark, NYU), print a table.
+
+    Two-frame models (ManyDepth) need a test store with previous frames (prepare-kitti
+    --prev-frames); test images without one get a black image, counted in the output."""
     from train.eval.evaluate import evaluate_checkpoint
     from train.eval.protocols import parse_thresholds
 
@@ -62,6 +68,7 @@ def eval_(
         json_path=json_path,
         report_dir=report,
         overwrite=overwrite,
+        overrides=overrides,
     )
     typer.echo(str(result))
 
@@ -95,8 +102,20 @@ def predict(
     ),
     device: str = typer.Option(None, "--device", help="cuda, cuda:1 or cpu (default: cuda)."),
     batch_size: int = typer.Option(8, "--batch-size", help="Images per forward pass."),
+    intrinsics: str = typer.Option(
+        None,
+        "--intrinsics",
+        help="Two-frame models (ManyDepth): fx,fy,cx,cy in input pixels, a .json (normalised "
+        "3x3), a KITTI calib_cam_to_cam.txt or a .zarr store (default: the training camera).",
+    ),
+    overrides: list[str] = typer.Option(
+        [], "--set", help="Predictor setting key=value, e.g. teacher=true (ManyDepth's teacher)."
+    ),
 ) -> None:
-    """Depth maps of images, folders and videos: NAME_depth.npy, 16-bit mm PNG, colour PNG."""
+    """Depth maps of images, folders and videos: NAME_depth.npy, 16-bit mm PNG, colour PNG.
+
+    Two-frame models (ManyDepth) use each picture and the one before it in its video, folder
+    or argument list (the first gets a black previous frame)."""
     from train.eval.predict import predict_files
 
     summary = predict_files(
@@ -109,6 +128,8 @@ def predict(
         value_range=value_range,
         device=device,
         batch_size=batch_size,
+        intrinsics=intrinsics,
+        overrides=overrides,
     )
     typer.echo(str(summary))
 
@@ -134,8 +155,12 @@ def export(
     device: str = typer.Option(
         None, "--device", help="Device to export on (default: cpu; cuda for tensorrt)."
     ),
+    overrides: list[str] = typer.Option(
+        [], "--set", help="Predictor setting key=value, e.g. teacher=true (ManyDepth's teacher)."
+    ),
 ) -> None:
-    """Export RGB (B,3,H,W) in [0,1] -> depth (B,1,h,w), checked against the eager model."""
+    """Export RGB (B,3,H,W) in [0,1] -> depth (B,1,h,w), checked against the eager model
+    (two-frame models: previous image, image, intrinsics (B,4,4))."""
     from train.eval.export import export_checkpoint
 
     report = export_checkpoint(
@@ -146,6 +171,7 @@ def export(
         width=width,
         precision=precision.value,
         device=device,
+        overrides=overrides,
     )
     typer.echo(str(report))
 

@@ -11,7 +11,8 @@ from pipelines.loader.dataset import EXTRA_ARRAYS
 from pipelines.store import open_store
 from train.engine.runtime import Runtime
 from train.engine.step import validation_step
-from train.eval.evaluate import gt_maps, network_input, protocol_metrics, select_protocol
+from train.eval.evaluate import gt_maps, protocol_metrics, select_protocol
+from train.eval.inputs import batch_arguments
 from train.methods import Method, Networks
 
 
@@ -64,9 +65,10 @@ def validate(
                     loss_sum += float(result.loss) * result.samples
                     loss_count += result.samples
             if protocol is not None and predictor is not None:
-                target = batch.target.to(runtime.device, non_blocking=True)
-                x = network_input(target, store, protocol, method.config)
-                depths.append(predictor(x)[:, 0].float().cpu().numpy())
+                arguments = batch_arguments(
+                    predictor, batch, store, protocol, method.config, runtime.device
+                )
+                depths.append(predictor(*arguments)[:, 0].float().cpu().numpy())
                 gts += gt_maps(batch)
     finally:
         nets.train(True)

@@ -39,10 +39,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipelines.loader import Batch, make_loader, resize_bilinear, resolve_device
-from pipelines.store import Store, open_store, require_complete
+from pipelines.loader import Batch, make_loader, resolve_device
+from pipelines.store import open_store, require_complete
 from train.engine.checkpoint import checkpoint_config, load_networks, read_checkpoint
 from train.engine.config import TrainConfig, apply_overrides
+from train.eval.inputs import (  # noqa: F401 - network_input re-exported
+    batch_arguments,
+    check_previous_frames,
+    flip_arguments,
+    loader_frames,
+    missing_previous,
+    network_input,
+)
 from train.eval.metrics import format_metrics, post_process_disparity
 from train.eval.protocols import (  # noqa: F401 - re-exported: the evaluation API
     EDGE_THRESHOLDS,
@@ -51,7 +59,6 @@ from train.eval.protocols import (  # noqa: F401 - re-exported: the evaluation A
     Protocol,
     evaluate_depths,
     metrics_per_image,
-    nyu_image_crop,
     protocol_errors,
     protocol_metrics,
     select_protocol,
@@ -67,11 +74,13 @@ class Predictions:
         depths: float32 ``(N, h, w)`` depth in the method's units at network resolution.
         gt_depths: N float32 ground-truth maps, un-padded with ``gt_size`` (metres).
         images: uint8 ``(N, h, w, 3)`` network inputs (kept only when asked for).
+        missing_previous: samples given a black previous frame (two-frame predictors).
     """
 
     depths: np.ndarray
     gt_depths: list[np.ndarray]
     images: np.ndarray | None = None
+    missing_previous: int = 0
 
 
 @dataclass
@@ -88,12 +97,16 @@ class EvalReport:
     images_written: list[str] = field(default_factory=list)
     per_image: list[dict[str, float]] = field(default_factory=list)
     report_dir: str | None = None
+    missing_previous: int | None = None
 
     def table(self) -> str:
         """The printed metrics table."""
         return format_metrics(self.metrics, self.protocol.metric_names)
 
     def to_dict(self) -> dict:
+        previous = (
+            {} if self.missing_previous is None else {"missing_previous": self.missing_previous}
+        )
         return {
             "protocol": self.protocol.name,
             "scaling": self.protocol.scaling.name,
@@ -103,6 +116,7 @@ class EvalReport:
             "checkpoint": self.checkpoint,
             "post_process": self.post_process,
             "seconds": self.seconds,
+            **previous,
         }
 
     def __str__(self) -> str:
@@ -116,24 +130,17 @@ class EvalReport:
             )
         done = ", post-processed" if self.post_process else ""
         done += ", flip-averaged" if self.protocol.flip_average else ""
+        if self.missing_previous is not None:
+            done += (
+                f", previous frames: {self.missing_previous} missing (black image, as the "
+                "reference)"
+            )
         head = (
             f"{self.store}: {self.n_images} images, protocol {self.protocol.name}, "
             f"scaling {scaling}{ratio}{done}"
         )
         tail = f"\nreport: {self.report_dir}" if self.report_dir else ""
         return f"{head}\n{self.table()}{tail}"
-
-
-def network_input(
-    target: torch.Tensor, store: Store, protocol: Protocol | None, config: TrainConfig
-) -> torch.Tensor:
-    """uint8 ``(B, 3, H, W)`` store images -> float ``(B, 3, h, w)`` in [0, 1] at the network
-    size (bilinear, antialiased), after the NYU crop under the ``nyu`` protocol."""
-    x = target.float().div(255.0)
-    if protocol is not None and protocol.name == "nyu":
-        top, bottom, left, right = nyu_image_crop(store.image_size)
-        x = x[..., top:bottom, left:right]
-    return resize_bilinear(x.contiguous(), (config.height, config.width))
 
 
 def gt_maps(batch: Batch) -> list[np.ndarray]:
@@ -174,16 +181,21 @@ def predict_depths(
     device = torch.device(device)
     predictor.eval()
     store = open_store(store_path)
+    check_previous_frames(predictor, store)
+    frames = loader_frames(predictor)
     loader = make_loader(
-        store_path, batch_size, workers=0, shuffle=False, frames=(), extras=("gt",)
+        store_path, batch_size, workers=0, shuffle=False, frames=frames, extras=("gt",)
     )
     depths, gts, images = [], [], []
-    seen = 0
+    seen = missing = 0
     for batch in loader:
-        x = network_input(batch.target.to(device), store, protocol, config)
-        depth = predictor(x)[:, 0].float().cpu().numpy()
+        arguments = batch_arguments(predictor, batch, store, protocol, config, device)
+        x = arguments[predictor.inputs.index("image")]
+        missing += missing_previous(predictor, batch)
+        depth = predictor(*arguments)[:, 0].float().cpu().numpy()
         if post_process or flip_average:
-            flipped = predictor(x.flip(-1))[:, 0].float().cpu().numpy()[..., ::-1]
+            mirrored = flip_arguments(predictor, arguments)
+            flipped = predictor(*mirrored)[:, 0].float().cpu().numpy()[..., ::-1]
             if flip_average:
                 depth = 0.5 * (depth + flipped)
             else:
@@ -200,6 +212,7 @@ def predict_depths(
         depths=np.concatenate(depths)[:n],
         gt_depths=gts[:n],
         images=np.concatenate(images)[:n] if keep_images else None,
+        missing_previous=missing,
     )
 
 
@@ -260,6 +273,7 @@ def evaluate_networks(
         seconds=time.perf_counter() - start,
         images_written=written,
         per_image=[e.metrics for e in errors],
+        missing_previous=preds.missing_previous if "previous" in predictor.inputs else None,
     )
     if report_dir is not None:
         report.report_dir = str(write_report(report_dir, report, preds, overwrite=overwrite))
@@ -267,12 +281,13 @@ def evaluate_networks(
 
 
 def load_checkpoint_method(
-    path: str | Path, device: torch.device | str = "cpu"
+    path: str | Path, device: torch.device | str = "cpu", overrides: Sequence[str] = ()
 ) -> tuple[Method, Networks]:
     """The method (with the checkpoint's config) and its networks with the stored weights.
 
     A checkpoint may lack networks its predictor does not use (an imported depth-only release:
-    no pose network); those keep their initialisation.
+    no pose network); those keep their initialisation. ``overrides`` (``key=value``, e.g.
+    ``teacher=true``) change the config the predictor is built from (not the networks).
 
     Raises:
         ValueError: unreadable checkpoint, unknown method, or no weights for a network the
@@ -284,6 +299,7 @@ def load_checkpoint_method(
     method = method_class(config.method)(no_download)
     nets = method.build_networks(device)
     missing = load_networks(payload, nets, missing_ok=True)
+    config = apply_overrides(config, list(overrides))
     method = method_class(config.method)(config)
     if missing:
         needed = {id(p) for p in method.predictor(nets).parameters()}
@@ -307,9 +323,11 @@ def evaluate_checkpoint(
     json_path: str | Path | None = None,
     report_dir: str | Path | None = None,
     overwrite: bool = False,
+    overrides: Sequence[str] = (),
 ) -> EvalReport:
     """``cli.py eval``: load a checkpoint, evaluate it on a store, optionally write JSON, PNGs
-    and an HTML report (``report_dir``: refused when it exists, unless ``overwrite``)."""
+    and an HTML report (``report_dir``: refused when it exists, unless ``overwrite``);
+    ``overrides``: ``--set key=value`` for the predictor (e.g. ManyDepth's ``teacher=true``)."""
     from train.eval.report import check_report_dir
 
     store_path = str(store_path)
@@ -317,7 +335,7 @@ def evaluate_checkpoint(
         check_report_dir(report_dir, overwrite)  # before any work
     require_complete(open_store(store_path))  # fail early, naming the store
     dev = resolve_device(device)
-    method, nets = load_checkpoint_method(checkpoint, dev)
+    method, nets = load_checkpoint_method(checkpoint, dev, overrides)
     report = evaluate_networks(
         method,
         nets,
