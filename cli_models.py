@@ -207,6 +207,22 @@ def import_featdepth(
     typer.echo(str(run(checkpoint_file, out, preset)))
 
 
+@import_app.command("manydepth")
+def import_manydepth(
+    weights_dir: Path = typer.Argument(
+        ...,
+        help="Release folder: encoder.pth, depth.pth, pose_encoder.pth, pose.pth "
+        "[, mono_encoder.pth, mono_depth.pth].",
+    ),
+    out: Path = typer.Option(..., "--out", help="Checkpoint to write (.pt)."),
+    preset: str = typer.Option("manydepth-m", "--preset", help="manydepth-m or manydepth-hr-m."),
+) -> None:
+    """ManyDepth's released weights (KITTI_MR/, KITTI_HR/ ...) -> a checkpoint."""
+    from train.eval.release_manydepth import import_manydepth as run
+
+    typer.echo(str(run(weights_dir, out, preset)))
+
+
 def register_model_commands(app: typer.Typer) -> None:
     """Add eval, compare, predict, export and the import group to ``app``."""
     app.command("eval")(eval_)
