@@ -181,12 +181,7 @@ def prepare_kitti_command(
     skip_missing: bool = typer.Option(
         False, "--skip-missing", help="Drop split lines whose files are missing (listed)."
     ),
-    prev_frames: bool = typer.Option(
-        False,
-        "--prev-frames",
-        help="Test store: also each test frame's previous frame "
-        "(multi-frame methods, e.g. ManyDepth; frame 0 gets a black one at evaluation).",
-    ),
+    prev_frames: bool = typer.Option(False, "--prev-frames", help="Test store: + previous frames."),
     workers: int = WORKERS_OPTION,
     scheduler: str = SCHEDULER_OPTION,
     overwrite: bool = STORE_OVERWRITE_OPTION,
@@ -268,8 +263,7 @@ def train(
     \b
     Methods: monodepth2 (self-supervised, mono / stereo / both; optional feature-metric
     term), featdepth (stage autoencoder, then stage depth with the frozen stage-1 encoder),
-    segdepth (+ a U-Net on disp), densedepth (supervised), manydepth (cost volume over
-    the previous frame, single-frame teacher).
+    segdepth (+ a U-Net on disp), densedepth (supervised), manydepth (+ frame -1 at test).
     Presets:
       monodepth2-m      monodepth2, KITTI eigen_zhou, frames 0 -1 +1, 192x640
       monodepth2-s      monodepth2, KITTI eigen_full, frames 0 s (stereo), 192x640
@@ -284,8 +278,7 @@ def train(
       featdepth-m, featdepth-ms  featdepth depth stage, KITTI, 320x1024 (-ms: + stereo, x36)
       monodepth2-fm-m, monodepth2-fm-s, monodepth2-fm-nyu-m (NYU raw, 192x480): Monodepth2
         + the feature-metric term; these and featdepth-m/-ms need --set extractor=AE/last.pt
-      manydepth-m, manydepth-hr-m  manydepth, KITTI eigen_zhou, 192x640 / 320x1024 (eval:
-        test store from prepare-kitti --prev-frames)
+      manydepth-m, manydepth-hr-m  manydepth, KITTI, 192x640 / 320x1024 (--prev-frames test)
 
     --batch-size is per process: under torchrun the global batch is it times the number of
     processes (the header printed at the start says both, and which of the reference's choices

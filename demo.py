@@ -18,10 +18,9 @@ from pathlib import Path
 import torch
 
 from train.engine.config import TrainConfig, apply_overrides
-from train.engine.presets import preset
 from train.engine.trainer import train
 from train.eval.evaluate import EvalReport, evaluate_checkpoint, evaluate_networks
-from train.methods import method_class
+from train.methods import method_class, preset
 
 
 @dataclass(frozen=True)

@@ -36,11 +36,10 @@ import numpy as np
 import torch
 
 from train.engine.config import TrainConfig, apply_overrides
-from train.engine.presets import preset
 from train.engine.runtime import build_runtime
 from train.engine.step import train_step
 from train.losses.supervised import densedepth_loss
-from train.methods import method_class
+from train.methods import method_class, preset
 
 LOSSES = ("densedepth", "berhu", "silog", "l1")
 H, W = 480, 640

@@ -41,10 +41,9 @@ import torch
 from benchmarks.bench_densedepth import prepared_stores, time_interleaved
 from benchmarks.bench_train import fake_batch, true_depth_abs_rel
 from train.engine.config import TrainConfig, apply_overrides
-from train.engine.presets import preset
 from train.engine.runtime import build_runtime
 from train.engine.step import train_step
-from train.methods import method_class
+from train.methods import method_class, preset
 
 WORLDS = {
     # world: (auto-encoder preset, photometric preset, + feature-metric preset)

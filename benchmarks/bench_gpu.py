@@ -3,7 +3,7 @@
 Synthesises a small KITTI-style world and prepares its stores (and, per preset, a toy store of
 the preset's dataset at its resolution), then measures:
 
-* training samples/s of every registered method (:data:`train.methods.METHODS`, the first preset
+* training samples/s of every registered method (:func:`train.methods.methods`, the first preset
   of each and FeatDepth's depth stage ``featdepth-m``, random weights; and ``monodepth2-fm-m``)
   with fp32, bf16 autocast, bf16 + ``torch.compile``, bf16 + channels_last, and the peak GPU
   memory of the bf16 run;
@@ -34,11 +34,10 @@ import torch
 from pipelines.loader import Augment, make_loader
 from pipelines.store.toystore import ToySpec, write_toy_store
 from train.engine.config import TrainConfig, apply_overrides
-from train.engine.presets import PRESETS, depth_presets
 from train.engine.runtime import build_runtime
 from train.engine.step import complete_samples, train_step
 from train.eval.predict import DepthModel
-from train.methods import METHODS, method_class
+from train.methods import depth_presets, method_class, methods, presets
 
 VARIANTS = {
     "fp32": {"amp": False, "compile": False, "channels_last": False},
@@ -115,14 +114,14 @@ def first_presets() -> dict[str, str]:
     that is another (FeatDepth's depth stage after its auto-encoder), and :data:`STUDY_PRESETS`,
     keyed by a label (the method's name, ``method/depth`` or the preset's name)."""
     out: dict[str, str] = {}
-    for name, config in PRESETS.items():
-        if config.method not in METHODS:
+    for name, config in presets().items():
+        if config.method not in methods():
             continue
         out.setdefault(config.method, name)
         depth = depth_presets(config.method)
         if depth and out[config.method] not in depth:
             out.setdefault(f"{config.method}/depth", depth[0])
-    return out | {name: name for name in STUDY_PRESETS if name in PRESETS}
+    return out | {name: name for name in STUDY_PRESETS if name in presets()}
 
 
 def toy_store(root: Path, config: TrainConfig, batch: int) -> str:
@@ -145,7 +144,7 @@ def toy_store(root: Path, config: TrainConfig, batch: int) -> str:
 
 def bench_training(table: Table, s: Settings, root: Path) -> None:
     for preset_name in first_presets().values():
-        base = PRESETS[preset_name]
+        base = presets()[preset_name]
         changes: dict[str, object] = {"pretrained": False, "device": str(s.device), "workers": 0}
         if s.size is not None:
             changes |= {"height": s.size[0], "width": s.size[1]}
@@ -213,7 +212,7 @@ def train_rate(config: TrainConfig, store: str, s: Settings) -> tuple[float, int
 def world_store(root: Path, s: Settings) -> str:
     """A synthetic KITTI world prepared at 192x640 (the GPU run); a toy store for the smoke."""
     if s.device.type != "cuda":
-        config = apply_overrides(PRESETS["monodepth2-m"], {"height": 64, "width": 96})
+        config = apply_overrides(presets()["monodepth2-m"], {"height": 64, "width": 96})
         return toy_store(root, config, 4)
     from pipelines.prepare.kitti.prepare import KittiPrepareOptions, prepare_kitti
     from pipelines.synth import write_kitti
@@ -226,7 +225,7 @@ def world_store(root: Path, s: Settings) -> str:
 
 
 def bench_loader(table: Table, s: Settings, store: str) -> None:
-    base = PRESETS["monodepth2-ms"]
+    base = presets()["monodepth2-ms"]
     batch = s.batch or base.batch_size
     size = s.size or (base.height, base.width)
     config = apply_overrides(base, {"pretrained": False, "height": size[0], "width": size[1]})
@@ -279,7 +278,7 @@ def bench_masks(table: Table, s: Settings) -> None:
 def bench_latency(table: Table, s: Settings, root: Path) -> None:
     h, w = s.latency_size
     config = apply_overrides(
-        PRESETS["monodepth2-m"], {"pretrained": False, "height": h, "width": w}
+        presets()["monodepth2-m"], {"pretrained": False, "height": h, "width": w}
     )
     method = method_class(config.method)(config)
     model = DepthModel(method.predictor(method.build_networks(s.device))).eval()

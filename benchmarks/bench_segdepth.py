@@ -30,10 +30,10 @@ from pipelines.prepare.kitti.prepare import KittiPrepareOptions, prepare_kitti
 from pipelines.store import open_store
 from pipelines.synth import write_kitti
 from train.engine.config import apply_overrides
-from train.engine.presets import preset
 from train.engine.trainer import train
 from train.eval.evaluate import load_checkpoint_method, predict_depths
 from train.eval.metrics import eigen_metrics
+from train.methods import preset
 
 TEST_DRIVE = "2011_09_26/2011_09_26_drive_0002_sync"
 RUNS = (

@@ -28,12 +28,11 @@ import torch
 import torch.nn.functional as F
 
 from train.engine.config import TrainConfig, apply_overrides
-from train.engine.presets import preset
 from train.engine.runtime import build_runtime
 from train.engine.step import train_step
 from train.geometry import backproject, disp_to_depth, project
 from train.losses import photometric_error, smoothness_loss
-from train.methods import method_class
+from train.methods import method_class, preset
 
 # ------------------------------------------------------------------ (b) step time
 

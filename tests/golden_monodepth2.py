@@ -42,9 +42,8 @@ def golden_values(preset_name: str) -> dict:
     """Total loss, per-scale losses and per-network gradient norms of ``preset_name`` on
     :func:`fixed_batch` (seeded random weights, seeded augmentation, CPU float32)."""
     from train.engine.config import apply_overrides
-    from train.engine.presets import preset
     from train.engine.runtime import build_runtime
-    from train.methods import method_class
+    from train.methods import method_class, preset
 
     overrides = {"pretrained": False, "device": "cpu", "amp": False, "channels_last": False}
     config = apply_overrides(preset(preset_name), overrides | GOLDEN_SIZE)

@@ -59,9 +59,9 @@ def validation_of_fresh_model(store: str, overrides: dict[str, Any]) -> dict[str
 
     from train.engine.config import apply_overrides
     from train.engine.distributed import init_distributed
-    from train.engine.presets import preset
     from train.engine.runtime import build_runtime
     from train.engine.validate import validate
+    from train.methods import preset
 
     init_distributed("cpu")
     config = apply_overrides(preset("monodepth2-m"), overrides)
@@ -77,7 +77,7 @@ def tiny_checkpoint(path: Path, preset_name: str = "monodepth2-m", **changes: An
     """A weights-only checkpoint of ``preset_name`` with random weights at 64x96."""
     from train.engine.checkpoint import TrainState, save_weights
     from train.engine.config import apply_overrides
-    from train.engine.presets import preset
+    from train.methods import preset
 
     config = apply_overrides(preset(preset_name), {**TINY_MODEL, **changes})
     _, nets, _ = method_parts(config)

@@ -14,12 +14,11 @@ from pipelines.store.constants import NYU_FILLED_DEPTH
 from pipelines.store.toystore import ToySpec, write_toy_store
 from tests.helpers import method_parts, run_cli
 from train.engine.config import apply_overrides
-from train.engine.presets import PRESETS, preset
 from train.engine.runlog import read_log
 from train.engine.runtime import build_runtime
 from train.engine.step import train_step
 from train.engine.trainer import train
-from train.methods import DenseDepth, Monodepth2, method_class
+from train.methods import DenseDepth, Monodepth2, method_class, preset, presets
 from train.methods.densedepth import DenseDepthPredictor, target_at
 from train.models.densedepth import depth_to_target
 
@@ -64,14 +63,14 @@ def tiny(name: str = "densedepth-nyu", **changes: object):
 # ------------------------------------------------------------------ presets and requests
 def test_presets_have_the_reference_settings() -> None:
     for name, dataset in (("densedepth-nyu", "nyu-labeled"), ("densedepth-nyu-raw", "nyu-raw")):
-        c = PRESETS[name]
+        c = presets()[name]
         assert (c.method, c.dataset, c.height, c.width) == ("densedepth", dataset, 480, 640)
         assert (c.batch_size, c.lr, c.epochs, c.flip_prob, c.jitter_prob) == (8, 1e-4, 20, 0.5, 0)
         assert all(c.lr_at(e) == pytest.approx(1e-4) for e in range(c.epochs))
         p = c.params
         assert (p.loss, p.theta, p.channel_swap_prob, p.amsgrad, p.input_pool) == (
             "densedepth", 0.1, 0.25, True, 1)  # fmt: skip
-    aug = DenseDepth(PRESETS["densedepth-nyu"]).augment_config()
+    aug = DenseDepth(presets()["densedepth-nyu"]).augment_config()
     assert (aug.scales, aug.flip_prob, aug.jitter_prob, aug.channel_swap_prob) == (1, 0.5, 0, 0.25)
 
 

@@ -15,10 +15,10 @@ from pipelines.loader import Augment, AugmentConfig, make_loader
 from pipelines.store.toystore import ToySpec, write_toy_store
 from tests.helpers import method_parts, run_cli
 from train.engine.config import apply_overrides
-from train.engine.presets import PRESETS, preset
 from train.engine.runtime import build_runtime
 from train.engine.step import train_step
 from train.losses.depthhints import hint_selection, hint_term
+from train.methods import preset, presets
 
 TINY = {
     "pretrained": False,
@@ -93,7 +93,7 @@ def test_loader_and_augment_flip_hints_with_the_image(store: str) -> None:
 def test_hints_switch_and_presets() -> None:
     s = preset("depthhints-s")
     assert s.params.hints and s.params.frame_ids == (0, "s") and s.scheduler_step == 5
-    assert s.params.disparity_smoothness == 0 and PRESETS["depthhints-ms"].params.hints
+    assert s.params.disparity_smoothness == 0 and presets()["depthhints-ms"].params.hints
     on = apply_overrides(preset("monodepth2-s"), ["hints=true", "hint_loss=berhu"])
     assert on.params.hints and on.params.hint_loss == "berhu"
     assert not preset("monodepth2-s").params.hints  # default off: Monodepth2 unchanged

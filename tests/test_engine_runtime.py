@@ -11,9 +11,9 @@ from pipelines.store.toystore import ToySpec, write_toy_store
 from tests.helpers import method_parts
 from train.engine.checkpoint import match_optimiser_layout, read_checkpoint
 from train.engine.config import apply_overrides
-from train.engine.presets import preset
 from train.engine.runtime import build_runtime, configure_determinism
 from train.engine.trainer import train
+from train.methods import preset
 
 TINY = {"pretrained": False, "height": 64, "width": 64, "batch_size": 4, "workers": 0}
 TINY |= {"device": "cpu", "log_every": 1}

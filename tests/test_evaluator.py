@@ -16,11 +16,10 @@ from pipelines.store.toystore import ToySpec, write_toy_store
 from tests.helpers import method_parts, run_cli
 from train.engine.checkpoint import TrainState, save_checkpoint
 from train.engine.config import apply_overrides
-from train.engine.presets import preset
 from train.eval.colormap import colorize
 from train.eval.evaluate import Protocol, evaluate_networks, protocol_metrics, select_protocol
 from train.eval.metrics import EIGEN_METRIC_NAMES
-from train.methods import Predictor, Scaling, method_class
+from train.methods import Predictor, Scaling, method_class, preset
 
 MEDIAN, STEREO = Scaling(), Scaling(median=False, factor=5.4)
 

@@ -13,12 +13,11 @@ import pytest
 import torch
 
 from tests.helpers import one_error_line, run_cli, tiny_checkpoint
-from train.engine.presets import depth_presets
 from train.eval import export as export_module
 from train.eval.depth_model import DepthModel, depth_model, example_inputs
 from train.eval.evaluate import load_checkpoint_method
 from train.eval.export import export_checkpoint, relative_error
-from train.methods import METHODS
+from train.methods import depth_presets, methods
 
 HAS_CUDA = torch.cuda.is_available()
 HAS_TRT = importlib.util.find_spec("torch_tensorrt") is not None
@@ -31,7 +30,7 @@ def _preset_of(method: str) -> str:
 @pytest.fixture(scope="module")
 def method_checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("export_ckpt")
-    return {m: tiny_checkpoint(root / f"{m}.pt", _preset_of(m)) for m in sorted(METHODS)}
+    return {m: tiny_checkpoint(root / f"{m}.pt", _preset_of(m)) for m in sorted(methods())}
 
 
 def _eager(checkpoint: Path) -> DepthModel:
@@ -40,7 +39,7 @@ def _eager(checkpoint: Path) -> DepthModel:
 
 
 @pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
-@pytest.mark.parametrize("method", sorted(METHODS))
+@pytest.mark.parametrize("method", sorted(methods()))
 def test_export_matches_eager(method: str, fmt: str, method_checkpoints, tmp_path: Path) -> None:
     out = tmp_path / ("model.onnx" if fmt == "onnx" else "model.pt")
     report = export_checkpoint(method_checkpoints[method], out, fmt)

@@ -23,10 +23,10 @@ from pipelines.store.toystore import ToySpec, write_toy_store
 from tests.helpers import method_parts
 from train.engine.checkpoint import TrainState, read_checkpoint, save_checkpoint
 from train.engine.config import TrainConfig, apply_overrides
-from train.engine.presets import preset
 from train.engine.runtime import DistributedNet, build_runtime
 from train.engine.step import train_step
 from train.engine.trainer import train
+from train.methods import preset
 
 WORLD = 2
 SMALL = {"pretrained": False, "height": 64, "width": 64, "batch_size": 2, "workers": 0}

@@ -13,14 +13,20 @@ import zarr
 from pipelines.loader import make_loader
 from pipelines.store.toystore import ToySpec, write_toy_store
 from tests.helpers import method_parts, run_cli
-from train.engine.checkpoint import TrainState, load_networks, read_checkpoint, save_checkpoint
+from train.engine.checkpoint import (
+    TrainState,
+    checkpoint_config,
+    load_networks,
+    read_checkpoint,
+    save_checkpoint,
+)
 from train.engine.config import TrainConfig, apply_overrides
-from train.engine.presets import PRESETS, preset
 from train.engine.runlog import read_log
 from train.engine.runtime import build_runtime
 from train.engine.step import train_step
 from train.engine.trainer import train
 from train.losses.featdepth import autoencoder_loss
+from train.methods import preset, presets
 from train.methods.feature_metric import FrozenExtractor, feature_metric_term
 from train.methods.schedules import WarmupStepLR
 
@@ -81,7 +87,7 @@ def _log(run: Path, tag: str) -> dict[int, float]:
 
 # ------------------------------------------------------------------ presets and schedule
 def test_presets_have_featdepths_settings() -> None:
-    ae, ae_nyu, m, ms = (PRESETS[k] for k in ("featdepth-ae", "featdepth-ae-nyu",
+    ae, ae_nyu, m, ms = (presets()[k] for k in ("featdepth-ae", "featdepth-ae-nyu",
                                               "featdepth-m", "featdepth-ms"))  # fmt: skip
     assert (ae.height, ae.width, ae.batch_size, ae.epochs, ae.lr) == (256, 800, 5, 30, 1e-4)
     assert ae.params.stage == "autoencoder" and ae.params.feature_layers == 50
@@ -92,10 +98,10 @@ def test_presets_have_featdepths_settings() -> None:
     assert ms.params.frame_ids == (0, -1, 1, "s") and not ms.params.automask
     assert not ms.params.disp_norm and ms.params.stereo_baseline == 0.015
     for name in ("monodepth2-fm-m", "monodepth2-fm-s", "monodepth2-fm-nyu-m"):
-        fm, plain = PRESETS[name].params, PRESETS[name.replace("-fm", "")].params
+        fm, plain = presets()[name].params, presets()[name.replace("-fm", "")].params
         assert fm.feature_metric == 1e-3 and plain.feature_metric == 0.0
         assert fm.frame_ids == plain.frame_ids and fm.num_layers == 18
-    nyu = PRESETS["monodepth2-fm-nyu-m"]
+    nyu = presets()["monodepth2-fm-nyu-m"]
     assert (nyu.dataset, nyu.height, nyu.width, nyu.params.max_depth) == ("nyu-raw", 192, 480, 10)
 
 
@@ -134,7 +140,7 @@ def test_warmup_then_step_decay_and_state_round_trip() -> None:
 def test_autoencoder_run_lowers_its_reconstruction_loss(ae_run: Path, store: str) -> None:
     """The reconstruction terms on the run's own images, before and after its 8 steps."""
     payload = read_checkpoint(ae_run / "checkpoints" / "last.pt")
-    config = TrainConfig.from_dict(payload["config"])
+    config = checkpoint_config(payload)
     assert config.params.stage == "autoencoder" and len(_log(ae_run, "train/reconstruction")) == 8
     assert "val/loss" in {r["tag"] for r in read_log(ae_run)}  # no depth metrics: no predictor
     image = torch.from_numpy(zarr.open_group(store, mode="r")["image"][:, 0]).float() / 255

@@ -12,8 +12,8 @@ from pipelines.store.toystore import ToySpec, write_toy_store
 from tests.helpers import method_parts, run_cli
 from train.engine.config import TrainConfig, apply_overrides
 from train.engine.header import exact_warnings, header_lines, store_recipe
-from train.engine.presets import preset
 from train.engine.runtime import build_runtime
+from train.methods import config_from_dict, preset
 
 TINY = {"pretrained": False, "height": 64, "width": 96, "batch_size": 2, "device": "cpu"}
 
@@ -36,7 +36,7 @@ def runtime_of(config: TrainConfig):
 def test_exact_is_float32_without_compile() -> None:
     config = apply_overrides(preset("monodepth2-m"), {"exact": True, "compile": True})
     assert config.exact and not config.amp and not config.compile
-    assert TrainConfig.from_dict(config.to_dict()) == config
+    assert config_from_dict(config.to_dict()) == config
     assert not apply_overrides(preset("monodepth2-m"), ["exact=false"]).exact
     assert preset("monodepth2-m").amp  # bf16 autocast stays the default
 

@@ -17,9 +17,9 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from tests.golden_monodepth2 import fixed_batch
 from tests.helpers import method_parts
 from train.engine.config import apply_overrides
-from train.engine.presets import preset
 from train.engine.runtime import build_runtime
 from train.engine.step import device_step
+from train.methods import preset
 from train.models import PoseOutput
 
 aten = torch.ops.aten

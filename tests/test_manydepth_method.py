@@ -18,12 +18,12 @@ from pipelines.store.toystore import ToySpec, write_toy_store
 from tests.helpers import method_parts, one_error_line, run_cli
 from train.engine.checkpoint import TrainState, load_networks, read_checkpoint, save_weights
 from train.engine.config import apply_overrides
-from train.engine.presets import preset
 from train.engine.runtime import build_runtime
 from train.engine.step import train_step
 from train.engine.trainer import train
 from train.eval.evaluate import evaluate_checkpoint, load_checkpoint_method
 from train.eval.predict import predict_files
+from train.methods import preset
 
 TINY = {"pretrained": False, "height": 64, "width": 192, "batch_size": 2, "workers": 0}
 TINY |= {"device": "cpu", "jitter_prob": 0.0, "flip_prob": 0.0, "log_every": 1}

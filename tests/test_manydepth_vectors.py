@@ -22,7 +22,6 @@ from torch import nn
 import train.methods.manydepth as manydepth_module
 from tests.helpers import method_parts
 from train.engine.config import apply_overrides
-from train.engine.presets import preset
 from train.geometry import transformation_from_parameters
 from train.losses.manydepth import (
     matching_mask,
@@ -31,6 +30,7 @@ from train.losses.manydepth import (
     updated_depth_range,
 )
 from train.losses.monodepth2 import Views
+from train.methods import preset
 from train.methods.manydepth import ManyDepth
 from train.models import DepthOutput, PoseOutput
 from train.models.manydepth import ManyDepthOutput

@@ -16,7 +16,6 @@ from pipelines.store.toystore import ToySpec, write_toy_store
 from tests.helpers import method_parts, run_cli
 from train.engine.checkpoint import TrainState, save_checkpoint
 from train.engine.config import apply_overrides
-from train.engine.presets import preset
 from train.eval.evaluate import evaluate_networks
 from train.eval.metrics import METRIC_NAMES, compute_errors, pooled_errors
 from train.eval.protocols import (
@@ -28,7 +27,7 @@ from train.eval.protocols import (
     protocol_metrics,
     select_protocol,
 )
-from train.methods import Predictor, Scaling, method_class
+from train.methods import Predictor, Scaling, method_class, preset
 
 MEDIAN, METRIC = Scaling(), Scaling(median=False, factor=1.0)
 NYU_KEYS = (*METRIC_NAMES, "mssim", "f1@0.25", "f1@0.5", "f1@1")

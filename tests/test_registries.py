@@ -25,10 +25,9 @@ from train.engine.checkpoint import (
     save_checkpoint,
 )
 from train.engine.config import apply_overrides
-from train.engine.presets import PRESETS
 from train.engine.runtime import build_runtime
 from train.engine.step import train_step
-from train.methods import METHODS
+from train.methods import methods, presets
 from train.models import NETWORKS, build_network
 
 TINY = {
@@ -99,7 +98,7 @@ class TestRegisteredNetwork:
 
 
 def _preset_of(method: str) -> str:
-    return next(name for name, c in PRESETS.items() if c.method == method)
+    return next(name for name, c in presets().items() if c.method == method)
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +107,7 @@ def toy_stores(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     masks (``seg``) and, for KITTI, depth hints, so that every method finds its extras."""
     root = tmp_path_factory.mktemp("toy_methods")
     stores = {}
-    for dataset in sorted({c.dataset for c in PRESETS.values()}):
+    for dataset in sorted({c.dataset for c in presets().values()}):
         path = root / f"{dataset}.zarr"
         spec = ToySpec(
             dataset=dataset,
@@ -123,10 +122,10 @@ def toy_stores(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return stores
 
 
-@pytest.mark.parametrize("name", sorted(METHODS))
+@pytest.mark.parametrize("name", sorted(methods()))
 class TestRegisteredMethod:
     def test_steps_lower_the_loss(self, name: str, toy_stores: dict[str, str]) -> None:
-        config = apply_overrides(PRESETS[_preset_of(name)], TINY)
+        config = apply_overrides(presets()[_preset_of(name)], TINY)
         method, nets, optimisers = method_parts(config)
         runtime = build_runtime(config, method, nets, torch.device("cpu"))
         request = method.loader_request()
@@ -148,7 +147,7 @@ class TestRegisteredMethod:
         assert losses[-1] < losses[0]
 
     def test_checkpoint_round_trip_and_predictor(self, name: str, tmp_path: Path) -> None:
-        config = apply_overrides(PRESETS[_preset_of(name)], TINY)
+        config = apply_overrides(presets()[_preset_of(name)], TINY)
         method, nets, optimisers = method_parts(config)
         path = save_checkpoint(tmp_path / "c.pt", config, nets, optimisers, TrainState(1, 2))
         payload = read_checkpoint(path)

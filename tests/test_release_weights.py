@@ -17,9 +17,8 @@ from tests.helpers import method_parts, one_error_line, run_cli, tiny_checkpoint
 from tests.test_networks import _monodepth2_depth_decoder_state
 from train.engine.checkpoint import init_networks, read_checkpoint
 from train.engine.config import apply_overrides
-from train.engine.presets import preset
 from train.eval.evaluate import load_checkpoint_method
-from train.methods import METHODS
+from train.methods import methods, preset
 from train.models import build_network
 from train.models.featdepth_weights import depth_layers, featdepth_depth_state
 from train.models.monodepth2_weights import resnet_depth
@@ -198,7 +197,7 @@ def test_cli_import_featdepth(tmp_path: Path, capsys) -> None:
     torch.save({"meta": {"epoch": 40}, "state_dict": state}, release)
     out = tmp_path / "f.pt"
     code = run_cli(["import", "featdepth", str(release), "--out", str(out)])
-    if "featdepth" not in METHODS:
+    if "featdepth" not in methods():
         assert code == 1
         assert "no featdepth method" in one_error_line(capsys.readouterr().err)
         assert not out.exists()
@@ -208,7 +207,7 @@ def test_cli_import_featdepth(tmp_path: Path, capsys) -> None:
     load_checkpoint_method(out)
 
 
-@pytest.mark.skipif("featdepth" not in METHODS, reason="needs the featdepth method")
+@pytest.mark.skipif("featdepth" not in methods(), reason="needs the featdepth method")
 def test_cli_import_featdepth_refuses_other_files(tmp_path: Path, capsys) -> None:
     bad = tmp_path / "bad.pth"
     torch.save({"state_dict": {"encoder.conv1.weight": torch.zeros(1)}}, bad)

@@ -14,9 +14,9 @@ from pipelines.store import create_schema_array, open_store
 from pipelines.store.toystore import ToySpec, write_toy_store
 from tests.helpers import method_parts, run_cli
 from train.engine.config import apply_overrides
-from train.engine.presets import preset
 from train.engine.runtime import build_runtime
 from train.engine.step import train_step
+from train.methods import preset
 from train.models.weights import MissingWeightsError
 
 TINY = {

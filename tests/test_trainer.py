@@ -12,12 +12,11 @@ from pipelines.store.toystore import ToySpec, write_toy_store
 from tests.helpers import method_parts
 from train.engine.checkpoint import TrainState, read_checkpoint, restore, save_checkpoint
 from train.engine.config import TrainConfig, apply_overrides
-from train.engine.presets import PRESETS, preset
 from train.engine.runlog import RunLogger, read_log
 from train.engine.runtime import build_runtime
 from train.engine.step import train_step
 from train.engine.trainer import run_config, train
-from train.methods import method_class
+from train.methods import config_from_dict, method_class, preset, presets
 
 TINY = {
     "pretrained": False,
@@ -47,7 +46,7 @@ def tiny_config(**changes: object) -> TrainConfig:
 # ------------------------------------------------------------------ config
 def test_presets_have_reference_settings() -> None:
     m, s, ms, nyu = (
-        PRESETS[k] for k in ("monodepth2-m", "monodepth2-s", "monodepth2-ms", "monodepth2-nyu-m")
+        presets()[k] for k in ("monodepth2-m", "monodepth2-s", "monodepth2-ms", "monodepth2-nyu-m")
     )
     assert (m.height, m.width, m.batch_size, m.lr, m.epochs) == (192, 640, 12, 1e-4, 20)
     assert m.params.frame_ids == (0, -1, 1) and not m.params.use_stereo
@@ -67,7 +66,7 @@ def test_overrides_parse_by_field_type() -> None:
     )
     assert config.epochs == 3 and config.lr == 2e-4 and config.amp is False
     assert config.params.frame_ids == (0, -1, "s") and config.max_steps is None
-    assert TrainConfig.from_dict(config.to_dict()) == config
+    assert config_from_dict(config.to_dict()) == config
     nested = apply_overrides(config, ["params.disparity_smoothness=0.01", "min_depth=0.5"])
     assert nested.params.disparity_smoothness == 0.01 and nested.params.min_depth == 0.5
 

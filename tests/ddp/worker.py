@@ -12,8 +12,8 @@ import sys
 import torch
 
 from train.engine.config import apply_overrides
-from train.engine.presets import preset
 from train.engine.trainer import train
+from train.methods import preset
 
 TINY = {"pretrained": False, "height": 64, "width": 64, "batch_size": 2, "workers": 0}
 TINY |= {"device": "cpu", "log_every": 1, "val_batches": None, "keep_epochs": 1}

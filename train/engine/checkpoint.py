@@ -10,9 +10,13 @@ tensor, so the file needs ``torch.load(weights_only=False)``: read only checkpoi
 Weights-only files (:func:`save_weights`, the per-epoch ``epoch_NNN.pt``) leave out
 ``optimisers``, ``schedulers`` and ``rng``.
 
-Older formats are upgraded on read by the method's :meth:`~train.methods.Method.upgrade_checkpoint`
-(``depthkit-checkpoint/1``: Monodepth2 before methods were plug-ins); anything else is refused
-with the format that wrote it.
+A plug-in method's checkpoint also records where the plug-in came from (``plugin``: module and
+file), so a checkpoint whose method is not registered is refused with the way to load it.
+
+Older formats are upgraded on read by the owning method's
+:meth:`~train.methods.Method.upgrade_checkpoint` (the payload's method, or for a format that names
+none, the method listing it in ``upgrades_formats``: ``depthkit-checkpoint/1`` is Monodepth2's
+before methods were plug-ins); anything else is refused with the format that wrote it.
 """
 
 from __future__ import annotations
@@ -25,8 +29,18 @@ from typing import Any
 import numpy as np
 import torch
 
+from train.checkpoint_file import atomic_save, load_payload
 from train.engine.config import TrainConfig
-from train.methods import METHODS, Networks, OptimiserSpec
+from train.methods import (
+    Method,
+    Networks,
+    OptimiserSpec,
+    config_from_dict,
+    method_class,
+    method_origin,
+    methods,
+)
+from train.methods.plugins import ENV_VAR
 
 FORMAT = "depthkit-checkpoint/2"
 OLDER_FORMATS = ("depthkit-checkpoint/1",)
@@ -98,8 +112,6 @@ def save_weights(path: str | Path, config: TrainConfig, nets: Networks, state: T
 def _save(
     path: str | Path, config: TrainConfig, nets: Networks, state: TrainState, extra: dict[str, Any]
 ) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "format": FORMAT,
         "method": config.method,
@@ -110,10 +122,10 @@ def _save(
         "batch_in_epoch": state.batch_in_epoch,
         **extra,
     }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
-    return path
+    origin = method_origin(method_class(config.method))
+    if origin is not None:
+        payload["plugin"] = origin
+    return atomic_save(payload, path)
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -124,35 +136,47 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
             method this version does not know (the message names the file and the format).
     """
     path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"{path}: checkpoint not found")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # noqa: BLE001 - any unpickling failure means a bad file
-        raise ValueError(f"{path}: not a readable checkpoint ({e})") from e
-    if not isinstance(payload, dict) or not str(payload.get("format", "")).startswith(
-        "depthkit-checkpoint/"
-    ):
-        raise ValueError(f"{path}: not a depthkit checkpoint")
+    payload = load_payload(path)
     written = payload["format"]
-    if written in OLDER_FORMATS:
-        for method in METHODS.values():
-            payload = method.upgrade_checkpoint(payload)
-    if payload.get("format") not in (FORMAT, *OLDER_FORMATS) or "method" not in payload.get(
-        "config", {}
-    ):
+    if written not in (FORMAT, *OLDER_FORMATS):
         raise ValueError(f"{path}: written as {written}, which this version ({FORMAT}) cannot read")
-    if payload["config"]["method"] not in METHODS:
-        raise ValueError(
-            f"{path}: trained with method {payload['config']['method']!r}, which this version "
-            f"does not have (methods: {', '.join(sorted(METHODS))})"
-        )
+    name = payload.get("method") or payload.get("config", {}).get("method")
+    owner = _owner(path, name, payload) if name else _format_owner(path, written)
+    payload = owner.upgrade_checkpoint(payload)
+    if "method" not in payload.get("config", {}):
+        raise ValueError(f"{path}: written as {written}, which this version ({FORMAT}) cannot read")
     return payload
 
 
+def _owner(path: Path, name: str, payload: dict[str, Any]) -> type[Method]:
+    """The registered method ``name``, or one line saying how to load its plug-in."""
+    registered = methods()
+    if name in registered:
+        return registered[name]
+    plugin = payload.get("plugin") or {}
+    where = plugin.get("file") or plugin.get("module")
+    how = (
+        f"load its plug-in: {ENV_VAR}={where}"
+        if where
+        else f"load the plug-in that registers it ({ENV_VAR}=FILE.py or an installed "
+        "depthkit.plugins entry point)"
+    )
+    raise ValueError(
+        f"{path}: trained with method {name!r}, which is not registered; {how} "
+        f"(registered: {', '.join(sorted(registered))})"
+    )
+
+
+def _format_owner(path: Path, written: str) -> type[Method]:
+    owners = [m for m in methods().values() if written in vars(m).get("upgrades_formats", ())]
+    if len(owners) != 1:
+        raise ValueError(f"{path}: written as {written}, which this version ({FORMAT}) cannot read")
+    return owners[0]
+
+
 def checkpoint_config(payload: dict[str, Any]) -> TrainConfig:
-    """The :class:`TrainConfig` stored in a checkpoint."""
-    return TrainConfig.from_dict(payload["config"])
+    """The :class:`TrainConfig` stored in a checkpoint (its method's params rebuilt)."""
+    return config_from_dict(payload["config"])
 
 
 def load_networks(

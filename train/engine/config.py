@@ -7,8 +7,11 @@ loader, runtime, logging) and ``params``, the method's own frozen dataclass
 Overrides are ``key=value`` text (:func:`apply_overrides`), parsed by the field's type:
 ``epochs=3``, ``amp=false``, ``max_steps=none``, ``frame_ids=0,-1,1,s``. A key that is not a
 field of :class:`TrainConfig` is looked up in ``params``; dotted keys reach nested dataclasses
-explicitly (``params.disparity_smoothness=1e-3``). ``method=NAME`` swaps in that method's default
-``params``.
+explicitly (``params.disparity_smoothness=1e-3``).
+
+Plain data: nothing here knows the methods. ``params`` is the method's own dataclass (None = its
+defaults, filled in by :func:`train.methods.with_params` when the method is built), validated by
+that dataclass itself.
 """
 
 from __future__ import annotations
@@ -20,8 +23,6 @@ import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields, is_dataclass, replace
 from typing import Any
-
-from train.methods import method_class
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,8 @@ class TrainConfig:
     ``val_batches`` per validation (None = the whole val store), ``checkpoint_every`` steps (0 =
     epoch ends only), ``keep_epochs`` (weights-only epoch files kept; 0 = all). Augmentation:
     ``jitter_prob``, ``flip_prob``. ``dataset``: the store dataset the preset is for;
-    ``check_dataset=false`` allows another. ``method`` and its ``params``.
+    ``check_dataset=false`` allows another. ``method`` (a registered name) and its ``params``
+    (that method's ``Params`` instance; None = its defaults).
     """
 
     preset: str = "monodepth2-m"
@@ -88,16 +90,13 @@ class TrainConfig:
             )
         if self.keep_epochs < 0:
             raise ValueError(f"keep_epochs must be >= 0 (0 = keep all), not {self.keep_epochs}")
-        if self.batch_size < 1 or self.epochs < 1 or self.lr <= 0:
-            raise ValueError("batch_size and epochs must be >= 1 and lr > 0")
-        params_cls = method_class(self.method).Params
-        if self.params is None:
-            object.__setattr__(self, "params", params_cls())
-        elif not isinstance(self.params, params_cls):
-            raise ValueError(
-                f"params of method {self.method!r} must be {params_cls.__name__}, "
-                f"not {type(self.params).__name__}"
-            )
+        for name in ("batch_size", "epochs"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, not {getattr(self, name)}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError(f"max_steps must be >= 1 (or none), not {self.max_steps}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, not {self.lr}")
 
     @property
     def encoder_weights(self) -> str | None:
@@ -115,13 +114,17 @@ class TrainConfig:
         return json.loads(json.dumps(dataclasses.asdict(self)))
 
     @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> TrainConfig:
-        """Inverse of :meth:`to_dict`; unknown keys raise ValueError."""
+    def from_dict(cls, values: Mapping[str, Any], params_cls: type | None = None) -> TrainConfig:
+        """Inverse of :meth:`to_dict`, ``params`` rebuilt as ``params_cls`` (the method's
+        ``Params``; :func:`train.methods.config_from_dict` looks it up). Unknown keys raise
+        ValueError."""
         data = dict(values)
         params = data.pop("params", None)
         config = _build(cls, data, "")
         if params is not None:
-            config = replace(config, params=_build(type(config.params), params, "params."))
+            if params_cls is None:
+                raise ValueError("TrainConfig.from_dict: stored params need their params_cls")
+            config = replace(config, params=_build(params_cls, params, "params."))
         return config
 
 
@@ -185,19 +188,18 @@ def apply_overrides(
             if not sep:
                 raise ValueError(f"override {item!r}: expected key=value")
             items.append((key.strip().replace("-", "_"), value))
-    for key, value in items:  # method first: it decides which params exist
-        if key == "method":
-            config = replace(config, method=str(value), params=None)
     for key, value in items:
-        if key != "method":
-            config = _set(config, _resolve_key(config, key), value)
+        if key in ("method", "preset"):
+            raise ValueError(f"{key} cannot be overridden: choose another --preset")
+        config = _set(config, _resolve_key(config, key), value)
     return config
 
 
 def config_keys(config: TrainConfig) -> list[str]:
     """Every settable key of ``config`` (``params`` fields as ``params.NAME``)."""
     top = [f.name for f in fields(config) if f.name != "params"]
-    return top + [f"params.{k}" for k in _leaf_keys(config.params)]
+    own = _leaf_keys(config.params) if is_dataclass(config.params) else []
+    return top + [f"params.{k}" for k in own]
 
 
 def _leaf_keys(obj: Any, prefix: str = "") -> list[str]:

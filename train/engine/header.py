@@ -190,9 +190,9 @@ def header_lines(
 
 def _changed_settings(config: TrainConfig) -> list[str]:
     """Settings that differ from the preset (which holds the reference values)."""
-    from train.engine.presets import PRESETS
+    from train.methods import presets
 
-    base = PRESETS.get(config.preset)
+    base = presets().get(config.preset)
     if base is None or base.method != config.method:
         return [f"no preset {config.preset!r} of method {config.method} to compare with"]
     out = []
@@ -212,9 +212,9 @@ def _changed_settings(config: TrainConfig) -> list[str]:
 
 
 def _preset_value(config: TrainConfig, name: str) -> Any:
-    from train.engine.presets import PRESETS
+    from train.methods import presets
 
-    base = PRESETS.get(config.preset)
+    base = presets().get(config.preset)
     return None if base is None else getattr(base, name)
 
 

@@ -36,6 +36,7 @@ from pipelines.loader import make_loader
 from pipelines.store import open_store, require_complete
 from train.engine.checkpoint import (
     TrainState,
+    checkpoint_config,
     init_networks,
     match_optimiser_layout,
     read_checkpoint,
@@ -47,13 +48,12 @@ from train.engine.checkpoint import (
 from train.engine.config import TrainConfig, apply_overrides
 from train.engine.distributed import gather_objects, init_distributed, seed_step
 from train.engine.header import header_lines
-from train.engine.presets import preset
 from train.engine.runlog import RunLogger
 from train.engine.runtime import build_runtime, configure_determinism, resolve_device
 from train.engine.step import StepResult, complete_samples, train_step
 from train.engine.validate import validate
 from train.eval.colormap import colorize
-from train.methods import OptimiserSpec, method_class
+from train.methods import OptimiserSpec, method_class, preset
 
 # Fields a resumed run may change (how it runs, not what it computes).
 RESUMABLE_CHANGES = {
@@ -155,7 +155,7 @@ def train(
     last = run_dir / "checkpoints" / "last.pt"
     if resume:
         payload = read_checkpoint(last)
-        check_resume(config, TrainConfig.from_dict(payload["config"]))
+        check_resume(config, checkpoint_config(payload))
         state = restore(payload, nets, optimisers, rank=dist.rank)
     else:
         method.initialise(nets)  # weights from other runs (a stage-1 extractor), before writing
@@ -322,7 +322,7 @@ def run_config(
         if not resume:
             raise ValueError("--preset is required (unless --resume continues a run)")
         payload = read_checkpoint(Path(run_dir) / "checkpoints" / "last.pt")
-        base = TrainConfig.from_dict(payload["config"])
+        base = checkpoint_config(payload)
     else:
         base = preset(preset_name)
     return apply_overrides(base, overrides)

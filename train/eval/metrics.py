@@ -18,6 +18,14 @@ import cv2
 import numpy as np
 
 from pipelines.store.constants import NYU_EVAL_CROP
+from train.constants import (  # noqa: F401 - re-exported: the evaluation constants
+    KITTI_MAX_DEPTH,
+    KITTI_MIN_DEPTH,
+    KITTI_STEREO_BASELINE,
+    NYU_MAX_DEPTH,
+    NYU_MIN_DEPTH,
+    STEREO_SCALE_FACTOR,
+)
 from train.eval.errors import (  # noqa: F401 - compute_errors, mean_metrics: part of this API
     METRIC_NAMES,
     ImageErrors,
@@ -29,15 +37,9 @@ from train.eval.errors import (  # noqa: F401 - compute_errors, mean_metrics: pa
 # Printing order: all metrics we compute, and the order KITTI tables use.
 EIGEN_METRIC_NAMES = ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3")
 
-KITTI_MIN_DEPTH = 1e-3
-KITTI_MAX_DEPTH = 80.0
-STEREO_SCALE_FACTOR = 5.4  # 0.54 m real baseline / 0.1 training baseline (monodepth2)
-KITTI_STEREO_BASELINE = 0.54  # metres, nominal; a method training at baseline b scales by 0.54 / b
 KITTI_PROTOCOLS = ("eigen", "eigen_benchmark")
 
 NYU_CROP = NYU_EVAL_CROP  # rows [44, 471), cols [40, 601) on 480x640
-NYU_MIN_DEPTH = 0.1
-NYU_MAX_DEPTH = 10.0
 
 
 def garg_crop_mask(h: int, w: int) -> np.ndarray:

@@ -22,8 +22,7 @@ from torch import nn
 
 from train.engine.checkpoint import TrainState, save_weights
 from train.engine.config import TrainConfig, apply_overrides
-from train.engine.presets import depth_presets, preset
-from train.methods import METHODS, Networks, method_class
+from train.methods import Networks, depth_presets, method_class, methods, preset
 from train.models.featdepth_weights import depth_layers, featdepth_depth_state, read_featdepth_file
 from train.models.monodepth2_weights import (
     load_monodepth2_depth,
@@ -124,10 +123,10 @@ def import_featdepth(
         ValueError: this version has no featdepth method, or the file is not a FeatDepth
             checkpoint.
     """
-    if "featdepth" not in METHODS:
+    if "featdepth" not in methods():
         raise ValueError(
             "this version has no featdepth method (methods: "
-            f"{', '.join(sorted(METHODS))}): cannot make a featdepth checkpoint"
+            f"{', '.join(sorted(methods()))}): cannot make a featdepth checkpoint"
         )
     path = Path(checkpoint_file)
     try:

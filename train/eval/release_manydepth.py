@@ -20,8 +20,7 @@ from torch import nn
 
 from train.engine.checkpoint import TrainState, save_weights
 from train.engine.config import apply_overrides
-from train.engine.presets import preset
-from train.methods import Networks, method_class
+from train.methods import Networks, method_class, preset
 from train.models.manydepth_weights import load_manydepth_depth, matching_layers
 from train.models.monodepth2_weights import (
     load_monodepth2_depth,

@@ -1,7 +1,11 @@
-"""Training methods as plug-ins: the :class:`~train.methods.base.Method` protocol and a registry.
+"""Training methods as plug-ins: the :class:`~train.methods.base.Method` protocol and the method
+and preset registries.
 
-Add a method by writing one file here with a :class:`Method` subclass and listing it in
-:data:`METHODS`; presets that use it go in :mod:`train.engine.presets`.
+A method is one file: a :class:`Method` subclass decorated with :func:`register_method` and its
+presets registered with :func:`register_preset`. The files of this package are found by
+:func:`load_methods` (nothing lists them); files outside the repository are loaded as plug-ins
+(:mod:`train.methods.plugins`: the ``depthkit.plugins`` entry points and ``DEPTHKIT_PLUGINS``).
+See ``docs/extending.md``.
 """
 
 from __future__ import annotations
@@ -15,44 +19,47 @@ from train.methods.base import (
     OptimiserSpec,
     Predictor,
     Scaling,
+    adam,
 )
-from train.methods.densedepth import DenseDepth, DenseDepthParams
-from train.methods.featdepth import FeatDepth, FeatDepthParams
-from train.methods.manydepth import ManyDepth, ManyDepthParams  # temporary, until issue 20
-from train.methods.monodepth2 import Monodepth2, Monodepth2Params
-from train.methods.segdepth import SegDepth, SegDepthParams
-
-METHODS: dict[str, type[Method]] = {
-    m.name: m for m in (Monodepth2, FeatDepth, SegDepth, DenseDepth, ManyDepth)
-}
-
-
-def method_class(name: str) -> type[Method]:
-    """The registered method called ``name``; ValueError listing the methods otherwise."""
-    if name not in METHODS:
-        raise ValueError(f"unknown method {name!r}; registered: {', '.join(sorted(METHODS))}")
-    return METHODS[name]
-
+from train.methods.plugins import PluginError
+from train.methods.registry import (
+    build_method,
+    config_from_dict,
+    depth_presets,
+    describe_presets,
+    load_methods,
+    method_class,
+    method_origin,
+    methods,
+    preset,
+    presets,
+    register_method,
+    register_preset,
+    with_params,
+)
 
 __all__ = [
-    "METHODS",
-    "DenseDepth",
-    "DenseDepthParams",
-    "FeatDepth",
-    "FeatDepthParams",
     "Forward",
     "LoaderRequest",
     "LossOutput",
-    "ManyDepth",
-    "ManyDepthParams",
     "Method",
-    "Monodepth2",
-    "Monodepth2Params",
     "Networks",
     "OptimiserSpec",
+    "PluginError",
     "Predictor",
     "Scaling",
-    "SegDepth",
-    "SegDepthParams",
+    "adam",
+    "build_method",
+    "config_from_dict",
+    "depth_presets",
+    "describe_presets",
+    "load_methods",
     "method_class",
+    "method_origin",
+    "methods",
+    "preset",
+    "presets",
+    "register_method",
+    "register_preset",
+    "with_params",
 ]

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import torch
@@ -231,8 +231,22 @@ class Method:
     Params: ClassVar[type] = object
     stages: ClassVar[tuple[str, ...]] = ("depth",)
     datasets: ClassVar[tuple[str, ...]] = ("kitti-raw",)
+    # older checkpoint formats that name no method and that this class's upgrade_checkpoint reads
+    upgrades_formats: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: TrainConfig) -> None:
+        """Keep ``config``, its ``params`` (this method's :attr:`Params`; None = the defaults).
+
+        Raises:
+            ValueError: params of another class.
+        """
+        if config.params is None:
+            config = replace(config, params=self.Params())
+        elif not isinstance(config.params, self.Params):
+            raise ValueError(
+                f"params of method {self.name!r} must be {self.Params.__name__}, "
+                f"not {type(config.params).__name__}"
+            )
         self.config = config
         self.params = config.params
 
@@ -331,5 +345,7 @@ class Method:
 
     @classmethod
     def upgrade_checkpoint(cls, payload: dict[str, Any]) -> dict[str, Any]:
-        """Model-specific fix-ups of an older checkpoint's payload (default: none)."""
+        """This method's fix-ups of an older checkpoint's payload (default: none). Called by
+        :func:`train.engine.checkpoint.read_checkpoint` for checkpoints of this method, and for
+        those of a format listed in :attr:`upgrades_formats` that name no method."""
         return payload

@@ -35,6 +35,7 @@ from torch import Tensor, nn
 
 from pipelines.loader import AugmentConfig, Augmented
 from pipelines.store.constants import NYU_FILLED_DEPTH
+from train.engine.config import TrainConfig
 from train.losses.supervised import berhu_loss, densedepth_loss, silog_loss, supervised_loss
 from train.methods.base import (
     Forward,
@@ -47,6 +48,7 @@ from train.methods.base import (
     Scaling,
     adam,
 )
+from train.methods.registry import register_method, register_preset
 from train.models import build_network
 from train.models.densedepth import depth_to_target, output_to_depth
 
@@ -132,6 +134,7 @@ def target_at(depth: Tensor, size: tuple[int, int]) -> tuple[Tensor, Tensor]:
     return num / den.clamp_min(1e-6), den > 0.999
 
 
+@register_method
 class DenseDepth(Method):
     """DenseDepth: one network, one (AMSGrad) Adam, a supervised loss on dense depth."""
 
@@ -216,3 +219,26 @@ class DenseDepth(Method):
                     f"{store.path}: {c.preset} needs dense depth and this {store.dataset} "
                     "store's depth was not in-painted: prepare it with `prepare-nyu --fill`"
                 )
+
+
+# Presets (training.md 8): DenseNet-169 + Keras decoder, 480x640, batch 8, Adam (AMSGrad) 1e-4, 20
+# epochs at a constant learning rate (the Keras ReduceLROnPlateau never goes below 9e-5), mirror
+# p = 0.5, channel swap p = 0.25, no colour jitter; on the labeled set's in-painted depths, or on a
+# raw store prepared with ``prepare-nyu --fill`` (the paper's 50K pairs).
+for _name, _dataset in (("densedepth-nyu", "nyu-labeled"), ("densedepth-nyu-raw", "nyu-raw")):
+    register_preset(
+        TrainConfig(
+            preset=_name,
+            method="densedepth",
+            dataset=_dataset,
+            height=480,
+            width=640,
+            batch_size=8,
+            epochs=20,
+            scheduler_step=20,
+            scheduler_gamma=1.0,
+            jitter_prob=0.0,
+            flip_prob=0.5,
+            params=DenseDepthParams(),
+        )
+    )

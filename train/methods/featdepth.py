@@ -31,7 +31,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pipelines.loader import AugmentConfig, Augmented
-from train.eval.metrics import KITTI_STEREO_BASELINE
+from train.constants import KITTI_STEREO_BASELINE
+from train.engine.config import TrainConfig
 from train.geometry import KITTI_NORMALISED_INTRINSICS, disp_to_depth, warp
 from train.losses.featdepth import (
     autoencoder_loss,
@@ -57,12 +58,12 @@ from train.methods.feature_metric import (
     load_extractor,
 )
 from train.methods.monodepth2 import Monodepth2Predictor
+from train.methods.registry import register_method, register_preset
 from train.methods.schedules import WarmupStepLR
 from train.models import PoseOutput, build_network, pose_input
 
 if TYPE_CHECKING:
     from pipelines.store import Store
-    from train.engine.config import TrainConfig
 
 FrameId = int | str
 SOURCE_NAMES: dict[FrameId, str] = {-1: "prev", 1: "next", "s": "stereo"}
@@ -133,6 +134,7 @@ class FeatDepthParams:
         return "s" in self.frame_ids
 
 
+@register_method
 class FeatDepth(Method):
     """FeatDepth: the FeatureNet auto-encoder, then depth + pose with the feature-metric loss."""
 
@@ -347,3 +349,45 @@ class FeatDepth(Method):
             scaling = Scaling(median=False, factor=factor)
         # the same rule as Monodepth2's (its finest disparity is H/2 x W/2 here)
         return Monodepth2Predictor(nets["depth"], p.min_depth, p.max_depth, scaling)
+
+
+# Presets (training.md section 5): stage 1 ``featdepth-ae`` (ResNet-50 FeatureNet, 256x800, 5
+# images, 30 epochs, LR x0.5 at epochs 10 and 20) and ``featdepth-ae-nyu`` (the same on an NYU raw
+# store at 192x480); stage 2 ``featdepth-m`` / ``featdepth-ms`` (ResNet-50 depth, ResNet-18 pose,
+# 320x1024, 2 images per process, 40 epochs, LR x0.5 at 20 and 30; with the stereo source no
+# automask, no disparity normalisation, baseline 0.015, evaluation x36). Both: Adam 1e-4, clipping
+# at 35, 500 warm-up steps from lr/3. Stage-2 presets name their stage-1 checkpoint with
+# ``--set extractor=RUN/checkpoints/last.pt``.
+for _name, _dataset, _height, _width in (
+    ("featdepth-ae", "kitti-raw", 256, 800),
+    ("featdepth-ae-nyu", "nyu-raw", 192, 480),
+):
+    register_preset(
+        TrainConfig(
+            preset=_name,
+            method="featdepth",
+            dataset=_dataset,
+            height=_height,
+            width=_width,
+            batch_size=5,
+            epochs=30,
+            params=FeatDepthParams(stage="autoencoder", lr_steps=(10, 20)),
+        )
+    )
+for _name, _frames, _mono in (
+    ("featdepth-m", (0, -1, 1), True),
+    ("featdepth-ms", (0, -1, 1, "s"), False),
+):
+    register_preset(
+        TrainConfig(
+            preset=_name,
+            method="featdepth",
+            height=320,
+            width=1024,
+            batch_size=2,
+            epochs=40,
+            params=FeatDepthParams(
+                stage="depth", frame_ids=_frames, automask=_mono, disp_norm=_mono
+            ),
+        )
+    )

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from train.checkpoint_file import load_payload
 from train.geometry import disp_to_depth, invert_intrinsics, warp
 from train.losses.featdepth import feature_metric_loss
 from train.models import build_network
@@ -80,10 +81,7 @@ def load_extractor(
             f"{owner} needs the stage-1 auto-encoder: --set extractor=RUN/checkpoints/last.pt "
             f"(a run of --preset featdepth-ae or featdepth-ae-nyu){hint}"
         )
-    # Imported here: the engine's checkpoint module imports the method registry.
-    from train.engine.checkpoint import read_checkpoint
-
-    payload = read_checkpoint(Path(path))
+    payload = load_payload(Path(path))
     config = payload["config"]
     params = config.get("params", {})
     if config["method"] != AUTOENCODER_METHOD or params.get("stage") != AUTOENCODER_STAGE:

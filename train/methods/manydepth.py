@@ -27,13 +27,13 @@ stays 1e-4 for all 20 epochs, as the reference's does.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from pipelines.loader import AugmentConfig, Augmented
+from train.engine.config import TrainConfig
 from train.geometry import KITTI_NORMALISED_INTRINSICS
 from train.losses.manydepth import (
     ManyDepthLossConfig,
@@ -60,11 +60,9 @@ from train.methods.base import (
 from train.methods.manydepth_predictor import ManyDepthPredictor
 from train.methods.manydepth_schedule import FreezeStepLR
 from train.methods.monodepth2 import Monodepth2Predictor
+from train.methods.registry import register_method, register_preset
 from train.models import PoseOutput, build_network, pose_input
 from train.models.cost_volume import BINNINGS
-
-if TYPE_CHECKING:
-    from train.engine.config import TrainConfig
 
 SOURCES = {-1: "prev", 1: "next"}
 
@@ -117,6 +115,7 @@ class ManyDepthParams:
         return ManyDepthLossConfig(self.min_depth, self.max_depth, self.disparity_smoothness)
 
 
+@register_method
 class ManyDepth(Method):
     """ManyDepth: multi-frame network, single-frame teacher, pose network (module docstring)."""
 
@@ -313,14 +312,12 @@ class ManyDepth(Method):
         )  # fmt: skip
 
 
-def manydepth_presets() -> dict[str, TrainConfig]:
-    """``manydepth-m`` (the README's command: the defaults, 640x192, batch 12, 20 epochs, Adam
-    1e-4, StepLR(15), eigen_zhou) and ``manydepth-hr-m`` (the same at 1024x320)."""
-    from train.engine.config import TrainConfig  # config imports the methods (until issue 20)
-
-    return {
-        name: TrainConfig(
-            preset=name, method="manydepth", height=h, width=w, params=ManyDepthParams()
+# Presets (MD README): the defaults, i.e. 640x192, batch 12, 20 epochs, Adam 1e-4, StepLR(15),
+# eigen_zhou; the HR model adds --height 320 --width 1024.
+for _name, _height, _width in (("manydepth-m", 192, 640), ("manydepth-hr-m", 320, 1024)):
+    register_preset(
+        TrainConfig(
+            preset=_name, method="manydepth", height=_height, width=_width,
+            params=ManyDepthParams(),
         )
-        for name, h, w in (("manydepth-m", 192, 640), ("manydepth-hr-m", 320, 1024))
-    }
+    )  # fmt: skip

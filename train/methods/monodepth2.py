@@ -26,7 +26,8 @@ from torch import Tensor
 
 from pipelines.loader import AugmentConfig, Augmented
 from pipelines.store import Store, pending_frames
-from train.eval.metrics import STEREO_SCALE_FACTOR
+from train.constants import STEREO_SCALE_FACTOR
+from train.engine.config import TrainConfig
 from train.geometry import KITTI_NORMALISED_INTRINSICS, disp_to_depth
 from train.losses.depthhints import HINT_LOSSES, HintViews
 from train.losses.monodepth2 import Monodepth2LossConfig, Views, monodepth2_loss
@@ -45,6 +46,7 @@ from train.methods.feature_metric import (
     feature_metric_term,
     load_extractor,
 )
+from train.methods.registry import register_method, register_preset
 from train.models import DepthNet, PoseOutput, build_network, pose_input
 
 FrameId = int | str
@@ -139,12 +141,14 @@ class Monodepth2Predictor(Predictor):
         return disp_to_depth(disp, self.min_depth, self.max_depth)[1]
 
 
+@register_method
 class Monodepth2(Method):
     """Monodepth2: depth + pose networks, one Adam, the multi-scale photometric loss."""
 
     name = "monodepth2"
     Params = Monodepth2Params
     datasets = ("kitti-raw", "nyu-raw")
+    upgrades_formats = ("depthkit-checkpoint/1",)  # Monodepth2 before methods were plug-ins
 
     def build_networks(self, device: torch.device | str = "cpu") -> Networks:
         p = self.params
@@ -328,3 +332,57 @@ class Monodepth2(Method):
 
 
 _PARAM_NAMES = set(Monodepth2Params.__dataclass_fields__)
+
+
+# Presets (training.md section 4): ResNet-18 depth and pose networks, 192x640, batch 12, Adam 1e-4,
+# 20 epochs, learning rate x0.1 from epoch 15 (the reference's behaviour under PyTorch 0.4.1),
+# depth 0.1-100, smoothness 1e-3, scales 0-3.
+register_preset(TrainConfig(preset="monodepth2-m", params=Monodepth2Params(frame_ids=(0, -1, 1))))
+register_preset(TrainConfig(preset="monodepth2-s", params=Monodepth2Params(frame_ids=(0, "s"))))
+register_preset(
+    TrainConfig(preset="monodepth2-ms", params=Monodepth2Params(frame_ids=(0, -1, 1, "s")))
+)
+# Indoor self-supervised setting (P2Net / StructDepth, nyuv2.md 7.5): 288x384, 0.1..10 m, the
+# store's own intrinsics (NYU's principal point is not centred).
+register_preset(
+    TrainConfig(
+        preset="monodepth2-nyu-m",
+        dataset="nyu-raw",
+        height=288,
+        width=384,
+        params=Monodepth2Params(frame_ids=(0, -1, 1), max_depth=10.0, intrinsics="store"),
+    )
+)
+# Depth Hints (training.md 7): Monodepth2 stereo with the hint term (hint_depth from `hints`); the
+# paper's recipe: eigen_full stores, LR x0.1 every 5 epochs, no smoothness term.
+for _name, _frames in (("depthhints-s", (0, "s")), ("depthhints-ms", (0, -1, 1, "s"))):
+    register_preset(
+        TrainConfig(
+            preset=_name,
+            scheduler_step=5,
+            params=Monodepth2Params(frame_ids=_frames, hints=True, disparity_smoothness=0.0),
+        )
+    )
+# The seed study: Monodepth2 unchanged plus FeatDepth's feature-metric term (weight 1e-3,
+# ResNet-50 extractor from a featdepth-ae run: --set extractor=AE/checkpoints/last.pt).
+register_preset(
+    TrainConfig(
+        preset="monodepth2-fm-m", params=Monodepth2Params(frame_ids=(0, -1, 1), feature_metric=1e-3)
+    )
+)
+register_preset(
+    TrainConfig(
+        preset="monodepth2-fm-s", params=Monodepth2Params(frame_ids=(0, "s"), feature_metric=1e-3)
+    )
+)
+register_preset(
+    TrainConfig(
+        preset="monodepth2-fm-nyu-m",
+        dataset="nyu-raw",
+        height=192,
+        width=480,
+        params=Monodepth2Params(
+            frame_ids=(0, -1, 1), max_depth=10.0, intrinsics="store", feature_metric=1e-3
+        ),
+    )
+)

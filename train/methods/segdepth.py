@@ -34,9 +34,11 @@ from torch import Tensor
 
 from pipelines.loader import Augmented, flip_images
 from pipelines.store import Store, pending_frames
+from train.engine.config import TrainConfig
 from train.losses.segdepth import segmentation_loss, unet_weight_map
 from train.methods.base import Forward, LoaderRequest, LossOutput, Networks, OptimiserSpec
 from train.methods.monodepth2 import Monodepth2, Monodepth2Params
+from train.methods.registry import register_method, register_preset
 from train.models import build_network
 
 
@@ -71,6 +73,7 @@ class _StepWithoutGradients(torch.optim.Adam):
         return super().step(closure)
 
 
+@register_method
 class SegDepth(Monodepth2):
     """Monodepth2 + the segmentation U-Net on the disparity (module docstring)."""
 
@@ -153,7 +156,18 @@ class SegDepth(Monodepth2):
                 f"(seg is 255 = not computed there); {how}"
             )
 
-    @classmethod
-    def upgrade_checkpoint(cls, payload: dict[str, Any]) -> dict[str, Any]:
-        """SegDepth checkpoints have had one format so far."""
-        return payload
+
+# Presets (training.md 6): monodepth2-m / -nyu-m plus the U-Net on the disparity (masks: `masks`).
+register_preset(
+    TrainConfig(preset="segdepth-m", method="segdepth", params=SegDepthParams(frame_ids=(0, -1, 1)))
+)
+register_preset(
+    TrainConfig(
+        preset="segdepth-nyu-m",
+        method="segdepth",
+        dataset="nyu-raw",
+        height=288,
+        width=384,
+        params=SegDepthParams(frame_ids=(0, -1, 1), max_depth=10.0, intrinsics="store"),
+    )
+)
