@@ -165,3 +165,23 @@ def test_predict_uses_consecutive_frames(kitti_world: Path, tmp_path: Path) -> N
     )
     with pytest.raises(ValueError, match="--intrinsics"):
         predict_files(ckpt, [folder], tmp_path / "o3", device="cpu", intrinsics="1,2")
+
+
+def test_device_step_issues_no_syncing_op() -> None:
+    """The ManyDepth step (cost volume, augmentation draws, depth-range update included) makes
+    the CPU wait for the device no more often than Monodepth2's."""
+    from tests.golden_monodepth2 import fixed_batch
+    from tests.test_host_syncs import TINY as SYNC_TINY
+    from tests.test_host_syncs import SyncCounter
+    from train.engine.step import device_step
+
+    config = apply_overrides(preset("manydepth-m"), SYNC_TINY | {"jitter_prob": 1.0})
+    method, nets, optimisers = method_parts(config)
+    runtime = build_runtime(config, method, nets, torch.device("cpu"))
+    batch = fixed_batch()
+    draw = runtime.augment.draw(batch, torch.Generator().manual_seed(0), train=True)
+    device_step(runtime, method, optimisers, batch, draw, torch.Generator())
+    counter = SyncCounter()
+    with counter:
+        device_step(runtime, method, optimisers, batch, draw, torch.Generator())
+    assert sum(counter.counts.values()) <= 2, dict(counter.counts)

@@ -99,8 +99,11 @@ def valid_mask(grid: Tensor, height: int, width: int) -> Tensor:
     x = (grid[..., 0] / 2 + 0.5) * (width - 1)
     y = (grid[..., 1] / 2 + 0.5) * (height - 1)
     inside = (x >= BORDER) & (x <= width - BORDER) & (y >= BORDER) & (y <= height - BORDER)
-    current = torch.zeros(height, width, dtype=torch.bool, device=grid.device)
-    current[BORDER:-BORDER, BORDER:-BORDER] = True
+    rows = torch.arange(height, device=grid.device)
+    cols = torch.arange(width, device=grid.device)
+    current = ((rows >= BORDER) & (rows < height - BORDER)).unsqueeze(1) & (
+        (cols >= BORDER) & (cols < width - BORDER)
+    ).unsqueeze(0)
     return (inside & current).to(grid.dtype)
 
 
