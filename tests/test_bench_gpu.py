@@ -22,6 +22,7 @@ def test_cpu_smoke_prints_one_table(capsys) -> None:
     out = capsys.readouterr().out
     assert out.count("measurement") == 1 and "failed" not in out
     rows = ("train monodepth2-m 96x128 b2", "train featdepth-m 96x128 b2", "train monodepth2-fm-m")
+    rows += ("train manydepth-m 96x128 b2",)
     for row in (*rows, "loader into the device", "DeepLabv3 masks"):
         assert row in out
     for row in ("latency predict (eager fp32)", "latency TorchScript", "latency ONNX"):
