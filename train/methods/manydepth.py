@@ -128,6 +128,10 @@ class ManyDepth(Method):
         self.schedule: FreezeStepLR | None = None
         self.range_holder: torch.nn.Module | None = None  # the encoder holding the depth range
 
+    def describe(self) -> str:
+        """For ``train --help``'s preset list."""
+        return "frames 0 -1 +1, cost volume over -1 (test store: prepare-kitti --prev-frames)"
+
     def build_networks(self, device: torch.device | str = "cpu") -> Networks:
         p = self.params
         torch.manual_seed(self.config.seed)
