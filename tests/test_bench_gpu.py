@@ -26,6 +26,7 @@ def test_cpu_smoke_prints_one_table(capsys) -> None:
         "train litemono-m 96x128 b2",
         "latency litemono-m TorchScript",
         "latency litemono-m ONNX",
+        "train manydepth-m 96x128 b2",
     )
     for row in (*rows, "loader into the device", "DeepLabv3 masks"):
         assert row in out

@@ -14,9 +14,9 @@ import torch
 
 from tests.helpers import one_error_line, run_cli, tiny_checkpoint
 from train.eval import export as export_module
+from train.eval.depth_model import DepthModel, depth_model, example_inputs
 from train.eval.evaluate import load_checkpoint_method
 from train.eval.export import export_checkpoint, relative_error
-from train.eval.predict import DepthModel
 from train.methods import depth_presets, methods
 
 HAS_CUDA = torch.cuda.is_available()
@@ -35,7 +35,7 @@ def method_checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Pa
 
 def _eager(checkpoint: Path) -> DepthModel:
     method, nets = load_checkpoint_method(checkpoint)
-    return DepthModel(method.predictor(nets)).eval()
+    return depth_model(method.predictor(nets))
 
 
 @pytest.mark.slow
@@ -49,20 +49,22 @@ def test_export_matches_eager(method: str, fmt: str, method_checkpoints, tmp_pat
     info = json.loads(Path(f"{out}.json").read_text())
     assert info["units"] in ("metres", "relative") and info["format"] == fmt
     # another batch size than the one exported with: the batch axis is dynamic
-    x = torch.rand(3, 3, 64, 96, generator=torch.Generator().manual_seed(1))
+    eager = _eager(method_checkpoints[method])
+    x = example_inputs(eager, 3, (64, 96), torch.device("cpu"))
     with torch.no_grad():
-        reference = _eager(method_checkpoints[method])(x)
+        reference = eager(*x)
         if fmt == "torchscript":
-            output = torch.jit.load(str(out))(x)
+            output = torch.jit.load(str(out))(*x)
         else:
             import onnxruntime
 
             session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
-            output = session.run(None, {"image": x.numpy()})[0]
+            feed = {name: v.numpy() for name, v in zip(eager.inputs, x, strict=True)}
+            output = session.run(None, feed)[0]
     assert relative_error(output, reference) <= 1e-4
     assert tuple(np.shape(output))[:2] == (3, 1)
     if fmt == "torchscript":  # frozen for inference: outside no_grad too, nothing needs grad
-        assert not torch.jit.load(str(out))(x).requires_grad
+        assert not torch.jit.load(str(out))(*x).requires_grad
 
 
 def test_cli_export_prints_the_tolerance_met(method_checkpoints, tmp_path: Path, capsys) -> None:

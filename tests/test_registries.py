@@ -193,5 +193,6 @@ class TestRegisteredPreset:
             with pytest.raises(ValueError):
                 method.predictor(other)
             return
-        depth = method.predictor(other).eval()(torch.rand(3, 3, 96, 128))
+        predictor = method.predictor(other).eval()
+        depth = predictor(*predictor.arguments(torch.rand(3, 3, 96, 128)))
         assert depth.shape[:2] == (3, 1) and bool((depth > 0).all())

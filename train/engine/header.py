@@ -10,7 +10,9 @@
    recipe): settings changed from the preset, bf16 autocast and TF32 instead of float32,
    ``torch.compile``, the store's resize and image files (KITTI stores), a stored size other
    than the network's, the on-device scale pyramid, the split, the global batch and the samples
-   batch norm sees against the reference's GPUs, and the differences the method always has.
+   batch norm sees against the reference's GPUs, and the differences the method always has;
+3. the reference's own quirks the method reproduces on purpose
+   (:meth:`~train.methods.Method.reference_notes`, e.g. ManyDepth's constant learning rate).
 
 With ``exact`` (``--exact``: float32, no compile, no TF32; applied by
 :class:`~train.engine.config.TrainConfig` and :func:`~train.engine.runtime.build_runtime`),
@@ -207,6 +209,10 @@ def header_lines(
         lines += [f"  - {item}" for item in found]
     else:
         lines.append(f"matches the reference setting of {config.preset} in every choice checked")
+    notes = build_method(config).reference_notes()
+    if notes:
+        lines.append("reproduces these choices of the reference:")
+        lines += [f"  - {item}" for item in notes]
     return lines + exact_warnings(config, store)
 
 

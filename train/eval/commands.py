@@ -48,8 +48,14 @@ def eval_(
         "--device",
         help="cuda, cuda:1 or cpu (default: cuda when available, else the CPU, with a note).",
     ),
+    overrides: list[str] = typer.Option(
+        [], "--set", help="Predictor setting key=value, e.g. teacher=true (ManyDepth's teacher)."
+    ),
 ) -> None:
-    """Score a checkpoint on a test store (KITTI eigen / eigen_benchmark, NYU), print a table."""
+    """Score a checkpoint on a test store (KITTI eigen / eigen_benchmark, NYU), print a table.
+
+    Two-frame models (ManyDepth) need a test store with previous frames (prepare-kitti
+    --prev-frames); test images without one get a black image, counted in the output."""
     from train.eval.evaluate import evaluate_checkpoint
     from train.eval.protocols import parse_thresholds
 
@@ -67,6 +73,7 @@ def eval_(
         report_dir=report,
         overwrite=overwrite,
         echo=typer.echo,
+        overrides=overrides,
     )
     typer.echo(str(result))
 
@@ -107,9 +114,21 @@ def predict(
         help="cuda, cuda:1 or cpu (default: cuda when available, else the CPU, with a note).",
     ),
     batch_size: int = typer.Option(8, "--batch-size", help="Images per forward pass."),
+    intrinsics: str = typer.Option(
+        None,
+        "--intrinsics",
+        help="Two-frame models (ManyDepth): fx,fy,cx,cy in input pixels, a .json (normalised "
+        "3x3), a KITTI calib_cam_to_cam.txt or a .zarr store (default: the training camera).",
+    ),
+    overrides: list[str] = typer.Option(
+        [], "--set", help="Predictor setting key=value, e.g. teacher=true (ManyDepth's teacher)."
+    ),
 ) -> None:
     """Depth maps of images, folders and videos: NAME_depth.npy, 16-bit PNG (millimetres, or
-    relative depth at the map's own scale given in NAME_depth.json), colour PNG."""
+    relative depth at the map's own scale given in NAME_depth.json), colour PNG.
+
+    Two-frame models (ManyDepth) use each picture and the one before it in its video, folder
+    or argument list (the first gets a black previous frame)."""
     from train.eval.predict import predict_files
 
     summary = predict_files(
@@ -123,6 +142,8 @@ def predict(
         device=device,
         batch_size=batch_size,
         echo=typer.echo,
+        intrinsics=intrinsics,
+        overrides=overrides,
     )
     typer.echo(str(summary))
 
@@ -150,8 +171,12 @@ def export(
         "--device",
         help="Device to export on (default: cpu; for tensorrt cuda, refused without one).",
     ),
+    overrides: list[str] = typer.Option(
+        [], "--set", help="Predictor setting key=value, e.g. teacher=true (ManyDepth's teacher)."
+    ),
 ) -> None:
-    """Export RGB (B,3,H,W) in [0,1] -> depth (B,1,h,w), checked against the eager model."""
+    """Export RGB (B,3,H,W) in [0,1] -> depth (B,1,h,w), checked against the eager model
+    (two-frame models: previous image, image, intrinsics (B,4,4))."""
     from train.eval.export import export_checkpoint
 
     report = export_checkpoint(
@@ -162,6 +187,7 @@ def export(
         width=width,
         precision=precision.value,
         device=device,
+        overrides=overrides,
     )
     typer.echo(str(report))
 
@@ -210,3 +236,19 @@ def import_litemono(
     from train.eval.release_litemono import import_litemono as run
 
     typer.echo(str(run(weights_dir, out, variant, preset)))
+
+
+@import_app.command("manydepth")
+def import_manydepth(
+    weights_dir: Path = typer.Argument(
+        ...,
+        help="Release folder: encoder.pth, depth.pth, pose_encoder.pth, pose.pth "
+        "[, mono_encoder.pth, mono_depth.pth].",
+    ),
+    out: Path = typer.Option(..., "--out", help="Checkpoint to write (.pt)."),
+    preset: str = typer.Option("manydepth-m", "--preset", help="manydepth-m or manydepth-hr-m."),
+) -> None:
+    """ManyDepth's released weights (KITTI_MR/, KITTI_HR/ ...) -> a checkpoint."""
+    from train.eval.release_manydepth import import_manydepth as run
+
+    typer.echo(str(run(weights_dir, out, preset)))

@@ -37,11 +37,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipelines.loader import Batch, make_loader, resize_bilinear, resolve_device
+from pipelines.loader import Batch, make_loader, resolve_device
 from pipelines.store import Store, open_store, require_complete
 from train.engine.checkpoint import checkpoint_config, load_networks, read_checkpoint
 from train.engine.config import TrainConfig, apply_overrides
 from train.eval.files import check_output_path
+from train.eval.inputs import (  # noqa: F401 - network_input re-exported
+    batch_arguments,
+    check_previous_frames,
+    flip_arguments,
+    loader_frames,
+    missing_previous,
+    network_input,
+)
 from train.eval.metrics import post_process_disparity
 from train.eval.protocols import (  # noqa: F401 - re-exported: the evaluation API
     EDGE_THRESHOLDS,
@@ -58,18 +66,6 @@ from train.eval.protocols import (  # noqa: F401 - re-exported: the evaluation A
 from train.eval.report import check_report_dir, write_report
 from train.eval.results import EvalReport, Predictions, write_json  # noqa: F401 - the API
 from train.methods import Method, Networks, Predictor, method_class
-
-
-def network_input(
-    target: torch.Tensor, store: Store, protocol: Protocol | None, config: TrainConfig
-) -> torch.Tensor:
-    """uint8 ``(B, 3, H, W)`` store images -> float ``(B, 3, h, w)`` in [0, 1] at the network
-    size (bilinear, antialiased), after the NYU crop under the ``nyu`` protocol."""
-    x = target.float().div(255.0)
-    if protocol is not None and protocol.name == "nyu":
-        top, bottom, left, right = nyu_image_crop(store.image_size)
-        x = x[..., top:bottom, left:right]
-    return resize_bilinear(x.contiguous(), (config.height, config.width))
 
 
 def gt_maps(batch: Batch) -> list[np.ndarray]:
@@ -144,16 +140,21 @@ def predict_depths(
     device = torch.device(device)
     predictor.eval()
     store = open_store(store_path)
+    check_previous_frames(predictor, store)
+    frames = loader_frames(predictor)
     loader = make_loader(
-        store_path, batch_size, workers=0, shuffle=False, frames=(), extras=("gt",)
+        store_path, batch_size, workers=0, shuffle=False, frames=frames, extras=("gt",)
     )
     depths, gts, images, rows, views = [], [], [], [], []
-    seen = 0
+    seen = missing = 0
     for batch in loader:
-        x = network_input(batch.target.to(device), store, protocol, config)
-        depth = predictor(x)[:, 0].float().cpu().numpy()
+        arguments = batch_arguments(predictor, batch, store, protocol, config, device)
+        x = arguments[predictor.inputs.index("image")]
+        missing += missing_previous(predictor, batch)
+        depth = predictor(*arguments)[:, 0].float().cpu().numpy()
         if post_process or flip_average:
-            flipped = predictor(x.flip(-1))[:, 0].float().cpu().numpy()[..., ::-1]
+            mirrored = flip_arguments(predictor, arguments)
+            flipped = predictor(*mirrored)[:, 0].float().cpu().numpy()[..., ::-1]
             if flip_average:
                 depth = 0.5 * (depth + flipped)
             else:
@@ -173,6 +174,7 @@ def predict_depths(
         gt_depths=gts[:n],
         images=np.concatenate(images)[:n] if keep_images else None,
         names=sample_names(store, np.concatenate(rows)[:n], np.concatenate(views)[:n]),
+        missing_previous=missing,
     )
 
 
@@ -242,6 +244,7 @@ def evaluate_networks(
         preset=method.config.preset,
         network_size=(method.config.height, method.config.width),
         warnings=warnings,
+        missing_previous=preds.missing_previous if "previous" in predictor.inputs else None,
     )
     if report_dir is not None:
         report.report_dir = str(write_report(report_dir, report, preds, overwrite=overwrite))
@@ -249,12 +252,13 @@ def evaluate_networks(
 
 
 def load_checkpoint_method(
-    path: str | Path, device: torch.device | str = "cpu"
+    path: str | Path, device: torch.device | str = "cpu", overrides: Sequence[str] = ()
 ) -> tuple[Method, Networks]:
     """The method (with the checkpoint's config) and its networks with the stored weights.
 
     A checkpoint may lack networks its predictor does not use (an imported depth-only release:
-    no pose network); those keep their initialisation.
+    no pose network); those keep their initialisation. ``overrides`` (``key=value``, e.g.
+    ``teacher=true``) change the config the predictor is built from (not the networks).
 
     Raises:
         ValueError: unreadable checkpoint, unknown method, or no weights for a network the
@@ -266,6 +270,7 @@ def load_checkpoint_method(
     method = method_class(config.method)(no_download)
     nets = method.build_networks(device)
     missing = load_networks(payload, nets, missing_ok=True)
+    config = apply_overrides(config, list(overrides))
     method = method_class(config.method)(config)
     if missing:
         needed = {id(p) for p in method.predictor(nets).parameters()}
@@ -299,10 +304,12 @@ def evaluate_checkpoint(
     report_dir: str | Path | None = None,
     overwrite: bool = False,
     echo: Callable[[str], object] | None = None,
+    overrides: Sequence[str] = (),
 ) -> EvalReport:
     """``cli.py eval``: load a checkpoint, evaluate it on a store, optionally write JSON, PNGs
     and an HTML report (``report_dir``: refused when it exists, unless ``overwrite``); ``echo``
-    receives notes and warnings as they arise."""
+    receives notes and warnings as they arise; ``overrides``: ``--set key=value`` for the
+    predictor (e.g. ManyDepth's ``teacher=true``)."""
 
     store_path = str(store_path)
     if report_dir is not None:  # before any work
@@ -314,7 +321,7 @@ def evaluate_checkpoint(
         check_output_path(save_images, "folder")
     require_complete(open_store(store_path))  # fail early, naming the store
     dev = pick_device(device, echo)
-    method, nets = load_checkpoint_method(checkpoint, dev)
+    method, nets = load_checkpoint_method(checkpoint, dev, overrides)
     report = evaluate_networks(
         method,
         nets,

@@ -1,19 +1,22 @@
 """Export a checkpoint's depth model (``cli.py export``): TorchScript, ONNX or TensorRT.
 
-The exported module is :class:`train.eval.predict.DepthModel`, exactly what ``predict`` runs
-before it resizes to the input's resolution: float RGB ``(B, 3, H, W)`` in [0, 1] -> depth
-``(B, 1, h, w)`` at the network's output resolution (``H x W`` for Monodepth2), with the method's
-fixed scale factor applied, so metres for metric methods (Monodepth2 trained with stereo: x5.4)
-and relative depth for median-scaled ones. ``OUT.json`` beside the file states the units, the
-scaling rule and the input size. No flip post-processing (a ``predict`` option). The model is
-exported for inference: its parameters do not require gradients and a TorchScript file is frozen
+The exported module is :class:`train.eval.depth_model.DepthModel`, exactly what ``predict``
+runs before it resizes to the input's resolution: float RGB ``(B, 3, H, W)`` in [0, 1] -> depth
+``(B, 1, h, w)`` at the network's output resolution (``H x W`` for Monodepth2; two-frame
+models, ManyDepth, take ``(previous, image, intrinsics)``:
+:class:`~train.eval.depth_model.PairDepthModel`), with the method's fixed scale factor applied,
+so metres for metric methods (Monodepth2 trained with stereo: x5.4) and relative depth for
+median-scaled ones. ``OUT.json`` beside the file states the units, the scaling rule and the
+inputs. No flip post-processing (a ``predict`` option). The model is exported for inference:
+its parameters do not require gradients and a TorchScript file is frozen
 (:func:`torch.jit.freeze`: weights inlined as constants), so its outputs never require grad.
 
-Every export is checked before it replaces ``OUT``: the written file is loaded back and run on a
-fixed input (``torch.rand`` with seed 0) against the eager model; the largest element-wise
-relative error must stay within :data:`TOLERANCES` (TorchScript and ONNX through onnxruntime's
-CPU provider: 1e-4). TensorRT needs CUDA and ``torch-tensorrt`` (``pip install
-'depthkit[tensorrt]'``); it is compiled for batch 1 at the given size, fp32 or fp16.
+Every export is checked before it replaces ``OUT``: the written file is loaded back and run on
+fixed inputs (``torch.rand`` with seed 0, :func:`~train.eval.depth_model.example_inputs`)
+against the eager model; the largest element-wise relative error must stay within
+:data:`TOLERANCES` (TorchScript and ONNX through onnxruntime's CPU provider: 1e-4). TensorRT
+needs CUDA and ``torch-tensorrt`` (``pip install 'depthkit[tensorrt]'``); it is compiled for
+batch 1 at the given size, fp32 or fp16.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import json
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,8 +32,9 @@ import numpy as np
 import torch
 
 from pipelines.loader import resolve_device
+from train.eval.depth_model import DepthModel, depth_model, example_inputs
 from train.eval.files import check_output_path
-from train.eval.predict import DepthModel, check_network_size
+from train.eval.predict import check_network_size
 
 FORMATS = ("torchscript", "onnx", "tensorrt")
 PRECISIONS = ("fp32", "fp16")
@@ -102,6 +107,7 @@ def export_checkpoint(
     width: int | None = None,
     precision: str = "fp32",
     device: str | None = None,
+    overrides: Sequence[str] = (),
 ) -> ExportReport:
     """``cli.py export``: write the checkpoint's :class:`DepthModel` as ``fmt`` to ``out`` (and
     ``out.json``), checked against eager (module docstring).
@@ -116,9 +122,9 @@ def export_checkpoint(
     wanted = device or ("cuda" if fmt == "tensorrt" and torch.cuda.is_available() else "cpu")
     dev = resolve_device(wanted)
     check_export_options(fmt, precision, dev)
-    method, nets = load_checkpoint_method(checkpoint, dev)
+    method, nets = load_checkpoint_method(checkpoint, dev, overrides)
     size = check_network_size(height or method.config.height, width or method.config.width)
-    model = DepthModel(method.predictor(nets)).eval().requires_grad_(False)
+    model = depth_model(method.predictor(nets)).eval().requires_grad_(False)
     out = check_output_path(out, "file")
     error = export_model(model, out, fmt, size, precision, dev)
     tolerance = TOLERANCES[(fmt, precision)]
@@ -127,7 +133,7 @@ def export_checkpoint(
         "method": method.config.method,
         "format": fmt,
         "precision": precision,
-        "input": f"float32 RGB (B, 3, {size[0]}, {size[1]}) in [0, 1]",
+        "input": _input_text(model, size),
         "output": "depth (B, 1, h, w) at the network's output resolution",
         **model.describe(),
         "max_rel_error": error,
@@ -160,10 +166,9 @@ def export_model(
     tolerance replaces ``out``.
     """
     device = device or torch.device("cpu")
-    generator = torch.Generator().manual_seed(0)
     batch = 1 if fmt == "tensorrt" else PARITY_BATCH
-    x = torch.rand((batch, 3, *size), generator=generator).to(device)
-    reference = model(x)
+    x = example_inputs(model, batch, size, device)
+    reference = model(*x)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f"{out.stem}.tmp{out.suffix}")
     try:
@@ -185,7 +190,23 @@ def export_model(
     return error
 
 
-def _torchscript(model: DepthModel, x: torch.Tensor, reference: torch.Tensor, path: Path) -> float:
+def _input_text(model: DepthModel, size: tuple[int, int]) -> str:
+    """The exported module's inputs, for ``OUT.json``."""
+    image = f"float32 RGB (B, 3, {size[0]}, {size[1]}) in [0, 1]"
+    if model.inputs == ("image",):
+        return image
+    texts = {
+        "previous": f"previous: the frame before ({image}; black when there is none)",
+        "image": f"image: {image}",
+        "intrinsics": f"intrinsics: float32 (B, 4, 4) pixel intrinsics of the {size[0]}x"
+        f"{size[1]} input",
+    }
+    return "; ".join(texts[name] for name in model.inputs)
+
+
+def _torchscript(
+    model: DepthModel, x: tuple[torch.Tensor, ...], reference: torch.Tensor, path: Path
+) -> float:
     with warnings.catch_warnings():
         # TorchScript is deprecated in favour of torch.export, and the networks' size checks
         # become constants of the trace (the size is fixed by the export): both are expected.
@@ -194,32 +215,39 @@ def _torchscript(model: DepthModel, x: torch.Tensor, reference: torch.Tensor, pa
         traced = torch.jit.trace(model, x, check_trace=False)
         frozen = torch.jit.freeze(traced)  # weights as constants: outputs need no grad
         torch.jit.save(frozen, str(path))
-        loaded = torch.jit.load(str(path), map_location=x.device)
-    return relative_error(loaded(x), reference)
+        loaded = torch.jit.load(str(path), map_location=x[0].device)
+    return relative_error(loaded(*x), reference)
 
 
-def _onnx(model: DepthModel, x: torch.Tensor, reference: torch.Tensor, path: Path) -> float:
+def _onnx(
+    model: DepthModel, x: tuple[torch.Tensor, ...], reference: torch.Tensor, path: Path
+) -> float:
     import onnxruntime
 
     batch = torch.export.Dim("batch", min=1, max=1024)
     torch.onnx.export(
         model,
-        (x,),
+        x,
         str(path),
-        input_names=["image"],
+        input_names=list(model.inputs),
         output_names=["depth"],
-        dynamic_shapes={"image": {0: batch}},
+        dynamic_shapes={name: {0: batch} for name in model.inputs},
         dynamo=True,
         external_data=False,
         verbose=False,
     )
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    (output,) = session.run(["depth"], {"image": x.cpu().numpy()})
+    feed = {name: value.cpu().numpy() for name, value in zip(model.inputs, x, strict=True)}
+    (output,) = session.run(["depth"], feed)
     return relative_error(output, reference)
 
 
 def _tensorrt(
-    model: DepthModel, x: torch.Tensor, reference: torch.Tensor, path: Path, precision: str
+    model: DepthModel,
+    x: tuple[torch.Tensor, ...],
+    reference: torch.Tensor,
+    path: Path,
+    precision: str,
 ) -> float:
     import torch_tensorrt
 
@@ -227,12 +255,12 @@ def _tensorrt(
     compiled = torch_tensorrt.compile(
         model,
         ir="dynamo",
-        inputs=[torch_tensorrt.Input(tuple(x.shape), dtype=torch.float32)],
+        inputs=[torch_tensorrt.Input(tuple(v.shape), dtype=torch.float32) for v in x],
         enabled_precisions={dtype},
     )
-    torch_tensorrt.save(compiled, str(path), inputs=[x])
+    torch_tensorrt.save(compiled, str(path), inputs=list(x))
     loaded = torch.export.load(str(path)).module()
-    return relative_error(loaded(x), reference)
+    return relative_error(loaded(*x), reference)
 
 
 def _require(package: str, hint: str) -> None:

@@ -1,6 +1,6 @@
 """Depth maps of images, folders of images and videos (``cli.py predict``).
 
-One model does everything: :class:`DepthModel` wraps the method's
+One model does everything: :class:`~train.eval.depth_model.DepthModel` wraps the method's
 :class:`~train.methods.Predictor` (``method.predictor(nets)``) and applies its fixed scale factor
 (``Scaling(median=False)``: depth x factor, e.g. x5.4 for monodepth2 stereo units), so its output
 is metres where the method knows the scale; a median-scaled (mono) method's output is relative
@@ -31,13 +31,19 @@ name); every file is written atomically (:func:`train.eval.files.atomic_bytes`),
 ``NAME_depth.json`` only after all of its maps, so an image that fails to decode mid-run stops
 the run with one line after writing the maps of the images before it, and a full disk is one
 line naming the file: no companion without its maps, no temporary file left behind.
+
+Two-frame models (ManyDepth, :class:`~train.eval.depth_model.PairDepthModel`) predict each
+picture from it and the one before: a video's frames, a folder's images (sorted) and the images
+given directly (in the order given) are sequences; the first of each has no previous frame and
+gets a black one, as the reference's evaluation does (counted in the summary). Intrinsics come
+from ``--intrinsics`` (:mod:`train.eval.intrinsics`) or the model's fixed training camera.
 """
 
 from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,43 +52,18 @@ import numpy as np
 import torch
 from PIL import Image
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from torch import Tensor, nn
+from torch import Tensor
 
 from pipelines.loader import resize_bilinear
 from train.eval.depth_maps import Writer, png16_note
+from train.eval.depth_model import DepthModel, PairDepthModel, depth_model
 from train.eval.files import check_output_path, quiet_stderr
+from train.eval.inputs import flip_arguments
+from train.eval.intrinsics import Camera, parse_intrinsics
 from train.eval.metrics import post_process_disparity
-from train.methods import Predictor
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
-
-
-class DepthModel(nn.Module):
-    """RGB ``(B, 3, H, W)`` float in [0, 1] -> depth ``(B, 1, h, w)`` at network resolution: the
-    method's predictor times its fixed scale factor (1 for median-scaled methods, whose depth
-    stays relative). What ``predict`` runs and ``export`` writes."""
-
-    def __init__(self, predictor: Predictor) -> None:
-        super().__init__()
-        self.predictor = predictor
-        s = predictor.scaling
-        self.metric = not s.median
-        self.factor = float(s.factor) if self.metric else 1.0
-
-    def forward(self, image: Tensor) -> Tensor:
-        return self.predictor(image).float() * self.factor
-
-    def describe(self) -> dict[str, object]:
-        """Units and scaling rule of the output, for the companion JSON files."""
-        if self.metric:
-            rule = f"metric: the network's depth x {self.factor:g} (fixed scale, no median)"
-        else:
-            rule = (
-                "relative: per-image median scaling; multiply by median(true depth) / "
-                "median(predicted depth) for metres"
-            )
-        return {"units": "metres" if self.metric else "relative", "scaling": rule}
 
 
 def check_network_size(height: int, width: int) -> tuple[int, int]:
@@ -225,10 +206,13 @@ class PredictSummary:
     seconds: float
     post_process: bool = False
     written: list[str] = field(default_factory=list)
+    missing_previous: int | None = None
 
     def __str__(self) -> str:
         rate = self.maps / max(self.seconds, 1e-9)
         post = ", flip post-processed" if self.post_process else ""
+        if self.missing_previous is not None:
+            post += f", {self.missing_previous} first frame(s) with a black previous frame"
         h, w = self.network_size
         units = "metres" if self.units == "metres" else "relative depth (see NAME_depth.json)"
         return (
@@ -246,6 +230,7 @@ class _Pending:
     item: Item
     frame: int | None
     rgb: np.ndarray
+    previous: np.ndarray | None = None
 
 
 def check_range_units(limits: tuple[float, float] | None, model: DepthModel) -> None:
@@ -273,9 +258,12 @@ def predict_files(
     batch_size: int = 8,
     progress: bool = True,
     echo: Callable[[str], object] | None = None,
+    intrinsics: str | None = None,
+    overrides: Sequence[str] = (),
 ) -> PredictSummary:
     """``cli.py predict``: depth maps of images, image folders and videos (module docstring).
-    ``echo`` receives the notes (the CPU used because no CUDA device is available).
+    ``echo`` receives the notes (the CPU used because no CUDA device is available);
+    ``intrinsics``: ``--intrinsics`` for two-frame models; ``overrides``: ``--set key=value``.
 
     Raises:
         ValueError: a bad input, checkpoint, size, range or device (one line, before writing);
@@ -289,11 +277,15 @@ def predict_files(
     limits = parse_range(value_range)
     if batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, not {batch_size}")
+    camera = parse_intrinsics(intrinsics)
     out = check_output_path(out, "folder")
     dev = pick_device(device, echo)
-    method, nets = load_checkpoint_method(checkpoint, dev)
+    method, nets = load_checkpoint_method(checkpoint, dev, overrides)
     size = check_network_size(height or method.config.height, width or method.config.width)
-    model = DepthModel(method.predictor(nets)).eval()
+    model = depth_model(method.predictor(nets))
+    pair = isinstance(model, PairDepthModel)
+    if pair and camera is None and model.predictor.fixed_intrinsics(*size) is None:
+        raise ValueError("this model needs camera intrinsics: give --intrinsics")
     check_range_units(limits, model)
     out.mkdir(parents=True, exist_ok=True)
     writer = Writer(out, limits, model.metric)
@@ -308,6 +300,9 @@ def predict_files(
         "network_size": list(size),
         "post_process": post_process,
     }
+    if pair:
+        base["previous_frame"] = "the frame before in its video / folder / argument list"
+        base["intrinsics"] = camera.source if camera else "the model's training camera"
     total = sum(1 if i.kind == "image" else _frame_count(i.path) for i in items)
     pending: list[_Pending] = []
     bar = Progress(
@@ -318,21 +313,29 @@ def predict_files(
         disable=not progress,
     )
 
+    predict_batch = Flush(model, size, dev, post_process, writer, camera)
+
     def flush() -> int:
-        done = _flush(model, pending, size, dev, post_process, writer)
+        done = predict_batch(pending)
         bar.advance(task, done)
         pending.clear()
         writer.companions()
         return done
 
-    maps = 0
+    maps = missing = 0
+    sequence, previous = None, None
     with bar:
         task = bar.add_task("predict", total=total or None)
         for item in items:
             count, input_size = 0, None
+            key = str(item.path) if item.kind == "video" else item.subdir
+            if key != sequence:
+                sequence, previous = key, None
             try:
                 for frame, rgb in frames(item):
-                    pending.append(_Pending(item, frame, rgb))
+                    pending.append(_Pending(item, frame, rgb, previous))
+                    missing += int(previous is None)
+                    previous = rgb if pair else None
                     count, input_size = count + 1, rgb.shape[:2]
                     if len(pending) == batch_size:
                         maps += flush()
@@ -353,32 +356,52 @@ def predict_files(
         seconds=time.perf_counter() - start,
         post_process=post_process,
         written=writer.written,
+        missing_previous=missing if pair else None,
     )
 
 
-def _flush(
-    model: DepthModel,
-    pending: list[_Pending],
-    size: tuple[int, int],
-    device: torch.device,
-    post_process: bool,
-    writer: Writer,
-) -> int:
-    """Predict one batch and write its maps; returns how many."""
-    if not pending:
-        return 0
-    resize = model.predictor.input_resize
-    x = torch.cat([network_image(p.rgb, size, device, resize) for p in pending])
-    depth = model(x)[:, 0].float().cpu().numpy()
-    disp = 1.0 / depth
-    if post_process:
-        flipped = model(x.flip(-1))[:, 0].float().cpu().numpy()[..., ::-1]
-        disp = post_process_disparity(disp, 1.0 / flipped).astype(np.float32)
-    for p, d in zip(pending, disp, strict=True):
-        h, w = p.rgb.shape[:2]
-        full = cv2.resize(np.ascontiguousarray(d), (w, h), interpolation=cv2.INTER_LINEAR)
-        writer.maps(p.item, p.frame, 1.0 / full, full)
-    return len(pending)
+@dataclass
+class Flush:
+    """Predicts one batch of pending pictures and writes their maps (``__call__`` returns how
+    many)."""
+
+    model: DepthModel
+    size: tuple[int, int]
+    device: torch.device
+    post_process: bool
+    writer: Writer
+    camera: Camera | None = None
+
+    def image(self, rgb: np.ndarray) -> Tensor:
+        return network_image(rgb, self.size, self.device, self.model.predictor.input_resize)
+
+    def arguments(self, pending: list[_Pending]) -> tuple[Tensor, ...]:
+        x = torch.cat([self.image(p.rgb) for p in pending])
+        if not isinstance(self.model, PairDepthModel):
+            return (x,)
+        black = torch.zeros_like(x[:1])
+        prev = [black if p.previous is None else self.image(p.previous) for p in pending]
+        if self.camera is None:
+            K = self.model.predictor.fixed_intrinsics(*self.size).expand(len(pending), 4, 4)
+        else:
+            K = torch.stack([self.camera.at(p.rgb.shape[:2], self.size) for p in pending])
+        return torch.cat(prev), x, K.to(self.device)
+
+    def __call__(self, pending: list[_Pending]) -> int:
+        if not pending:
+            return 0
+        arguments = self.arguments(pending)
+        depth = self.model(*arguments)[:, 0].float().cpu().numpy()
+        disp = 1.0 / depth
+        if self.post_process:
+            mirrored = flip_arguments(self.model.predictor, arguments)
+            flipped = self.model(*mirrored)[:, 0].float().cpu().numpy()[..., ::-1]
+            disp = post_process_disparity(disp, 1.0 / flipped).astype(np.float32)
+        for p, d in zip(pending, disp, strict=True):
+            h, w = p.rgb.shape[:2]
+            full = cv2.resize(np.ascontiguousarray(d), (w, h), interpolation=cv2.INTER_LINEAR)
+            self.writer.maps(p.item, p.frame, 1.0 / full, full)
+        return len(pending)
 
 
 def network_image(

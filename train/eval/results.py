@@ -26,19 +26,22 @@ class Predictions:
         gt_depths: N float32 ground-truth maps, un-padded with ``gt_size`` (metres).
         images: uint8 ``(N, h, w, 3)`` network inputs (kept only when asked for).
         names: N dicts naming each sample (``sequence``, ``frame``, ``view``).
+        missing_previous: samples given a black previous frame (two-frame predictors).
     """
 
     depths: np.ndarray
     gt_depths: list[np.ndarray]
     images: np.ndarray | None = None
     names: list[dict[str, object]] = field(default_factory=list)
+    missing_previous: int = 0
 
 
 @dataclass
 class EvalReport:
     """Metrics of one evaluation and how they were obtained (``names``: what each image of
     ``per_image`` is; ``method``, ``preset``, ``network_size``: the model evaluated;
-    ``warnings``: the ``warning:`` lines printed)."""
+    ``warnings``: the ``warning:`` lines printed; ``missing_previous``: test images given a black
+    previous frame, None for a one-frame model)."""
 
     protocol: Protocol
     metrics: dict[str, float]
@@ -55,6 +58,7 @@ class EvalReport:
     preset: str | None = None
     network_size: tuple[int, int] | None = None
     warnings: list[str] = field(default_factory=list)
+    missing_previous: int | None = None
 
     def table(self) -> str:
         """The printed metrics table."""
@@ -75,7 +79,7 @@ class EvalReport:
             "flip_average": self.protocol.flip_average,
             "seconds": self.seconds,
             "warnings": self.warnings,
-        }
+        } | ({} if self.missing_previous is None else {"missing_previous": self.missing_previous})
 
     def name(self, i: int) -> str:
         """Image ``i`` in words: ``DRIVE frame F (view V)``, or ``#i``."""
@@ -96,6 +100,11 @@ class EvalReport:
             )
         done = ", post-processed" if self.post_process else ""
         done += ", flip-averaged" if self.protocol.flip_average else ""
+        if self.missing_previous is not None:
+            done += (
+                f", previous frames: {self.missing_previous} missing (black image, as the "
+                "reference)"
+            )
         head = (
             f"{self.store}: {self.n_images} images, protocol {self.protocol.name}, "
             f"scaling {scaling}{ratio}{done}"

@@ -9,7 +9,8 @@ import torch
 
 from pipelines.loader import Batch
 from pipelines.store import Store
-from train.eval.evaluate import gt_maps, network_input, protocol_metrics, select_protocol
+from train.eval.evaluate import gt_maps, protocol_metrics, select_protocol
+from train.eval.inputs import batch_arguments
 from train.eval.protocols import Protocol
 from train.methods import Method, Predictor
 
@@ -24,9 +25,10 @@ class ProtocolScorer:
         self.gts: list[np.ndarray] = []
 
     def add(self, batch: Batch, device: torch.device) -> None:
-        target = batch.target.to(device, non_blocking=True)
-        x = network_input(target, self.store, self.protocol, self.method.config)
-        self.depths.append(self.predictor(x)[:, 0].float().cpu().numpy())
+        arguments = batch_arguments(
+            self.predictor, batch, self.store, self.protocol, self.method.config, device
+        )
+        self.depths.append(self.predictor(*arguments)[:, 0].float().cpu().numpy())
         self.gts += gt_maps(batch)
 
     def metrics(self) -> dict[str, float]:

@@ -159,21 +159,57 @@ class Scaling:
         return "median" if self.median else f"x{self.factor:g}"
 
 
+PREDICTOR_INPUTS = ("previous", "image", "intrinsics")
+
+
 class Predictor(nn.Module):
     """RGB ``(B, 3, H, W)`` float in [0, 1] -> depth ``(B, 1, h, w)`` (the method's units, at the
     network's output resolution), plus the :class:`Scaling` rule that makes it metric.
 
     Subclasses implement :meth:`forward`; the module holds the networks it needs (so export traces
-    it whole). ``input_resize``: how ``predict`` brings a picture to the network size
-    (``"bilinear"``, antialiased when shrinking; ``"lanczos"``: PIL's, as a reference's
-    ``test_simple.py`` may do).
+    it whole). :attr:`inputs` names ``forward``'s positional arguments, in order, from
+    :data:`PREDICTOR_INPUTS`: ``"image"`` (always), ``"previous"`` (the frame before it, same size;
+    all zeros, i.e. black, where there is none) and ``"intrinsics"`` (``(B, 4, 4)`` pixel
+    intrinsics of the H x W input). Callers build the arguments with :meth:`arguments`, so
+    evaluation, ``predict`` and export never depend on which method they run.
+    ``input_resize``: how ``predict`` brings a picture to the network size (``"bilinear"``,
+    antialiased when shrinking; ``"lanczos"``: PIL's, as a reference's ``test_simple.py`` may
+    do).
     """
 
     scaling: Scaling = Scaling()
+    inputs: tuple[str, ...] = ("image",)
     input_resize: str = "bilinear"
 
     def forward(self, image: Tensor) -> Tensor:  # pragma: no cover - interface
         raise NotImplementedError
+
+    def fixed_intrinsics(self, height: int, width: int) -> Tensor | None:
+        """``(4, 4)`` pixel intrinsics of an ``height x width`` input when the model was trained
+        with one fixed camera (evaluation then feeds them, as the reference does); None when it
+        uses each store's own (or no intrinsics at all)."""
+        return None
+
+    def arguments(
+        self, image: Tensor, previous: Tensor | None = None, intrinsics: Tensor | None = None
+    ) -> tuple[Tensor, ...]:
+        """``forward``'s arguments for :attr:`inputs` from what the caller has: a missing
+        ``previous`` becomes black, missing ``intrinsics`` the :meth:`fixed_intrinsics`.
+
+        Raises:
+            ValueError: intrinsics are needed and the model has no fixed ones.
+        """
+        values = {"image": image}
+        if "previous" in self.inputs:
+            values["previous"] = torch.zeros_like(image) if previous is None else previous
+        if "intrinsics" in self.inputs:
+            if intrinsics is None:
+                intrinsics = self.fixed_intrinsics(*image.shape[-2:])
+            if intrinsics is None:
+                raise ValueError("this model needs camera intrinsics (give --intrinsics)")
+            intrinsics = intrinsics.to(image.device, torch.float32)
+            values["intrinsics"] = intrinsics.expand(image.shape[0], 4, 4)
+        return tuple(values[name] for name in self.inputs)
 
 
 @dataclass(frozen=True)
@@ -354,6 +390,11 @@ class Method:
                 f"neighbours ({'/'.join(temporal)}); this {store.dataset} store's samples have "
                 f"none: {where}"
             )
+
+    def reference_notes(self) -> list[str]:
+        """Quirks of the reference that this run reproduces on purpose and that a reader would
+        not expect (printed in the training header; default: none)."""
+        return []
 
     @classmethod
     def upgrade_checkpoint(cls, payload: dict[str, Any]) -> dict[str, Any]:

@@ -7,12 +7,22 @@ released-weights fix-ups in :mod:`monodepth2_weights`. FeatDepth: :mod:`featdept
 SegDepth: :mod:`segdepth_unet` (``segdepth_unet``). DenseDepth: :mod:`densedepth`
 (``densedepth_depth``). Lite-Mono: :mod:`litemono_encoder` (``litemono_encoder``) and
 :mod:`litemono` (``litemono_depth``), built from :mod:`litemono_blocks` and
-:mod:`litemono_decoder`; its weight files in :mod:`litemono_weights`. Pretrained weights go
-through the one resolver in :mod:`weights`.
+:mod:`litemono_decoder`; its weight files in :mod:`litemono_weights`. ManyDepth: the matching
+encoder :mod:`manydepth_encoder` (``manydepth_encoder``, its plane sweep in :mod:`cost_volume`),
+the multi-frame network :mod:`manydepth` (``manydepth_depth``), its released-weights loader
+:mod:`manydepth_weights`. Pretrained weights go through the one resolver in :mod:`weights`.
 """
 
 # Importing the network modules registers their builders.
-from . import densedepth, featdepth_depth, featurenet, litemono, segdepth_unet  # noqa: F401
+from . import (  # noqa: F401
+    densedepth,
+    featdepth_depth,
+    featurenet,
+    litemono,
+    manydepth,
+    manydepth_encoder,
+    segdepth_unet,
+)
 from .depth_decoder import Conv3x3, ConvBlock, DepthDecoder, DepthOutput
 from .monodepth2 import DepthNet, PoseNet, depth_net, pose_input, pose_net, predict_cam_T_cam
 from .monodepth2_weights import load_monodepth2_depth, load_monodepth2_pose

@@ -218,6 +218,9 @@ class KittiBlocks:
         image_ext: uint8 (N, V) index into :data:`~pipelines.prepare.kitti.images.EXTENSIONS`
             of each row's image file per view (None: all PNG).
         resize: ``area`` or ``lanczos`` (see the module docstring).
+        gt_rows: bool (N,) rows with ground truth (the test samples' centre rows; previous
+            frames stored for multi-frame methods have none: zeros, ``gt_size`` (0, 0)); None =
+            every row of a test store.
     """
 
     root: Path
@@ -231,6 +234,7 @@ class KittiBlocks:
     gt_shape: tuple[int, int] | None = None
     image_ext: np.ndarray | None = None
     resize: str = "area"
+    gt_rows: np.ndarray | None = None
 
     def __call__(self, block: int, rows: slice) -> dict[str, np.ndarray]:
         """Pixel arrays of frame rows ``rows``: image, and for a test store gt_depth (zero
@@ -251,7 +255,8 @@ class KittiBlocks:
                 path = kitti.image_path(self.root, folder, frame, side, ext)
                 native = (int(self.native[seq, v, 0]), int(self.native[seq, v, 1]))
                 read_resized(path, self.size, native, out=image[i, v], resize=self.resize)
-            if gt_depth is not None and gt_size is not None:
+            has_gt = self.gt_rows is None or bool(self.gt_rows[row])
+            if gt_depth is not None and gt_size is not None and has_gt:
                 depth = ground_truth(self.root, folder, frame, str(self.gt))
                 expected = (int(self.native[seq, 0, 0]), int(self.native[seq, 0, 1]))
                 if depth.shape != expected:

@@ -8,7 +8,9 @@ raw tree before anything is converted:
   frame and at its temporal neighbours frame - 1 and frame + 1 (V = 2 views are stored for
   every frame a sample needs);
 * test lines need ``image_02`` and their ground truth: the velodyne scan, or the improved
-  ("annotated depth") PNG;
+  ("annotated depth") PNG; with ``prev_frames`` also ``image_02`` of frame - 1 (multi-frame
+  methods such as ManyDepth evaluate on (previous, current) pairs; a line at frame 0 has none:
+  its sample's previous row is -1 and the loader gives a black image, as the reference does);
 * every line needs its date's calibration files and the drive's ``image_02/timestamps.txt``.
 
 A colour image is ``<frame>.png`` or ``<frame>.jpg`` (:mod:`pipelines.prepare.kitti.images`:
@@ -80,7 +82,8 @@ class StorePlan:
         sequence: int32 (N,) index into ``sequences`` per frame row.
         frame: int32 (N,) frame number per row; rows are sorted by (sequence, frame).
         samples: int32 (M, 4) (centre row, previous row, next row, view) per kept split line,
-            in split order; test samples are (row, -1, -1, 0).
+            in split order; test samples are (row, -1, -1, 0), or (row, previous row, -1, 0)
+            with ``prev_frames`` (previous row -1 at frame 0).
         skipped: split lines dropped because files are missing (``skip_missing``).
         gt: ``None`` for training stores, ``"velodyne"`` or ``"improved"`` for the test store.
         image_ext: uint8 (N, V) per row and view (camera 02, 03): index into
@@ -169,8 +172,11 @@ class _Needed:
     ``pathlib.Path`` per file made planning a 40k-line split take seconds.
     """
 
-    def __init__(self, root: Path, split: str, gt: str, images: ImageFinder) -> None:
+    def __init__(
+        self, root: Path, split: str, gt: str, images: ImageFinder, prev_frames: bool = False
+    ) -> None:
         self.root, self.split, self.gt, self.images = root, split, gt, images
+        self.prev_frames = prev_frames
         self._folders: dict[str, dict[str, str]] = {}
 
     def _drive(self, folder: str) -> dict[str, str]:
@@ -198,6 +204,8 @@ class _Needed:
         files = [(d["date"], CAM_TO_CAM), (d["date"], VELO_TO_CAM), (d["stamps"], d["stamps_name"])]
         if self.split == "test":
             files.append((d["l"], self.images.name(d["l"], entry.frame)))
+            if self.prev_frames and entry.frame > 0:
+                files.append((d["l"], self.images.name(d["l"], entry.frame - 1)))
             if self.gt == "improved":
                 files.append(self.improved_gt(entry))
             else:
@@ -249,9 +257,11 @@ def plan_stores(
     gt: str = "auto",
     skip_missing: bool = False,
     image_ext: str = "auto",
+    prev_frames: bool = False,
 ) -> list[StorePlan]:
     """Check every split line against ``root`` and plan one store per split file present
-    (colour images: ``.png`` or ``.jpg`` per ``image_ext``, see :mod:`.images`).
+    (colour images: ``.png`` or ``.jpg`` per ``image_ext``, see :mod:`.images`; ``prev_frames``:
+    the test store also holds each test frame's previous frame).
 
     Raises:
         MissingFilesError: files are missing and ``skip_missing`` is False (all splits checked
@@ -277,7 +287,7 @@ def plan_stores(
     bad_lines = 0
     for split, (lines, _) in parsed.items():
         kept[split], dropped[split] = [], []
-        needed = _Needed(root, split, test_gt or "", images)
+        needed = _Needed(root, split, test_gt or "", images, prev_frames)
         for line in lines:
             absent = [Path(f) / n for f, n in needed(line.entry) if not exists(f, n)]
             if absent:
@@ -307,7 +317,7 @@ def plan_stores(
         if not kept[split]:
             raise ValueError(f"{files[split]}: no usable line ({len(lines)} in the file)")
         entries = [ln.entry for ln in kept[split]]
-        tables = _test_table(entries) if split == "test" else _training_table(entries)
+        tables = _test_table(entries, prev_frames) if split == "test" else _training_table(entries)
         sides = "l" if split == "test" else "lr"
         codes = _Needed(root, split, "", images).image_codes(*tables[:3], sides)
         plans.append(
@@ -351,9 +361,17 @@ def _training_table(
 
 
 def _test_table(
-    entries: Sequence[SplitEntry],
+    entries: Sequence[SplitEntry], prev_frames: bool = False
 ) -> tuple[tuple[str, ...], np.ndarray, np.ndarray, np.ndarray]:
-    """Test frames (sorted, stored once) and (row, -1, -1, 0) samples in split order."""
-    sequences, sequence, frame, row = _frame_rows({(e.folder, e.frame) for e in entries})
-    samples = np.array([(row[e.folder, e.frame], -1, -1, 0) for e in entries], dtype=np.int32)
+    """Test frames (sorted, stored once) and (row, prev, -1, 0) samples in split order; prev is
+    the row of frame - 1 with ``prev_frames`` (-1 at frame 0, and always without it)."""
+    frames = {(e.folder, e.frame) for e in entries}
+    if prev_frames:
+        frames |= {(e.folder, e.frame - 1) for e in entries if e.frame > 0}
+    sequences, sequence, frame, row = _frame_rows(frames)
+    samples = np.array(
+        [(row[e.folder, e.frame], row.get((e.folder, e.frame - 1), -1) if prev_frames else -1,
+          -1, 0) for e in entries],
+        dtype=np.int32,
+    )  # fmt: skip
     return sequences, sequence, frame, samples.reshape(-1, 4)

@@ -16,7 +16,9 @@ Steps (:func:`prepare_kitti`):
    and their ``hint_depth`` with Depth Hints' fused SGM (:mod:`pipelines.passes.hints_pass`).
 
 Training / validation stores hold V = 2 views (0 = camera 02, 1 = camera 03) for every frame a
-sample needs; the test store holds camera 02 (V = 1) and native-resolution ``gt_depth``.
+sample needs; the test store holds camera 02 (V = 1) and native-resolution ``gt_depth`` (with
+``prev_frames`` also each test frame's previous frame, without ground truth, for multi-frame
+methods: ManyDepth evaluates on (previous, current) pairs).
 Images may be PNG or JPEG (``image_ext``, :mod:`pipelines.prepare.kitti.images`), resized with
 ``cv2.INTER_AREA`` or, ``resize="lanczos"``, exactly as monodepth2 does
 (:mod:`pipelines.prepare.kitti.blocks`); each store records both in its attributes
@@ -74,6 +76,7 @@ class KittiPrepareOptions:
     hints: bool = False  # fused-SGM depth hints of the training stores afterwards
     hint_size: tuple[int, int] = (320, 1024)
     skip_missing: bool = False
+    prev_frames: bool = False  # the test store also holds each test frame's previous frame
     workers: int | None = None  # None = all cores
     scheduler: str | None = None  # dask.distributed scheduler address
     overwrite: bool = False
@@ -130,7 +133,9 @@ def prepare_kitti(
     root, split_dir, out_dir = Path(root), Path(split_dir), Path(out_dir)
     weights = _mask_source(root, opts)  # fails before converting
 
-    plans = plan_stores(root, split_dir, opts.gt, opts.skip_missing, opts.image_ext)
+    plans = plan_stores(
+        root, split_dir, opts.gt, opts.skip_missing, opts.image_ext, opts.prev_frames
+    )
     jobs = [_job(root, split_dir, out_dir, plan, opts) for plan in plans]
     for url, _, fingerprint, _ in jobs:
         refuse_other_store(url, fingerprint, opts.overwrite)
@@ -242,9 +247,11 @@ def _blocks(
                 f"{stamps_path}: {len(times)} timestamps, frame {int(frames.max())} needs more"
             )
         stamps[rows] = times[frames]
-    gt_shape = None
+    gt_shape = gt_rows = None
     if plan.gt:
         gt_shape = (int(native[:, 0, 0].max()), int(native[:, 0, 1].max()))
+        gt_rows = np.zeros(plan.n_frames, dtype=bool)
+        gt_rows[plan.samples[:, 0]] = True
     blocks = KittiBlocks(
         root=root,
         sequences=plan.sequences,
@@ -257,6 +264,7 @@ def _blocks(
         gt_shape=gt_shape,
         image_ext=plan.image_ext,
         resize=resize,
+        gt_rows=gt_rows,
     )
     frame_arrays = {
         "intrinsics": k_seq[plan.sequence],
@@ -297,6 +305,11 @@ def _attrs(
             "images": plan.images.attrs(),
         },
     }
+    if plan.gt and opts.prev_frames:
+        attrs["previous_frames"] = {
+            "stored": True,
+            "samples_without": int((plan.samples[:, 1] < 0).sum()),
+        }
     if plan.gt:
         attrs["ground_truth"] = {
             "kind": plan.gt,
@@ -332,4 +345,6 @@ def _command_line(root: Path, split_dir: Path, opts: KittiPrepareOptions) -> str
         parts += ["--hints", "--hint-size", f"{opts.hint_size[0]}x{opts.hint_size[1]}"]
     if opts.skip_missing:
         parts.append("--skip-missing")
+    if opts.prev_frames:
+        parts.append("--prev-frames")
     return " ".join(parts)
