@@ -100,14 +100,22 @@ def hints(
     store: str = typer.Argument(..., help="Two-view KITTI store (complete), e.g. train.zarr."),
     kitti_root: Path = typer.Option(..., "--kitti-root", help="KITTI raw root of the store."),
     hint_size: str = HINT_SIZE_OPTION,
+    image_ext: ImageExt = typer.Option(
+        "auto",
+        "--image-ext",
+        help="Raw images read: auto (the files the store was made from, its source.images), "
+        "png or jpg.",
+    ),
     workers: int = WORKERS_OPTION,
     scheduler: str = SCHEDULER_OPTION,
     overwrite: bool = typer.Option(False, "--overwrite", help="Recompute every chunk."),
 ) -> None:
-    """Fill hint_depth with Depth Hints' fused-SGM hints of the raw pairs (resumable)."""
+    """Fill hint_depth (and hint_depth_flipped) with Depth Hints' fused-SGM hints of the raw
+    pairs, resized as depth-hints' loader does (resumable)."""
     from pipelines.passes.hints_pass import compute_hints
 
-    how = {"hint_size": hint_size, "workers": workers, "scheduler": scheduler}
+    how = {"hint_size": hint_size, "image_ext": image_ext.value, "workers": workers}
+    how["scheduler"] = scheduler
     typer.echo(str(compute_hints(store, kitti_root, overwrite=overwrite, **how)))
 
 

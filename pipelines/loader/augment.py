@@ -4,10 +4,10 @@
 :class:`Augmented`: images as float in [0, 1] resized to the model input, a colour-jittered copy
 (one draw per sample shared by all its frames and scales, probability 0.5, kitti.md section 8),
 a horizontal flip (probability 0.5 per sample) applied to every image, ``seg``, ``depth``,
-``hint_depth``, the intrinsics and the stereo sign, and the scale pyramid (scale s =
-``(h // 2**s, w // 2**s)``, each made from scale s - 1 as monodepth2 chains it). All random
-draws come from one ``torch.Generator`` (use a CPU one: results are then deterministic and the
-same on every device).
+``hint_depth`` (of a flipped sample: ``hint_depth_flipped`` when there), the intrinsics and
+the stereo sign, and the scale pyramid (scale s = ``(h // 2**s, w // 2**s)``, each made from
+scale s - 1 as monodepth2 chains it). All random draws come from one ``torch.Generator`` (use a
+CPU one: results are then deterministic and the same on every device).
 
 Intrinsics convention: pixel ``(x, y)`` are integer column and row indices with pixel centres at
 integers, as in ``train.geometry``. Then
@@ -288,8 +288,10 @@ class Augment(nn.Module):
             depth = resize_nearest(batch.depth.unsqueeze(1).float(), size)
             out.depth = flip_images(depth, flipped)
         if batch.hint_depth is not None:
-            hint = resize_nearest(batch.hint_depth.unsqueeze(1).float(), size)
-            out.hint_depth = flip_images(hint, flipped)
+            hint = batch.hint_depth.unsqueeze(1).float()
+            if (alt := batch.hint_depth_flipped) is not None:  # depth-hints flips, then resizes
+                hint = torch.where(flipped.view(-1, 1, 1, 1), alt.unsqueeze(1).float(), hint)
+            out.hint_depth = flip_images(resize_nearest(hint, size), flipped)
         if batch.gt_depth is not None:
             out.gt = flip_images(gt_at_size(batch.gt_depth, draw.gt_sizes, size), flipped)
         return out

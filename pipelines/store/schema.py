@@ -31,7 +31,7 @@ REQUIRED_ATTRS = ("schema", "dataset", "split", "image_size", "sequences", "comp
 OPTIONAL_ATTRS = ("camera", "source", "masks", "hints", "computed")
 # Arrays a pass adds to a finished store (pipelines.passes), chunk by chunk; their fill value
 # means "not computed yet". ``computed`` = {name: true} once a pass has filled every chunk.
-PASS_ARRAYS = ("seg", "hint_depth")
+PASS_ARRAYS = ("seg", "hint_depth", "hint_depth_flipped")
 WRITER_ATTR = "_writer"  # {"fingerprint", "frames_per_block", "n_blocks"}: writer bookkeeping
 DONE_ARRAY = "_done"  # bool (n_blocks,), one chunk per block: True once a block is written
 DONE_DIMS = ("block",)  # its dimension name (every array of a store has them, for xarray)
@@ -93,6 +93,10 @@ ARRAYS: dict[str, ArraySpec] = {
         ArraySpec("hint_depth", "float16", ("frame", "view", "y", "x"), "dense",
                   HINT_NOT_COMPUTED, "fused-SGM depth hint (0.58 W fx, baseline 0.1 units), "
                   "0 = no hint, NaN = not computed"),
+        ArraySpec("hint_depth_flipped", "float16", ("frame", "view", "y", "x"), "dense",
+                  HINT_NOT_COMPUTED, "the hint a flipped sample gets (depth-hints' loader flips "
+                  "the full-size hint, then resizes), flipped back; 0 = no hint, NaN = not "
+                  "computed"),
         ArraySpec("sequence", "int32", ("frame",), "small", 0, "index into attrs['sequences']"),
         ArraySpec("frame", "int32", ("frame",), "small", 0, "frame number in its sequence"),
         ArraySpec("timestamp", "float64", ("frame",), "small", 0, "seconds"),

@@ -33,7 +33,8 @@ import torch
 from torch import Tensor
 
 from pipelines.loader import Augmented, flip_images
-from pipelines.store import Store, pending_frames
+from pipelines.store import Store
+from pipelines.store.passrecord import pass_refusal
 from train.engine.config import TrainConfig
 from train.losses.segdepth import segmentation_loss, unet_weight_map
 from train.methods.base import Forward, LoaderRequest, LossOutput, Networks, OptimiserSpec
@@ -149,12 +150,9 @@ class SegDepth(Monodepth2):
         how = "run `cli.py masks STORE` (or prepare with --masks deeplabv3) first"
         if not store.has("seg"):
             raise ValueError(f"{store.path}: segdepth needs foreground masks (seg); {how}")
-        pending = pending_frames(store, "seg")
-        if pending:
-            raise ValueError(
-                f"{store.path}: {pending} of {store.n_frames} frames have no masks yet "
-                f"(seg is 255 = not computed there); {how}"
-            )
+        refusal = pass_refusal(store, "seg", self.config.preset)
+        if refusal is not None:
+            raise ValueError(f"{refusal} (seg 255 = not computed)")
 
 
 # Presets (training.md 6): monodepth2-m / -nyu-m plus the U-Net on the disparity (masks: `masks`).
