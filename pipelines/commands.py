@@ -44,26 +44,58 @@ class SegArch(str, Enum):
     resnet101 = "resnet101"
 
 
+class MaskRecipe(str, Enum):
+    default = "default"
+    segdepth = "segdepth"
+
+
 def masks(
     store: str = typer.Argument(..., help="Store path or fsspec URL (complete)."),
+    recipe: MaskRecipe = typer.Option(
+        MaskRecipe.default,
+        "--recipe",
+        help="default: the store's RGB images; segdepth: SegDepth's create_segmentation_masks.py "
+        "from the raw PNGs (BGR, bilinear 640x192; needs --kitti-root and a 192x640 store).",
+    ),
+    kitti_root: Path = typer.Option(
+        None, "--kitti-root", help="KITTI raw root of the store (--recipe segdepth)."
+    ),
     arch: SegArch = typer.Option(SegArch.mobilenet_v3_large, "--arch", help="Backbone."),
     seg_weights: Path = typer.Option(
         None,
         "--seg-weights",
-        help="Weights file (default: COCO-with-VOC-labels weights from the torch hub cache).",
+        help="Weights file: a torchvision DeepLabv3 state dict of --arch (default: "
+        "COCO-with-VOC-labels weights from the torch hub cache).",
     ),
-    batch_size: int = typer.Option(16, "--batch-size", help="Images per forward pass."),
+    batch_size: int = typer.Option(
+        None,
+        "--batch-size",
+        help="Images per forward pass (default 16; segdepth: 1, the reference's arithmetic).",
+    ),
     device: str = typer.Option(None, "--device", help="cuda, cuda:1 or cpu (default: cuda)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Recompute every chunk."),
 ) -> None:
     """Fill the store's seg array with DeepLabv3 VOC class indices (resumable)."""
+    weights = "default" if seg_weights is None else seg_weights
+    if batch_size is None:
+        batch_size = 1 if recipe is MaskRecipe.segdepth else 16
+    if batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {batch_size}")
+    how = {"batch_size": batch_size, "device": device, "overwrite": overwrite}
+    if recipe is MaskRecipe.segdepth:
+        from pipelines.passes.segdepth_masks import SEGDEPTH_ARCH, compute_segdepth_masks
+
+        if kitti_root is None:
+            raise ValueError("--recipe segdepth reads the raw PNGs: pass --kitti-root ROOT")
+        if arch.value != SEGDEPTH_ARCH:
+            raise ValueError(f"--recipe segdepth uses DeepLabv3 {SEGDEPTH_ARCH}, not {arch.value}")
+        typer.echo(str(compute_segdepth_masks(store, kitti_root, weights, **how)))
+        return
+    if kitti_root is not None:
+        raise ValueError("--kitti-root is for --recipe segdepth (the default reads the store)")
     from pipelines.passes.masks import compute_masks
 
-    weights = "default" if seg_weights is None else seg_weights
-    report = compute_masks(
-        store, arch.value, weights, batch_size=batch_size, device=device, overwrite=overwrite
-    )
-    typer.echo(str(report))
+    typer.echo(str(compute_masks(store, arch.value, weights, **how)))
 
 
 # ------------------------------------------------------------------------------- prepare-kitti

@@ -17,7 +17,7 @@ filling chunks afterwards leaves the metadata alone, so an interrupted pass stay
 
 from __future__ import annotations
 
-from pipelines.passes.hints_pass import check_kitti_root, compute_hints
+from pipelines.passes.hints_pass import compute_hints
 from pipelines.passes.masks import (
     MaskReport,
     MissingWeightsError,
@@ -27,6 +27,7 @@ from pipelines.passes.masks import (
     segment,
     weights_file,
 )
+from pipelines.passes.raw_kitti import check_kitti_root
 from pipelines.passes.store_pass import PassReport, StorePass
 from pipelines.passes.true_masks import fill_true_masks
 

@@ -41,20 +41,21 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
-from PIL import Image
 
-import kitti
 from pipelines.passes.hints import HINT_HEIGHT, HINT_WIDTH, fused_sgm_hints, hint_resolution_image
+from pipelines.passes.raw_kitti import (
+    SIDES,
+    check_kitti_root,
+    raw_image_ext,
+    raw_image_path,
+    read_raw,
+)
 from pipelines.passes.store_pass import PassReport, StorePass
-from pipelines.store.reader import Store, open_store
+from pipelines.store.reader import open_store
 from pipelines.store.runner import parse_size
 
 HINT_SIZE = (HINT_HEIGHT, HINT_WIDTH)
 HINT_ARRAYS = ("hint_depth", "hint_depth_flipped")
-IMAGE_EXTS = ("auto", "png", "jpg")
-# Mean absolute difference (grey levels) above which a raw image is not the stored frame.
-MATCH_TOLERANCE = 4.0
-SIDES = ("l", "r")
 LOADER_RESIZE = "cv2.INTER_NEAREST of the hint, flipped samples flipped first (depth-hints' loader)"
 
 
@@ -68,38 +69,6 @@ def hints_tag(hint_size: tuple[int, int], images: str = "png") -> dict[str, Any]
         "images": images,
         "resize": LOADER_RESIZE,
     }
-
-
-def hint_image_ext(store: Store, option: str = "auto") -> str:
-    """The raw files the pass reads: ``png`` or ``jpg``, or ``auto`` (per frame, the PNG when
-    there is one). ``option`` ``auto`` follows the store's ``source.images`` record (the files
-    the store was made from); a store made from both kinds, or without the record, reads per
-    frame."""
-    if option not in IMAGE_EXTS:
-        raise ValueError(f"--image-ext {option!r} must be one of {', '.join(IMAGE_EXTS)}")
-    if option != "auto":
-        return option
-    recorded = (store.source.get("images") or {}).get("ext")
-    return recorded if recorded in ("png", "jpg") else "auto"
-
-
-def raw_image_path(root: Path, folder: str, frame: int, side: str, ext: str) -> Path:
-    """The colour image of ``side`` for ``frame``: ``.png`` / ``.jpg`` per ``ext``; ``auto``:
-    the PNG when it exists, else the JPEG."""
-    if ext != "auto":
-        return kitti.image_path(root, folder, frame, side, f".{ext}")
-    png = kitti.image_path(root, folder, frame, side, ".png")
-    return png if png.is_file() else kitti.image_path(root, folder, frame, side, ".jpg")
-
-
-def read_raw(path: Path) -> Image.Image:
-    """A raw KITTI colour image as an RGB PIL image, decoded as depth-hints' ``pil_loader``
-    does (ValueError naming the file otherwise)."""
-    try:
-        with open(path, "rb") as f, Image.open(f) as image:
-            return image.convert("RGB")
-    except (OSError, ValueError) as e:
-        raise ValueError(f"{path}: cannot read image ({e})") from e
 
 
 def resize_hint(hint: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -125,7 +94,8 @@ class HintChunks:
         root: KITTI raw root.
         folders: the store's drive folders; ``sequence`` and ``frame`` (N,) per frame row.
         size: the store's image size (H, W); ``hint_size`` the size hints are computed at.
-        image_ext: raw files read (:func:`hint_image_ext`: ``png``, ``jpg`` or ``auto``).
+        image_ext: raw files read (``png``, ``jpg`` or ``auto``: see
+            :func:`pipelines.passes.raw_kitti.raw_image_ext`).
         one_thread: set OpenCV and torch to one thread on the first call (distributed workers).
     """
 
@@ -166,56 +136,6 @@ class HintChunks:
         return plain, flipped
 
 
-def check_kitti_root(store: Store, root: Path, image_ext: str = "auto") -> None:
-    """Refuse (one line) a store the pass cannot fill or a root that does not hold its frames.
-
-    The store must be a two-view KITTI store; every frame needs both raw images under ``root``
-    (the files :func:`hint_image_ext` chooses for ``image_ext``); the first frame of every
-    drive, resized to the store size, must match the stored images within
-    :data:`MATCH_TOLERANCE` grey levels. Reads one image pair per drive.
-    """
-    if store.dataset != "kitti-raw" or store.views != 2:
-        raise ValueError(
-            f"{store.path}: hints need a two-view KITTI training store "
-            f"(this one is {store.dataset} with {store.views} view(s))"
-        )
-    if not root.is_dir():
-        raise ValueError(f"{root}: --kitti-root is not a folder")
-    ext = hint_image_ext(store, image_ext)
-    folders = store.sequences
-    sequence, frame = np.asarray(store["sequence"][...]), np.asarray(store["frame"][...])
-    paths = [
-        raw_image_path(root, folders[q], int(f), s, ext)
-        for q, f in zip(sequence, frame, strict=True)
-        for s in SIDES
-    ]
-    missing = [path for path in paths if not path.is_file()]
-    if missing:
-        made = (store.source.get("images") or {}).get("ext")
-        from_files = f" (the store was made from {made} files)" if made else ""
-        raise ValueError(
-            f"{root}: {len(missing)} raw image(s) of the store's frames are missing, e.g. "
-            f"{missing[0]}; pass the KITTI root {store.path} was prepared from{from_files}"
-        )
-    h, w = store.image_size
-    for q in np.unique(sequence):
-        row = int(np.flatnonzero(sequence == q)[0])
-        stored = np.asarray(store["image"][row])
-        for v, side in enumerate(SIDES):
-            path = raw_image_path(root, folders[q], int(frame[row]), side, ext)
-            raw = np.asarray(read_raw(path))
-            shrink = h <= raw.shape[0] and w <= raw.shape[1]
-            interp = cv2.INTER_AREA if shrink else cv2.INTER_CUBIC
-            resized = cv2.resize(raw, (w, h), interpolation=interp)
-            diff = float(np.abs(resized.astype(np.float32) - stored[v]).mean())
-            if diff > MATCH_TOLERANCE:
-                raise ValueError(
-                    f"{root}: the raw images do not match the store's frames ({path} differs "
-                    f"from row {row} view {v} by {diff:.1f} grey levels on average); pass the "
-                    f"KITTI root {store.path} was prepared from"
-                )
-
-
 def compute_hints(
     store_path: str | Path,
     kitti_root: str | Path,
@@ -231,15 +151,15 @@ def compute_hints(
     the raw images (module docstring), resumably; refuses before any work an incomplete store,
     other settings already there (unless ``overwrite``) and a root that does not hold the
     store's frames. ``hint_size``: (H, W) or ``"HxW"``; ``image_ext``: see
-    :func:`hint_image_ext`."""
+    :func:`raw_image_ext`."""
     root = Path(kitti_root)
     if isinstance(hint_size, str):
         hint_size = parse_size(hint_size)
-    ext = hint_image_ext(open_store(store_path), image_ext)
+    ext = raw_image_ext(open_store(store_path), image_ext)
     tag = hints_tag(hint_size, ext)
     job = StorePass(store_path, HINT_ARRAYS, "hints", tag, overwrite=overwrite, label="hints")
     store = job.store
-    check_kitti_root(store, root, ext)
+    check_kitti_root(store, root, ext, what="hints", views=2)
     chunks = HintChunks(
         root=root,
         folders=tuple(store.sequences),

@@ -18,7 +18,7 @@ from PIL import Image
 
 import kitti
 from pipelines.passes.hints import fused_sgm_hints
-from pipelines.passes.hints_pass import raw_image_path
+from pipelines.passes.raw_kitti import raw_image_path
 from pipelines.prepare.kitti.prepare import KittiPrepareOptions, prepare_kitti
 from pipelines.store import open_store, verify
 from tests.helpers import run_cli, tree_bytes
