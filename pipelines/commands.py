@@ -235,6 +235,13 @@ def prepare_nyu(
         "--neighbour-gap",
         help="Sample neighbours at -/+ G kept frames (G*stride synced frames); samples need both.",
     ),
+    sample: int = typer.Option(
+        None,
+        "--sample",
+        help="Draw N synced frames at random across the kept scenes (by --seed), each stored "
+        "with its -/+ G synced neighbours, instead of the --stride grid.",
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of --sample: same seed, same frames."),
     fill: bool = typer.Option(
         False, "--fill/--no-fill", help="Store colorization in-painted depth (~0.6 s/frame)."
     ),
@@ -267,6 +274,8 @@ def prepare_nyu(
         size=parse_size(size),
         stride=stride,
         neighbour_gap=neighbour_gap,
+        sample=sample,
+        seed=seed,
         fill=fill,
         val_fraction=val_fraction,
         include_test_scenes=include_test_scenes,
