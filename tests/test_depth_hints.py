@@ -216,3 +216,20 @@ def test_validation_on_a_store_without_hints_skips_only_the_loss(
     assert "val/loss" not in summary.validation  # the val store has no hint_depth
     said = [line for line in lines if line.startswith("validation on")]
     assert len(said) == 1 and "no loss: the store has no hint_depth" in said[0]  # once, why
+
+
+def test_hint_deviations_name_what_the_store_holds(tmp_path: Path) -> None:
+    from pipelines.store import open_store
+    from pipelines.store.passrecord import hint_deviations
+
+    path = tmp_path / "s.zarr"
+    write_toy_store(path, SPEC)
+    (old,) = hint_deviations(open_store(path))  # hints computed before the loader's resize
+    assert old.startswith("hints resized by nearest pixel centres") and "--overwrite" in old
+    group = zarr.open_group(str(path), mode="r+", use_consolidated=False)
+    group.attrs["hints"] = {"hint_size": [128, 384], "images": "png", "resize": "cv2"}
+    assert hint_deviations(open_store(path)) == [
+        "flipped samples get the flipped resized hint (reference: flip, then resize)",
+        "hints matched at 128x384 (reference: 320x1024)",
+        "hints from png files (reference: the .jpg files)",
+    ]

@@ -16,6 +16,9 @@ dimension name ``frame_chunk``. Values:
 
 Stores filled before the record existed have no ``_written_*`` array; the helpers then fall
 back on the values (a chunk holding only the fill value is not computed).
+
+:func:`hint_deviations` reads the hints pass's record against depth-hints' own (for the
+training header of runs with hints).
 """
 
 from __future__ import annotations
@@ -196,3 +199,31 @@ def check_pass_records(store: Store) -> list[str]:
                 f"never written; run `{PASS_COMMANDS[attr]}`"
             )
     return problems
+
+
+REFERENCE_HINT_SIZE = [320, 1024]
+
+
+def hint_deviations(store: Store) -> list[str]:
+    """How the store's depth hints differ from what depth-hints trains on (one line each; for
+    the training header of a run with ``hints``): its loader resizes the 320x1024 hint of the
+    ``.jpg`` pair with ``cv2.INTER_NEAREST``, a flipped sample's after flipping it."""
+    tag = store.attrs.get("hints") or {}
+    if not store.has("hint_depth") or not isinstance(tag, dict):
+        return []
+    out = []
+    if tag.get("resize") is None:
+        out.append(
+            "hints resized by nearest pixel centres and flipped after the resize (reference: "
+            "cv2.INTER_NEAREST, a flipped sample's hint flipped before it; `cli.py hints STORE "
+            "--kitti-root ROOT --overwrite`)"
+        )
+    elif not store.has("hint_depth_flipped"):
+        out.append("flipped samples get the flipped resized hint (reference: flip, then resize)")
+    size = tag.get("hint_size")
+    if size is not None and list(size) != REFERENCE_HINT_SIZE:
+        out.append(f"hints matched at {size[0]}x{size[1]} (reference: 320x1024)")
+    images = tag.get("images")
+    if images not in (None, "jpg"):
+        out.append(f"hints from {images} files (reference: the .jpg files)")
+    return out
