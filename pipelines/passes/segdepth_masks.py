@@ -51,10 +51,11 @@ def read_bgr(path: Path) -> np.ndarray:
 
 
 def segdepth_input(bgr: np.ndarray) -> np.ndarray:
-    """The reference's network input of one image: float32 (3, 192, 640) (module docstring)."""
+    """The reference's network input of one image: float32 (3, 192, 640), C-contiguous (module
+    docstring)."""
     # The reference's call: its third positional argument is dst, so the resize is bilinear.
     small = cv2.resize(bgr, SEGDEPTH_SIZE[::-1], interpolation=cv2.INTER_LINEAR)
-    x = small.transpose(2, 0, 1) / 255.0
+    x = np.ascontiguousarray(small.transpose(2, 0, 1)) / 255.0  # CHW memory, as np.array([..])
     mean = np.asarray(IMAGENET_MEAN, dtype=np.float64)[:, None, None]
     std = np.asarray(IMAGENET_STD, dtype=np.float64)[:, None, None]
     return ((x - mean) / std).astype(np.float32)
@@ -66,7 +67,9 @@ def segdepth_labels(model: torch.nn.Module, inputs: np.ndarray, batch_size: int)
     out = np.empty((inputs.shape[0], *inputs.shape[2:]), dtype=np.uint8)
     with torch.inference_mode():
         for i in range(0, inputs.shape[0], batch_size):
-            batch = torch.from_numpy(inputs[i : i + batch_size]).to(device)
+            # C-contiguous NCHW as the reference's tensor: a channels-last input takes another
+            # convolution path, whose rounding can flip a near-tie between two classes.
+            batch = torch.from_numpy(np.ascontiguousarray(inputs[i : i + batch_size])).to(device)
             out[i : i + batch_size] = model(batch)["out"].argmax(1).to(torch.uint8).cpu().numpy()
     return out
 
