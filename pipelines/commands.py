@@ -56,15 +56,34 @@ class SegArch(str, Enum):
     resnet101 = "resnet101"
 
 
+class MaskRecipe(str, Enum):
+    default = "default"
+    segdepth = "segdepth"
+
+
 def masks(
     store: str = typer.Argument(..., help="Store path or fsspec URL (complete)."),
+    recipe: MaskRecipe = typer.Option(
+        MaskRecipe.default,
+        "--recipe",
+        help="default: the store's RGB images; segdepth: SegDepth's create_segmentation_masks.py "
+        "from the raw PNGs (BGR, bilinear 640x192; needs --kitti-root and a 192x640 store).",
+    ),
+    kitti_root: Path = typer.Option(
+        None, "--kitti-root", help="KITTI raw root of the store (--recipe segdepth)."
+    ),
     arch: SegArch = typer.Option(SegArch.mobilenet_v3_large, "--arch", help="Backbone."),
     seg_weights: Path = typer.Option(
         None,
         "--seg-weights",
-        help="Weights file (default: COCO-with-VOC-labels weights from the torch hub cache).",
+        help="Weights file: a torchvision DeepLabv3 state dict of --arch (default: "
+        "COCO-with-VOC-labels weights from the torch hub cache).",
     ),
-    batch_size: int = typer.Option(16, "--batch-size", help="Images per forward pass."),
+    batch_size: int = typer.Option(
+        None,
+        "--batch-size",
+        help="Images per forward pass (default 16; segdepth: 1, the reference's arithmetic).",
+    ),
     device: str = typer.Option(
         None, "--device", help="cuda, cuda:1 or cpu (default: cuda when available, else the CPU)."
     ),
@@ -78,6 +97,8 @@ def masks(
     """Fill the store's seg array with DeepLabv3 VOC class indices (resumable)."""
     from pipelines.store.options import check_count
 
+    if batch_size is None:
+        batch_size = 1 if recipe is MaskRecipe.segdepth else 16
     check_count("--batch-size", batch_size)
     if truth is not None:
         from pipelines.passes.true_masks import fill_true_masks
@@ -90,10 +111,19 @@ def masks(
     resolved, note = mask_device(device)
     if note:
         typer.echo(note, err=True)
-    report = compute_masks(
-        store, arch.value, weights, batch_size=batch_size, device=resolved, overwrite=overwrite
-    )
-    typer.echo(str(report))
+    how = {"batch_size": batch_size, "device": resolved, "overwrite": overwrite}
+    if recipe is MaskRecipe.segdepth:
+        from pipelines.passes.segdepth_masks import SEGDEPTH_ARCH, compute_segdepth_masks
+
+        if kitti_root is None:
+            raise ValueError("--recipe segdepth reads the raw PNGs: pass --kitti-root ROOT")
+        if arch.value != SEGDEPTH_ARCH:
+            raise ValueError(f"--recipe segdepth uses DeepLabv3 {SEGDEPTH_ARCH}, not {arch.value}")
+        typer.echo(str(compute_segdepth_masks(store, kitti_root, weights, **how)))
+        return
+    if kitti_root is not None:
+        raise ValueError("--kitti-root is for --recipe segdepth (the default reads the store)")
+    typer.echo(str(compute_masks(store, arch.value, weights, **how)))
 
 
 # ------------------------------------------------------------------------------- prepare-kitti
@@ -136,18 +166,26 @@ def hints(
     store: str = typer.Argument(..., help="Two-view KITTI store (complete), e.g. train.zarr."),
     kitti_root: Path = typer.Option(..., "--kitti-root", help="KITTI raw root of the store."),
     hint_size: str = HINT_SIZE_OPTION,
+    image_ext: ImageExt = typer.Option(
+        "auto",
+        "--image-ext",
+        help="Raw images read: auto (the files the store was made from, its source.images), "
+        "png or jpg.",
+    ),
     workers: int = WORKERS_OPTION,
     scheduler: str = SCHEDULER_OPTION,
     overwrite: bool = typer.Option(False, "--overwrite", help="Recompute every chunk."),
 ) -> None:
-    """Fill hint_depth with Depth Hints' fused-SGM hints of the raw pairs (resumable)."""
+    """Fill hint_depth (and hint_depth_flipped) with Depth Hints' fused-SGM hints of the raw
+    pairs, resized as depth-hints' loader does (resumable)."""
     from pipelines.store.options import check_count, parse_size
 
     check_count("--workers", workers)
     parse_size(hint_size, "--hint-size")
     from pipelines.passes.hints_pass import compute_hints
 
-    how = {"hint_size": hint_size, "workers": workers, "scheduler": scheduler}
+    how = {"hint_size": hint_size, "image_ext": image_ext.value, "workers": workers}
+    how["scheduler"] = scheduler
     typer.echo(str(compute_hints(store, kitti_root, overwrite=overwrite, **how)))
 
 
@@ -238,6 +276,13 @@ def prepare_nyu(
         "--neighbour-gap",
         help="Sample neighbours at -/+ G kept frames (G*stride synced frames); samples need both.",
     ),
+    sample: int = typer.Option(
+        None,
+        "--sample",
+        help="Draw N synced frames at random across the kept scenes (by --seed), each stored "
+        "with its -/+ G synced neighbours, instead of the --stride grid.",
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of --sample: same seed, same frames."),
     fill: bool = typer.Option(
         False, "--fill/--no-fill", help="Store colorization in-painted depth (~0.6 s/frame)."
     ),
@@ -270,6 +315,8 @@ def prepare_nyu(
         size=parse_size(size),
         stride=stride,
         neighbour_gap=neighbour_gap,
+        sample=sample,
+        seed=seed,
         fill=fill,
         val_fraction=val_fraction,
         include_test_scenes=include_test_scenes,

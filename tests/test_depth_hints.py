@@ -91,6 +91,45 @@ def test_loader_and_augment_flip_hints_with_the_image(store: str) -> None:
     assert torch.equal(unflipped.hint_depth, small)
 
 
+def test_flipped_samples_get_the_hint_flipped_before_its_resize(tmp_path: Path) -> None:
+    """depth-hints' loader flips the full-size hint, then resizes: a store with
+    ``hint_depth_flipped`` gives flipped samples that map, the others ``hint_depth``."""
+    from pipelines.passes.store_pass import StorePass
+
+    path = tmp_path / "train.zarr"
+    write_toy_store(path, SPEC)
+    names = ("hint_depth", "hint_depth_flipped")
+    job = StorePass(path, names, "hints", {"method": "toy"}, overwrite=True)
+    job.start()
+    shape = (4, 2, 64, 96)  # one chunk
+    job.run(lambda rows: (np.full(shape, 3.0), np.full(shape, 7.0)), workers=1, progress=False)
+    loader = make_loader(path, 2, workers=0, shuffle=False, frames=("stereo",), extras=("hint",))
+    batch = next(iter(loader))
+    assert batch.hint_depth_flipped is not None and float(batch.hint_depth_flipped.max()) == 7
+    flipped = Augment(AugmentConfig(height=32, width=48, flip_prob=1.0))(batch, torch.Generator())
+    assert bool(flipped.flipped.all()) and bool((flipped.hint_depth == 7).all())
+    plain = Augment(AugmentConfig(height=32, width=48, flip_prob=0.0))(batch, None, False)
+    assert bool((plain.hint_depth == 3).all())
+
+
+def test_training_refuses_hints_being_rewritten(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 23 item 16: a killed ``hints --overwrite`` must not be trained on."""
+    from pipelines.passes.store_pass import StorePass
+
+    path = tmp_path / "s.zarr"
+    write_toy_store(path, SPEC)
+    job = StorePass(path, "hint_depth", "hints", {"method": "other"}, overwrite=True)
+    job.start()  # every chunk invalidated, none rewritten yet: the toy values are old ones
+    args = ["train", "--preset", "depthhints-s", "--train", str(path), "--out", str(tmp_path / "r")]
+    args += ["--no-pretrained", "--device", "cpu", "--set", "workers=0"]
+    assert run_cli(args) == 1
+    err = capsys.readouterr().err
+    assert "the hints pass is rewriting hint_depth" in err and err.count("\n") == 1
+    assert not (tmp_path / "r" / "checkpoints").exists()
+
+
 def test_hints_switch_and_presets() -> None:
     s = preset("depthhints-s")
     assert s.params.hints and s.params.frame_ids == (0, "s") and s.scheduler_step == 5
@@ -178,3 +217,20 @@ def test_validation_on_a_store_without_hints_skips_only_the_loss(
     assert "val/loss" not in summary.validation  # the val store has no hint_depth
     said = [line for line in lines if line.startswith("validation on")]
     assert len(said) == 1 and "no loss: the store has no hint_depth" in said[0]  # once, why
+
+
+def test_hint_deviations_name_what_the_store_holds(tmp_path: Path) -> None:
+    from pipelines.store import open_store
+    from pipelines.store.passrecord import hint_deviations
+
+    path = tmp_path / "s.zarr"
+    write_toy_store(path, SPEC)
+    (old,) = hint_deviations(open_store(path))  # hints computed before the loader's resize
+    assert old.startswith("hints resized by nearest pixel centres") and "--overwrite" in old
+    group = zarr.open_group(str(path), mode="r+", use_consolidated=False)
+    group.attrs["hints"] = {"hint_size": [128, 384], "images": "png", "resize": "cv2"}
+    assert hint_deviations(open_store(path)) == [
+        "flipped samples get the flipped resized hint (reference: flip, then resize)",
+        "hints matched at 128x384 (reference: 320x1024)",
+        "hints from png files (reference: the .jpg files)",
+    ]

@@ -150,3 +150,25 @@ def test_unet_weights_through_the_resolver(tmp_path: Path) -> None:
             method_parts(config)  # ResNets random (--no-pretrained), the U-Net's named weights
     finally:
         torch.hub.set_dir(old)
+
+
+def test_deviations_from_segdepths_own_masks_and_unet(store: str, tmp_path: Path) -> None:
+    from train.methods.segdepth import segdepth_deviations
+
+    toy = open_store(store)  # masks of the toy kind: not the reference's recipe
+    config = apply_overrides(preset("segdepth-m"), {**TINY, "pretrained": True})
+    found = segdepth_deviations(config, toy)
+    assert len(found) == 2
+    assert found[0].startswith("masks: DeepLabv3 on the store's RGB images")
+    assert "--recipe segdepth" in found[0] and "efficientnet-b3-5fb5a3c3.pth" in found[1]
+    path = tmp_path / "s.zarr"
+    write_toy_store(path, SPEC)
+    group = zarr.open_group(str(path), mode="r+", use_consolidated=False)
+    group.attrs["masks"] = {"arch": "mobilenet_v3_large", "weights": "COCO_WITH_VOC_LABELS_V1",
+                            "recipe": "segdepth: create_segmentation_masks.py"}  # fmt: skip
+    reference = apply_overrides(config, {"unet_weights": "/w/efficientnet-b3-5fb5a3c3.pth"})
+    assert segdepth_deviations(reference, open_store(path)) == []
+    group.attrs["masks"] = {**group.attrs["masks"], "weights": "mine.pth"}
+    assert segdepth_deviations(reference, open_store(path)) == [
+        "masks from DeepLabv3 weights mine.pth (reference: COCO_WITH_VOC_LABELS_V1)"
+    ]

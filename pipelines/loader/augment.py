@@ -5,10 +5,10 @@
 (one draw per sample shared by all its frames and scales, probability 0.5, kitti.md section 8;
 ``jitter_draws="frame"``: each frame and scale its own draw, :class:`FrameJitter`),
 a horizontal flip (probability 0.5 per sample) applied to every image, ``seg``, ``depth``,
-``hint_depth``, the intrinsics and the stereo sign, and the scale pyramid (scale s =
-``(h // 2**s, w // 2**s)``, each made from scale s - 1 as monodepth2 chains it). All random
-draws come from one ``torch.Generator`` (use a CPU one: results are then deterministic and the
-same on every device).
+``hint_depth`` (of a flipped sample: ``hint_depth_flipped`` when there), the intrinsics and
+the stereo sign, and the scale pyramid (scale s = ``(h // 2**s, w // 2**s)``, each made from
+scale s - 1 as monodepth2 chains it). All random draws come from one ``torch.Generator`` (use a
+CPU one: results are then deterministic and the same on every device).
 
 Intrinsics convention: pixel ``(x, y)`` are integer column and row indices with pixel centres at
 integers, as in ``train.geometry``. Then
@@ -45,7 +45,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pipelines.loader.batch import Batch
@@ -58,6 +57,12 @@ from pipelines.loader.colour import (  # the channel permutations moved there
     draw_channel_permutations,
     jitter_groups,
     permute_channels,
+)
+from pipelines.loader.resize import (  # noqa: F401 - re-exported
+    flip_images,
+    gt_at_size,
+    resize_bilinear,
+    resize_nearest,
 )
 
 FRAME_NAMES = ("target", "prev", "next", "stereo")
@@ -312,8 +317,10 @@ class Augment(nn.Module):
             depth = resize_nearest(batch.depth.unsqueeze(1).float(), size)
             out.depth = flip_images(depth, flipped)
         if batch.hint_depth is not None:
-            hint = resize_nearest(batch.hint_depth.unsqueeze(1).float(), size)
-            out.hint_depth = flip_images(hint, flipped)
+            hint = batch.hint_depth.unsqueeze(1).float()
+            if (alt := batch.hint_depth_flipped) is not None:  # depth-hints flips, then resizes
+                hint = torch.where(flipped.view(-1, 1, 1, 1), alt.unsqueeze(1).float(), hint)
+            out.hint_depth = flip_images(resize_nearest(hint, size), flipped)
         if batch.gt_depth is not None:
             out.gt = flip_images(gt_at_size(batch.gt_depth, draw.gt_sizes, size), flipped)
         return out
@@ -343,29 +350,6 @@ def image_pyramid(images: Tensor, config: AugmentConfig) -> list[Tensor]:
     return out
 
 
-def resize_bilinear(images: Tensor, size: tuple[int, int]) -> Tensor:
-    """Float ``(B, C, H, W)`` -> ``(B, C, *size)``; identity when the size already matches."""
-    if tuple(images.shape[-2:]) == tuple(size):
-        return images
-    shrink = size[0] < images.shape[-2] or size[1] < images.shape[-1]
-    return F.interpolate(images, size=size, mode="bilinear", align_corners=False, antialias=shrink)
-
-
-def resize_nearest(maps: Tensor, size: tuple[int, int]) -> Tensor:
-    """``(B, 1, H, W)`` label or depth maps -> ``(B, 1, *size)`` by nearest pixel centres."""
-    if tuple(maps.shape[-2:]) == tuple(size):
-        return maps
-    dtype = maps.dtype
-    out = F.interpolate(maps.float(), size=size, mode="nearest-exact")
-    return out.to(dtype)
-
-
-def flip_images(images: Tensor, flipped: Tensor) -> Tensor:
-    """Mirror left-right the images ``(B, ..., W)`` whose ``flipped`` ``(B,)`` is True."""
-    mask = flipped.view(-1, *[1] * (images.dim() - 1))
-    return torch.where(mask, images.flip(-1), images)
-
-
 def pixel_intrinsics(
     K: Tensor, in_size: tuple[int, int], size: tuple[int, int], flipped: Tensor
 ) -> Tensor:
@@ -390,19 +374,6 @@ def pixel_intrinsics(
     mirrored[:, 0, 2] = size[1] - 1 - out[:, 0, 2]
     mirrored[:, 0, 1] = -out[:, 0, 1]  # skew changes sign with x
     return torch.where(flipped.view(-1, 1, 1), mirrored, out)
-
-
-def gt_at_size(
-    gt_depth: Tensor, sizes: tuple[tuple[int, int], ...] | None, size: tuple[int, int]
-) -> Tensor:
-    """Padded ground truth ``(B, Hg, Wg)`` -> float32 ``(B, 1, *size)``: each map's valid
-    region (``sizes``, from ``gt_size``) resized by nearest pixel centres (the whole map when
-    ``sizes`` is None or covers it)."""
-    gt = gt_depth.float().unsqueeze(1)
-    if sizes is None or all(tuple(s) == tuple(gt.shape[-2:]) for s in sizes):
-        return resize_nearest(gt, size)
-    maps = [resize_nearest(g[None, :, :h, :w], size) for g, (h, w) in zip(gt, sizes, strict=True)]
-    return torch.cat(maps)
 
 
 def stereo_transform(shift: Tensor) -> Tensor:

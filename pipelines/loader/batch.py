@@ -44,6 +44,9 @@ class Sample:
         depth: float16 ``(H, W)`` metric depth of the target's view (NYU raw), 0 = none, or None.
         hint_depth: float16 ``(H, W)`` Depth Hints' fused-SGM hint of the target's view (KITTI,
             training units of the 0.1 stereo baseline), 0 = none, or None.
+        hint_depth_flipped: float16 ``(H, W)`` the hint depth-hints' loader gives the target
+            when it is flipped (flip, then resize; stored flipped back), or None when the store
+            lacks it (hints computed before it existed) or hints were not asked for.
         gt_depth: float32 ``(Hg, Wg)`` native ground truth (zero padded), or None.
         gt_size: int32 ``(2,)`` valid (height, width) inside ``gt_depth``, or None.
     """
@@ -62,6 +65,7 @@ class Sample:
     seg: Tensor | None = None
     depth: Tensor | None = None
     hint_depth: Tensor | None = None
+    hint_depth_flipped: Tensor | None = None
     gt_depth: Tensor | None = None
     gt_size: Tensor | None = None
 
@@ -72,9 +76,8 @@ class Batch(Sample):
 
     ``index``, ``row``, ``side`` are int64 ``(B,)``; images uint8 ``(B, 3, H, W)`` (HWC memory);
     ``K`` float32 ``(B, 3, 3)``; ``baseline`` float32 ``(B,)``; ``has_prev`` / ``has_next`` bool
-    ``(B,)``; ``seg`` uint8 ``(B, H, W)``; ``depth`` and ``hint_depth`` float16 ``(B, H, W)``;
-    ``gt_depth`` float32
-    ``(B, Hg, Wg)``; ``gt_size`` int32 ``(B, 2)``.
+    ``(B,)``; ``seg`` uint8 ``(B, H, W)``; ``depth``, ``hint_depth`` and ``hint_depth_flipped``
+    float16 ``(B, H, W)``; ``gt_depth`` float32 ``(B, Hg, Wg)``; ``gt_size`` int32 ``(B, 2)``.
 
     ``pin_memory()`` makes ``DataLoader(pin_memory=True)`` work; ``to(device)`` moves every tensor.
     """

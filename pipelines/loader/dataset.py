@@ -38,6 +38,7 @@ from pipelines.store.rowtable import RowTable
 FRAMES = ("prev", "next", "stereo")
 EXTRAS = ("seg", "depth", "gt", "hint")  # "gt" = gt_depth + gt_size
 EXTRA_ARRAYS = {"seg": "seg", "depth": "depth", "gt": "gt_depth", "hint": "hint_depth"}
+FLIPPED_HINT = "hint_depth_flipped"  # read with "hint" when the store has it
 
 
 class StoreDataset(IterableDataset):
@@ -49,7 +50,8 @@ class StoreDataset(IterableDataset):
             (temporal neighbours, same view), ``"stereo"`` (other view, same frame; needs a
             two-view store). Mono: ``("prev", "next")``; stereo: ``("stereo",)``; both: all.
         extras: per-sample arrays to load where the store has them: ``"seg"``, ``"depth"``,
-            ``"gt"`` (``gt_depth`` + ``gt_size``), ``"hint"`` (``hint_depth``). Asked-for arrays
+            ``"gt"`` (``gt_depth`` + ``gt_size``), ``"hint"`` (``hint_depth``, and
+            ``hint_depth_flipped`` where the store has it). Asked-for arrays
             that the store lacks are None.
         batch_size: None yields :class:`Sample`; an int yields :class:`Batch` of that size built
             in the worker (use ``DataLoader(batch_size=None)``); each worker batches its own
@@ -94,6 +96,7 @@ class StoreDataset(IterableDataset):
             raise ValueError(f"{self.path}: 'stereo' frames need 2 views, the store has 1")
         wanted = _check_names("extras", extras, EXTRAS)
         self.extras = tuple(x for x in wanted if store.has(EXTRA_ARRAYS[x]))
+        self.flipped_hints = "hint" in self.extras and store.has(FLIPPED_HINT)
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, not {batch_size}")
         if even not in EVEN_MODES:
@@ -217,8 +220,8 @@ class StoreDataset(IterableDataset):
             if name in self.frames:
                 image_rows.append(s[s[:, col] >= 0, col])
         tables = {"image": RowTable.read(store["image"], np.concatenate(image_rows), self.chunk)}
-        for extra in self.extras:
-            name = EXTRA_ARRAYS[extra]
+        names = [EXTRA_ARRAYS[extra] for extra in self.extras]
+        for name in names + [FLIPPED_HINT] * self.flipped_hints:
             tables[name] = RowTable.read(store[name], s[:, 0], self.chunk)
         return tables
 
@@ -243,6 +246,8 @@ class StoreDataset(IterableDataset):
             specs["depth"] = (torch.float16, (n, h, w))
         if "hint" in self.extras:
             specs["hint_depth"] = (torch.float16, (n, h, w))
+        if self.flipped_hints:
+            specs[FLIPPED_HINT] = (torch.float16, (n, h, w))
         if self.gt_shape is not None:
             specs["gt_depth"] = (torch.float32, (n, *self.gt_shape))
             specs["gt_size"] = (torch.int32, (n, 2))
@@ -296,8 +301,9 @@ class StoreDataset(IterableDataset):
                 arrays["seg"][b] = rows["seg"][c][v]
             if "depth" in arrays:
                 arrays["depth"][b] = rows["depth"][c][v]
-            if "hint_depth" in arrays:
-                arrays["hint_depth"][b] = rows["hint_depth"][c][v]
+            for name in ("hint_depth", FLIPPED_HINT):
+                if name in arrays:
+                    arrays[name][b] = rows[name][c][v]
             if "gt_depth" in arrays:
                 arrays["gt_depth"][b] = rows["gt_depth"][c]
 

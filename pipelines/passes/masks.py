@@ -1,10 +1,11 @@
 """DeepLabv3 segmentation masks: fill a store's ``seg`` array with VOC class indices.
 
 SegDepth (``kitti.md`` section 11) fed BGR images to a COCO-with-VOC-labels DeepLabv3; here the
-images are RGB, as the weights expect. Weights come from the local torch hub cache or a file,
-never from the network. ``seg`` is filled chunk by chunk (:mod:`pipelines.passes.store_pass`); a
-chunk still all 255 (``SEG_NOT_COMPUTED``) is pending, so an interrupted run resumes where it
-stopped.
+default recipe feeds the store's RGB images, as the weights expect
+(:mod:`pipelines.passes.segdepth_masks` is SegDepth's own recipe, ``masks --recipe
+segdepth``). Weights come from the local torch hub cache or a file, never from the network.
+``seg`` is filled chunk by chunk (:mod:`pipelines.passes.store_pass`), so an interrupted run
+resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -129,7 +130,7 @@ def compute_masks(
     ``overwrite``, which recomputes every chunk. ``workers`` threads read and write chunks
     while one of them runs the model (its calls are serialised).
     """
-    tag = {"arch": arch, "weights": _weights_tag(weights)}
+    tag = {"arch": arch, "weights": weights_tag(weights)}
     job = StorePass(store_path, "seg", "masks", tag, overwrite=overwrite, label="masks")
     model = build_segmenter(arch, weights, device)  # missing weights: nothing written yet
     job.start()
@@ -176,7 +177,8 @@ def _load_weights(model: torch.nn.Module, path: Path, arch: str) -> None:
         raise ValueError(f"{path}: weights do not fit DeepLabv3 {arch}: {str(e)[:300]}") from e
 
 
-def _weights_tag(weights: str | Path | None) -> str:
+def weights_tag(weights: str | Path | None) -> str:
+    """How ``attrs["masks"]`` names the weights: ``random``, the default enum, or the file."""
     if weights is None:
         return "random"
     return "COCO_WITH_VOC_LABELS_V1" if str(weights) == "default" else Path(weights).name

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import zarr
 
+from pipelines.store import passrecord
 from pipelines.store.integrity import chunk_problems
 from pipelines.store.reader import Store
 from pipelines.store.schema import (
@@ -14,13 +15,13 @@ from pipelines.store.schema import (
     DATASETS,
     DONE_ARRAY,
     DONE_DIMS,
-    PASS_ARRAYS,
     REQUIRED_ARRAYS,
     REQUIRED_ATTRS,
     SCHEMA,
     SEG_CLASSES,
     SEG_NOT_COMPUTED,
     has_checksums,
+    pass_done,
 )
 
 
@@ -102,7 +103,7 @@ def verify(
         problems.append(f"{int((~done).sum())} of {done.size} blocks not written")
     if store.has("sequence") and store.has("samples") and not {"sequence", "samples"} & bad:
         problems += _check_samples(store)
-    problems += _check_hints(store)
+    problems += _check_hints(store) + passrecord.check_pass_records(store)
     if deep:
         problems += _check_values(store, bad)
     return problems
@@ -113,11 +114,7 @@ def _chunked_arrays(store: Store, whole: bool) -> dict[str, zarr.Array]:
     (every chunk must exist) not the pass arrays a pass has not finished either."""
     computed = store.attrs.get("computed", {})
     on_disk = {name: arr for name, arr in store.group.arrays() if name != DONE_ARRAY}
-    return {
-        name: arr
-        for name, arr in on_disk.items()
-        if not whole or name not in PASS_ARRAYS or computed.get(name) is True
-    }
+    return {name: arr for name, arr in on_disk.items() if not whole or pass_done(name, computed)}
 
 
 def _check_index(store: Store, bad: set[str]) -> list[str]:
@@ -143,26 +140,16 @@ def is_fill(values: np.ndarray, name: str) -> bool:
 
 
 def pending_frames(store: Store, name: str) -> int:
-    """Frames whose ``name`` (a pass array: ``seg``, ``hint_depth``) is not computed yet: every
-    frame when the array is absent, 0 when the pass that fills it finished
-    (``attrs["computed"][name]``), else the count of frames holding only the fill value (the
-    array is read)."""
-    if name not in PASS_ARRAYS:
-        raise ValueError(f"{name!r} is not filled by a pass; pass arrays are {PASS_ARRAYS}")
-    if not store.has(name):
-        return store.n_frames
-    if store.attrs.get("computed", {}).get(name) is True:
-        return 0
-    import dask.array as da
-
-    x = da.from_zarr(store[name])
-    fill = ARRAYS[name].fill_value
-    empty = da.isnan(x) if isinstance(fill, float) and np.isnan(fill) else x == fill
-    return int(empty.all(axis=tuple(range(1, x.ndim))).sum().compute())
+    """Frames whose ``name`` (a pass array: ``seg``, ``hint_depth``) is not computed yet with the
+    store's current settings (see :func:`pipelines.store.passrecord.pending_frames`)."""
+    return passrecord.pending_frames(store, name)
 
 
 def _check_hints(store: Store) -> list[str]:
-    """``hint_depth`` belongs to two-view KITTI stores and comes with its ``hints`` record."""
+    """``hint_depth`` belongs to two-view KITTI stores and comes with its ``hints`` record;
+    ``hint_depth_flipped`` comes with ``hint_depth``."""
+    if store.has("hint_depth_flipped") and not store.has("hint_depth"):
+        return ["hint_depth_flipped without hint_depth"]
     if not store.has("hint_depth"):
         return []
     problems = []
@@ -274,18 +261,20 @@ def _check_values(store: Store, bad: set[str] | None = None) -> list[str]:
             checks[f"{name}: NaN values"] = da.isnan(x).sum()
             checks[f"{name}: infinite values"] = da.isinf(x).sum()
             checks[f"{name}: negative values"] = (x < 0).sum()
-    if "hint_depth" in lazy:
-        x = lazy["hint_depth"]
+    for name in ("hint_depth", "hint_depth_flipped"):
+        if name not in lazy:
+            continue
+        x = lazy[name]
         nan = da.isnan(x)
         frame_nan = nan.all(axis=(1, 2, 3))
         # a chunk the hints pass has not written yet reads as NaN
-        pending = "hint_depth: frames not computed, finish with `hints STORE --kitti-root ROOT`"
+        pending = f"{name}: frames not computed, finish with `hints STORE --kitti-root ROOT`"
         checks[pending] = frame_nan.sum()
-        checks["hint_depth: NaN values in computed frames"] = (
+        checks[f"{name}: NaN values in computed frames"] = (
             nan.sum(axis=(1, 2, 3)) * ~frame_nan
         ).sum()
-        checks["hint_depth: infinite values"] = da.isinf(x).sum()
-        checks["hint_depth: negative values"] = (x < 0).sum()
+        checks[f"{name}: infinite values"] = da.isinf(x).sum()
+        checks[f"{name}: negative values"] = (x < 0).sum()
     if "seg" in lazy:
         s = lazy["seg"]
         checks[f"seg: values outside 0..{SEG_CLASSES - 1} and {SEG_NOT_COMPUTED}"] = (

@@ -35,11 +35,12 @@ from pipelines.store.schema import (
     DONE_DIMS,
     FAILED_ATTR,
     FRAME_COORDS,
-    PASS_ARRAYS,
+    RECORD_PREFIX,
     SCHEMA,
     WRITER_ATTR,
     StoreLayout,
     has_checksums,
+    pass_done,
 )
 
 if TYPE_CHECKING:
@@ -183,10 +184,11 @@ class Store:
 
     def to_xarray(self) -> xarray.Dataset:
         """Lazy ``xarray.Dataset``, the same as ``xarray.open_zarr(path)`` gives for a complete
-        store: every array (``_done`` included) under its dimension names; coordinates ``frame``
-        (the global frame index 0..N-1, the index), ``sequence``, ``frame_in_sequence`` and
-        ``timestamp``; attributes are the store attributes. A store written before the frame
-        index gets the same coordinates (its ``frame`` array is ``frame_in_sequence`` here).
+        store: every array (``_done`` and the passes' ``_written_*`` records included) under its
+        dimension names; coordinates ``frame`` (the global frame index 0..N-1, the index),
+        ``sequence``, ``frame_in_sequence`` and ``timestamp``; attributes are the store
+        attributes. A store written before the frame index gets the same coordinates (its
+        ``frame`` array is ``frame_in_sequence`` here).
         """
         try:
             import xarray as xr
@@ -205,6 +207,9 @@ class Store:
         done = self.group.get(DONE_ARRAY)
         if done is not None:
             variables[DONE_ARRAY] = (DONE_DIMS, da.from_zarr(done))
+        for name, arr in self.group.arrays():
+            if name.startswith(RECORD_PREFIX):  # the passes' chunk records
+                variables[name] = (tuple(arr.metadata.dimension_names), da.from_zarr(arr))
         coords = {n: variables.pop(n) for n in ("frame", *FRAME_COORDS) if n in variables}
         return xr.Dataset(variables, coords=coords, attrs=dict(self.attrs))
 
@@ -242,7 +247,7 @@ def read_store(group: zarr.Group, path: str) -> Store:
             for name, arr in on_disk.items()
             if name != DONE_ARRAY
             and has_checksums(arr.metadata.codecs)
-            and (name not in PASS_ARRAYS or computed.get(name) is True)
+            and pass_done(name, computed)
         )
     return Store(path=path, group=group, attrs=attrs, arrays=arrays)
 

@@ -41,7 +41,9 @@ REQUIRED_ATTRS = ("schema", "dataset", "split", "image_size", "sequences", "comp
 OPTIONAL_ATTRS = ("camera", "source", "masks", "hints", "computed")
 # Arrays a pass adds to a finished store (pipelines.passes), chunk by chunk; their fill value
 # means "not computed yet". ``computed`` = {name: true} once a pass has filled every chunk.
-PASS_ARRAYS = ("seg", "hint_depth")
+PASS_ARRAYS = ("seg", "hint_depth", "hint_depth_flipped")
+# A pass array's bookkeeping array: which settings wrote each chunk (pipelines.store.passrecord).
+RECORD_PREFIX = "_written_"
 WRITER_ATTR = "_writer"  # {"fingerprint", "frames_per_block", "n_blocks"}: writer bookkeeping
 FAILED_ATTR = "_failed"  # {"error"}: the error that stopped the last run (pipelines.store.failures)
 DONE_ARRAY = "_done"  # bool (n_blocks,), one chunk per block: True once a block is written
@@ -109,6 +111,10 @@ ARRAYS: dict[str, ArraySpec] = {
         ArraySpec("hint_depth", "float16", ("frame", "view", "y", "x"), "dense",
                   HINT_NOT_COMPUTED, "fused-SGM depth hint (0.58 W fx, baseline 0.1 units), "
                   "0 = no hint, NaN = not computed"),
+        ArraySpec("hint_depth_flipped", "float16", ("frame", "view", "y", "x"), "dense",
+                  HINT_NOT_COMPUTED, "the hint a flipped sample gets (depth-hints' loader flips "
+                  "the full-size hint, then resizes), flipped back; 0 = no hint, NaN = not "
+                  "computed"),
         ArraySpec("sequence", "int32", ("frame",), "small", 0, "index into attrs['sequences']"),
         ArraySpec("frame", "int32", ("frame",), "small", 0,
                   "global frame index 0..N-1 (the row samples refer to; the xarray index)"),
@@ -193,3 +199,10 @@ def array_spec(name: str) -> ArraySpec:
 def numpy_dtype(name: str) -> np.dtype:
     """numpy dtype of array ``name``."""
     return np.dtype(array_spec(name).dtype)
+
+
+def pass_done(name: str, computed: dict[str, object]) -> bool:
+    """Whether array ``name`` must have every chunk: not a pass array (or its ``_written_``
+    record) unless the store's ``computed`` attribute says that pass finished."""
+    base = name.removeprefix(RECORD_PREFIX)
+    return base not in PASS_ARRAYS or computed.get(base) is True

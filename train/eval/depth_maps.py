@@ -17,7 +17,7 @@ from train.colormap import colorize
 from train.eval.files import atomic_bytes
 
 if TYPE_CHECKING:
-    from train.eval.predict import Item
+    from train.eval.media import Item
 
 PNG_SCALE = 1000.0  # 16-bit PNG of metric depth: depth x 1000 (millimetres)
 PNG_MAX = 65535

@@ -25,7 +25,8 @@ import torch
 from torch import Tensor
 
 from pipelines.loader import AugmentConfig, Augmented
-from pipelines.store import Store, pending_frames
+from pipelines.store import Store
+from pipelines.store.passrecord import pass_refusal
 from train.constants import STEREO_SCALE_FACTOR
 from train.engine.config import TrainConfig
 from train.geometry import KITTI_NORMALISED_INTRINSICS, disp_to_depth
@@ -226,12 +227,10 @@ class Monodepth2(Method):
         how = "compute them with `cli.py hints STORE --kitti-root ROOT` (or prepare-kitti --hints)"
         if not store.has("hint_depth"):
             raise ValueError(f"{store.path}: hints=true needs depth hints (hint_depth); {how}")
-        pending = pending_frames(store, "hint_depth")
-        if pending:
-            raise ValueError(
-                f"{store.path}: {pending} of {store.n_frames} frames have no depth hints yet "
-                f"(the hints pass was interrupted); {how}"
-            )
+        for name in ("hint_depth", "hint_depth_flipped"):
+            refusal = pass_refusal(store, name, f"{self.config.preset} (hints=true)")
+            if refusal is not None and store.has(name):
+                raise ValueError(refusal)
 
     def augment_config(self) -> AugmentConfig:
         c, p = self.config, self.params

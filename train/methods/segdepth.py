@@ -18,6 +18,9 @@ Two things the reference got wrong are fixed by default, each with a switch that
   of the training targets are mirrored relative to the disparity. Here the masks flip with the
   image (:mod:`pipelines.loader.augment`); ``true`` reproduces the reference.
 
+Remaining differences from the reference for a given store and run (the masks' recipe, the
+U-Net's ImageNet weights) are listed by :func:`segdepth_deviations` for the training header.
+
 ``weight_map`` (an extension; the report describes it but the code never computes it): Ronneberger
 et al.'s U-Net weight map (:func:`train.losses.segdepth.unet_weight_map`, w0 = 10, sigma = 5 px,
 class-balanced) instead of weight 1.
@@ -27,13 +30,15 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from pathlib import PurePath
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from pipelines.loader import Augmented, flip_images
-from pipelines.store import Store, pending_frames
+from pipelines.store import Store
+from pipelines.store.passrecord import pass_refusal
 from train.engine.config import TrainConfig
 from train.losses.segdepth import segmentation_loss, unet_weight_map
 from train.methods.base import (
@@ -188,12 +193,50 @@ class SegDepth(Monodepth2):
         how = "run `cli.py masks STORE` (or prepare with --masks deeplabv3) first"
         if not store.has("seg"):
             raise ValueError(f"{store.path}: segdepth needs foreground masks (seg); {how}")
-        pending = pending_frames(store, "seg")
-        if pending:
-            raise ValueError(
-                f"{store.path}: {pending} of {store.n_frames} frames have no masks yet "
-                f"(seg is 255 = not computed there); {how}"
-            )
+        refusal = pass_refusal(store, "seg", self.config.preset)
+        if refusal is not None:
+            raise ValueError(f"{refusal} (seg 255 = not computed)")
+
+
+REFERENCE_UNET_FILE = "efficientnet-b3-5fb5a3c3.pth"  # lukemelas' ImageNet B3, smp's "imagenet"
+REFERENCE_MASK_WEIGHTS = "COCO_WITH_VOC_LABELS_V1"  # torchvision's pretrained=True
+
+
+def segdepth_deviations(config: TrainConfig, store: Store) -> list[str]:
+    """How this run's masks and U-Net encoder differ from SegDepth's own (one line each; for the
+    training header: ``train.engine.header`` lists them with the other departures).
+
+    The reference's masks are ``create_segmentation_masks.py`` of the raw PNGs (``masks
+    --recipe segdepth``); its U-Net encoder starts from lukemelas' ImageNet EfficientNet-B3
+    (``--set unet_weights=.../efficientnet-b3-5fb5a3c3.pth``).
+    """
+    out = []
+    masks = store.attrs.get("masks") or {}
+    recipe = str(masks.get("recipe", ""))
+    if store.dataset == "kitti-raw" and not recipe.startswith("segdepth"):
+        made = (
+            "true synthetic object masks"
+            if masks.get("arch") == "synthetic-truth"
+            else "DeepLabv3 on the store's RGB images"
+        )
+        out.append(
+            f"masks: {made} (reference: create_segmentation_masks.py, the raw PNGs read as BGR "
+            "and resized bilinearly to 640x192; `cli.py masks STORE --recipe segdepth "
+            "--kitti-root ROOT`)"
+        )
+    weights = masks.get("weights")
+    if recipe.startswith("segdepth") and weights != REFERENCE_MASK_WEIGHTS:
+        out.append(f"masks from DeepLabv3 weights {weights} (reference: {REFERENCE_MASK_WEIGHTS})")
+    unet = config.params.unet_weights
+    if unet is None and config.pretrained:
+        out.append(
+            "U-Net encoder from torchvision's ImageNet EfficientNet-B3 (reference: lukemelas' "
+            f"{REFERENCE_UNET_FILE}, BatchNorm eps 1e-3, TensorFlow same padding; --set "
+            "unet_weights=FILE takes it)"
+        )
+    elif unet is not None and PurePath(str(unet)).name != REFERENCE_UNET_FILE:
+        out.append(f"U-Net encoder weights {unet} (reference: {REFERENCE_UNET_FILE})")
+    return out
 
 
 # Presets (training.md 6): monodepth2-m / -nyu-m plus the U-Net on the disparity (masks: `masks`).

@@ -1,7 +1,8 @@
 """SegDepth's segmentation U-Net (training.md 6): disparity -> 2-class foreground scores.
 
 The reference vendors segmentation_models_pytorch's ``Unet("efficientnet-b3")``; this is the same
-design on torchvision's EfficientNet-B3: a learnable 3x3 conv lifts the 1-channel disparity to 3
+design on torchvision's EfficientNet-B3 (the reference's lukemelas weights file loads into it,
+see :mod:`train.models.segdepth_weights`): a learnable 3x3 conv lifts the 1-channel disparity to 3
 channels, the encoder gives five maps at H/2..H/32 (channels 40, 32, 48, 136, 384), and five
 decoder blocks (nearest x2, skip, two conv-BN-ReLU) lead to a 3x3 head with a sigmoid.
 """
@@ -16,6 +17,11 @@ from torch import Tensor, nn
 from torchvision.models import EfficientNet_B3_Weights, efficientnet_b3
 
 from .registry import register_network
+from .segdepth_weights import (
+    apply_reference_arithmetic,
+    efficientnet_b3_from_lukemelas,
+    is_lukemelas_layout,
+)
 from .weights import Weights, weights_state_dict
 
 ENCODER_CHANNELS = (40, 32, 48, 136, 384)
@@ -43,11 +49,19 @@ class EfficientNetEncoder(nn.Module):
         self.num_ch_enc = ENCODER_CHANNELS
 
     def load_imagenet(self, state: Mapping[str, Tensor]) -> None:
-        """Load a torchvision EfficientNet-B3 state dict (classifier and ``features.8`` ignored).
+        """Load an EfficientNet-B3 state dict (classifier and ``features.8`` ignored):
+        torchvision's keys, or lukemelas/EfficientNet-PyTorch's (the reference's
+        ``efficientnet-b3-5fb5a3c3.pth``), remapped by
+        :func:`~train.models.segdepth_weights.efficientnet_b3_from_lukemelas`; the latter also
+        take that network's BatchNorm eps / momentum and static "same" padding
+        (:func:`~train.models.segdepth_weights.apply_reference_arithmetic`).
 
         Raises:
             ValueError: keys or shapes do not fit.
         """
+        reference = is_lukemelas_layout(state)
+        if reference:
+            state = efficientnet_b3_from_lukemelas(state)
         drop = f"features.{TAPS[-1] + 1}."
         kept = {
             k: v for k, v in state.items() if k.startswith("features.") and not k.startswith(drop)
@@ -56,6 +70,8 @@ class EfficientNetEncoder(nn.Module):
             self.load_state_dict(kept)
         except RuntimeError as exc:
             raise ValueError(f"weights do not fit efficientnet_b3: {exc}") from exc
+        if reference:
+            apply_reference_arithmetic(self.features)
 
     def forward(self, x: Tensor) -> list[Tensor]:
         maps = []
@@ -153,9 +169,10 @@ def segdepth_unet(weights: Weights = None, num_classes: int = 2) -> SegDepthUNet
     """SegDepth's U-Net, randomly initialised or with an ImageNet EfficientNet-B3 encoder.
 
     Args:
-        weights: encoder weights: ``None``, a member (or name) of ``EfficientNet_B3_Weights``,
-            a state-dict file, or a torchvision EfficientNet-B3 state dict (the reference used
-            the lukemelas/efficientnet_pytorch ImageNet weights; these are torchvision's).
+        weights: encoder weights: ``None``, a member (or name) of ``EfficientNet_B3_Weights``
+            (torchvision's ImageNet weights), a state-dict file or a state dict, in
+            torchvision's layout or lukemelas/EfficientNet-PyTorch's (the reference's
+            ``efficientnet-b3-5fb5a3c3.pth``: remapped, with that network's arithmetic).
         num_classes: output channels (2: background, foreground).
 
     Raises:

@@ -37,6 +37,17 @@ def raw_attrs(
             "neighbour_gap": opts.neighbour_gap,
             "neighbours": "synced index -/+ neighbour_gap*stride in the same scene; samples "
             "only where both neighbours are stored",
+            **(
+                {
+                    "sample": opts.sample,
+                    "seed": opts.seed,
+                    "sampling": "sample synced frames drawn uniformly without replacement "
+                    "(numpy default_rng(seed)) among those with both neighbours, each stored "
+                    "with its neighbours; only the drawn frames are sample centres",
+                }
+                if opts.sample
+                else {}
+            ),
             "depth": FILLED_DEPTH if opts.fill else RAW_DEPTH,
         },
         "source": {
@@ -118,6 +129,8 @@ def command_line(
         )  # fmt: skip
     parts = ["prepare-nyu", str(root), "OUT_DIR", "--size", f"{opts.size[0]}x{opts.size[1]}"]
     parts += ["--stride", str(opts.stride), "--neighbour-gap", str(opts.neighbour_gap)]
+    if opts.sample:
+        parts += ["--sample", str(opts.sample), "--seed", str(opts.seed)]
     parts += ["--fill" if opts.fill else "--no-fill", "--val-fraction", str(opts.val_fraction)]
     if opts.include_test_scenes:
         parts.append("--include-test-scenes")

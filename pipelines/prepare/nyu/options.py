@@ -12,14 +12,18 @@ from pipelines.store.schema import DEFAULT_CHUNK
 class NyuPrepareOptions:
     """Options of ``prepare-nyu`` (CLI defaults).
 
-    ``size``, ``stride``, ``neighbour_gap``, ``fill``, ``val_fraction``, ``include_test_scenes``,
-    ``glob`` and ``chunk`` shape the content (fingerprint); ``workers``, ``scheduler`` and
-    ``progress`` only how it is computed.
+    ``size``, ``stride``, ``neighbour_gap``, ``sample``, ``seed``, ``fill``, ``val_fraction``,
+    ``include_test_scenes``, ``glob`` and ``chunk`` shape the content (fingerprint);
+    ``workers``, ``scheduler`` and ``progress`` only how it is computed. ``sample`` N: N synced
+    frames drawn by ``seed`` across the kept scenes, each with its -/+ ``neighbour_gap`` synced
+    neighbours, instead of the ``stride`` grid.
     """
 
     size: tuple[int, int] = (288, 384)
     stride: int = 1
     neighbour_gap: int = 1
+    sample: int | None = None
+    seed: int = 0
     fill: bool = False
     val_fraction: float = 0.0
     include_test_scenes: bool = False
@@ -39,4 +43,11 @@ class NyuPrepareOptions:
         for option, value in (("--stride", self.stride), ("--neighbour-gap", self.neighbour_gap),
                               ("--chunk", self.chunk), ("--workers", self.workers)):  # fmt: skip
             check_count(option, value)
+        if self.sample is not None:
+            check_count("--sample", self.sample)
+            if self.stride != 1:
+                raise ValueError(
+                    "--sample draws synced frames (neighbours at -/+ --neighbour-gap synced "
+                    "frames); --stride is for the grid setting: give one of them"
+                )
         check_fraction("--val-fraction", self.val_fraction)

@@ -13,6 +13,12 @@ indices ``i - G*K`` and ``i + G*K`` (``G`` = neighbour gap, ``K`` = stride, i.e.
 the stride grid) in the same scene. A neighbour that was dropped as unreadable is absent, and
 the gap is never bridged by a farther frame. Only frames with both neighbours become samples
 (a self-supervised sample needs both); every readable grid frame is stored.
+
+Sampling (``--sample N --seed S``, the feature-metric study's NYU setting): instead of a grid,
+N synced frames are drawn uniformly without replacement, by seed, among the frames of the kept
+scenes that have both neighbours at -/+ G synced frames in their scene
+(:func:`sample_centres`); each is stored with those two neighbours, and only the drawn frames
+are sample centres (a neighbour stored for one centre is not a sample itself).
 """
 
 from __future__ import annotations
@@ -70,6 +76,8 @@ class ScenePlan:
         t_rgb: float64 (F,) RGB host time (s); ``accel``: float32 (F, 4), NaN when the scene
             has no accelerometer file at all.
         skipped: grid frames dropped because a file is unreadable.
+        centres: int (C,) synced indices of the sample centres (``--sample``), or None: every
+            kept frame with both neighbours is one.
     """
 
     source: SceneSource
@@ -80,10 +88,11 @@ class ScenePlan:
     t_rgb: np.ndarray
     accel: np.ndarray
     skipped: tuple[SkippedItem, ...]
+    centres: np.ndarray | None = None
 
     @property
     def n_grid(self) -> int:
-        """Synced frames on the stride grid (kept + skipped)."""
+        """Synced frames checked: on the stride grid, or drawn with their neighbours."""
         return len(self.index) + len(self.skipped)
 
 
@@ -187,13 +196,21 @@ def _image_problem(files: _SceneFiles, name: str, header: bytes, size: int) -> s
     return None
 
 
-def plan_scene(scene: nyutools.Scene, stride: int) -> ScenePlan:
-    """Sync one scene and check the files of its stride-grid frames (see the module docstring)."""
-    synced = nyutools.sync_frames(scene)
+def plan_scene(
+    scene: nyutools.Scene,
+    stride: int,
+    indices: Sequence[int] | None = None,
+    centres: Sequence[int] | None = None,
+    synced: Sequence[nyutools.SyncedFrame] | None = None,
+) -> ScenePlan:
+    """Sync one scene and check the files of its stride-grid frames (see the module docstring),
+    or of the synced ``indices`` (ascending) with sample ``centres`` (``--sample``). ``synced``:
+    the scene's :func:`nyutools.sync_frames`, when already known."""
+    synced = nyutools.sync_frames(scene) if synced is None else synced
     files = _SceneFiles(scene)
     index, depth, rgb, t_rgb, accel, skipped = [], [], [], [], [], []
     try:
-        for i in range(0, len(synced), stride):
+        for i in range(0, len(synced), stride) if indices is None else indices:
             f = synced[i]
             problems = []
             bad = _image_problem(files, f.depth, DEPTH_HEADER, DEPTH_FILE_SIZE)
@@ -234,7 +251,31 @@ def plan_scene(scene: nyutools.Scene, stride: int) -> ScenePlan:
         t_rgb=np.asarray(t_rgb, dtype=np.float64),
         accel=np.asarray(accel, dtype=np.float32).reshape(-1, 4),
         skipped=tuple(skipped),
+        centres=None if centres is None else np.asarray(centres, dtype=np.int64),
     )
+
+
+def sample_centres(counts: Sequence[int], n: int, gap: int, seed: int) -> list[np.ndarray]:
+    """``--sample``: per scene (in the order of ``counts``, its synced frame counts) the ascending
+    synced indices of ``n`` frames drawn uniformly without replacement (``numpy`` generator of
+    ``seed``) among the frames with both neighbours at -/+ ``gap`` inside their scene.
+
+    Raises:
+        ValueError: fewer than ``n`` such frames.
+    """
+    eligible = np.asarray([max(0, c - 2 * gap) for c in counts], dtype=np.int64)
+    total = int(eligible.sum())
+    if n > total:
+        raise ValueError(
+            f"--sample {n}: only {total} synced frames of the kept scenes have both neighbours "
+            f"at -/+{gap}"
+        )
+    flat = np.sort(np.random.default_rng(seed).choice(total, size=n, replace=False))
+    edges = np.concatenate([[0], np.cumsum(eligible)])
+    return [
+        flat[(flat >= lo) & (flat < hi)] - lo + gap
+        for lo, hi in zip(edges[:-1], edges[1:], strict=True)
+    ]
 
 
 def raw_plan(split: str, scenes: Sequence[ScenePlan], stride: int, gap: int) -> RawPlan:
@@ -249,10 +290,11 @@ def raw_plan(split: str, scenes: Sequence[ScenePlan], stride: int, gap: int) -> 
     step = gap * stride
     for s in ordered:
         row_of = {int(i): start + r for r, i in enumerate(s.index)}
-        for r, i in enumerate(s.index.tolist()):
-            prev, nxt = row_of.get(i - step), row_of.get(i + step)
-            if prev is not None and nxt is not None:
-                samples.append((start + r, prev, nxt, 0))
+        centres = s.index if s.centres is None else s.centres
+        for i in centres.tolist():
+            row, prev, nxt = row_of.get(i), row_of.get(i - step), row_of.get(i + step)
+            if row is not None and prev is not None and nxt is not None:
+                samples.append((row, prev, nxt, 0))
         start += len(s.index)
     return RawPlan(
         split, ordered, sequence, frame, np.asarray(samples, dtype=np.int32).reshape(-1, 4)

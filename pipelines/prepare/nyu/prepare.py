@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+import nyutools
 from pipelines.prepare.common import check_masks_option, mask_weights, run_masks
 from pipelines.prepare.nyu.attrs import labeled_attrs, raw_attrs
 from pipelines.prepare.nyu.blocks import NATIVE, NyuLabeledBlocks, NyuRawBlocks
@@ -32,10 +33,12 @@ from pipelines.prepare.nyu.labeled_plan import LabeledInputs, LabeledPlan, plan_
 from pipelines.prepare.nyu.options import NyuPrepareOptions
 from pipelines.prepare.nyu.plan import (
     RawPlan,
+    ScenePlan,
     SceneSplit,
     find_scenes,
     plan_scene,
     raw_plan,
+    sample_centres,
     split_scenes,
 )
 from pipelines.store.runner import Conversion, RunSummary, run_conversions
@@ -63,6 +66,7 @@ class RawOverview:
     stored: int
     samples: int
     fill: bool = False
+    sample: int | None = None
 
     def __str__(self) -> str:
         glob = f" matching {self.glob!r}" if self.glob else ""
@@ -76,9 +80,14 @@ class RawOverview:
             more = len(self.split.excluded) - 8
             lines.append(f"  excluded: {shown}" + (f", ... and {more} more" if more > 0 else ""))
         why = " (unreadable files, listed below)" if self.skipped else ""
+        where = (
+            f"{self.on_grid} drawn or their neighbours (--sample {self.sample})"
+            if self.sample
+            else f"{self.on_grid} on the stride grid"
+        )
         lines.append(
-            f"raw frames of those train/val scenes: {self.synced} synced, {self.on_grid} on the "
-            f"stride grid, {self.skipped} skipped{why}, {self.stored} stored, "
+            f"raw frames of those train/val scenes: {self.synced} synced, {where}, "
+            f"{self.skipped} skipped{why}, {self.stored} stored, "
             f"{self.samples} samples" + (" (depth in-painted)" if self.fill else "")
         )
         return "\n".join(lines)
@@ -178,10 +187,14 @@ def _plan_raw(
     )
     used = [s for s in scenes if s.name not in split.excluded]
     with ThreadPoolExecutor(max(1, opts.workers or 4)) as pool:  # file checks, I/O bound
-        scene_plans = list(pool.map(lambda s: plan_scene(s, opts.stride), used))
+        if opts.sample:
+            scene_plans = _plan_sampled(used, opts, pool)
+        else:
+            scene_plans = list(pool.map(lambda s: plan_scene(s, opts.stride), used))
     by_name = {p.source.name: p for p in scene_plans}
+    gap = opts.neighbour_gap
     plans = [
-        raw_plan(name, [by_name[n] for n in names], opts.stride, opts.neighbour_gap)
+        raw_plan(name, [by_name[n] for n in names if n in by_name], opts.stride, gap)
         for name, names in (("train", split.train), ("val", split.val))
         if names
     ]
@@ -199,8 +212,33 @@ def _plan_raw(
         stored=sum(p.n_frames for p in plans),
         samples=sum(len(p.samples) for p in plans),
         fill=opts.fill,
+        sample=opts.sample,
     )
     return overview, plans
+
+
+def _plan_sampled(
+    scenes: list[nyutools.Scene], opts: NyuPrepareOptions, pool: ThreadPoolExecutor
+) -> list[ScenePlan]:
+    """``--sample``: sync every scene, draw the centres (scenes in name order), check the files
+    of each centre and its neighbours; scenes without a drawn frame are left out."""
+
+    def sync(scene: nyutools.Scene) -> list[nyutools.SyncedFrame]:
+        try:
+            return nyutools.sync_frames(scene)
+        finally:
+            scene.close()
+
+    ordered = sorted(scenes, key=lambda s: s.name)
+    synced = list(pool.map(sync, ordered))
+    gap = opts.neighbour_gap
+    centres = sample_centres([len(x) for x in synced], int(opts.sample or 0), gap, opts.seed)
+
+    def plan(k: int) -> ScenePlan:
+        wanted = np.unique(np.concatenate([centres[k] - gap, centres[k], centres[k] + gap]))
+        return plan_scene(ordered[k], 1, wanted.tolist(), centres[k].tolist(), synced[k])
+
+    return list(pool.map(plan, [k for k in range(len(ordered)) if len(centres[k])]))
 
 
 def _check_options(
@@ -214,9 +252,10 @@ def _check_options(
 def _raw_job(
     root: Path, out_dir: Path, plan: RawPlan, split: SceneSplit, opts: NyuPrepareOptions
 ) -> _Job:
+    sampled = (opts.sample, opts.seed) if opts.sample else ()  # grid stores hash as before
     fingerprint = make_fingerprint(
         "nyu-raw/1", plan.split, str(root.resolve()), plan.content_hash(), list(opts.size),
-        opts.stride, opts.neighbour_gap, opts.fill, opts.chunk,
+        opts.stride, opts.neighbour_gap, opts.fill, opts.chunk, *sampled,
     )  # fmt: skip
     blocks = NyuRawBlocks(
         scenes=tuple(s.source for s in plan.scenes),

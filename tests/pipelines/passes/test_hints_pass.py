@@ -64,9 +64,15 @@ def test_hints_of_the_raw_pairs_at_the_store_size(train_store: Path, kitti_world
         )
         for s in "lr"
     ]
+    flipped = store["hint_depth_flipped"][...]
     for view, expected in enumerate(fused_sgm_hints(*pair)):
-        small = cv2.resize(expected, SIZE[::-1], interpolation=cv2.INTER_NEAREST_EXACT)
+        # depth-hints' loader: cv2 nearest of the full-size map; a flipped sample flips first
+        small = cv2.resize(expected, SIZE[::-1], interpolation=cv2.INTER_NEAREST)
         np.testing.assert_array_equal(hint[row, view], small.astype(np.float16))
+        mirrored = np.ascontiguousarray(expected[:, ::-1])
+        small = cv2.resize(mirrored, SIZE[::-1], interpolation=cv2.INTER_NEAREST)
+        np.testing.assert_array_equal(flipped[row, view, :, ::-1], small.astype(np.float16))
+    assert (flipped != hint).any()  # not the same pixels as the flipped resized map
 
 
 @pytest.mark.slow
@@ -151,7 +157,8 @@ def test_prepare_kitti_hints_cli(kitti_world: Path, stores: Path, tmp_path: Path
     assert run_cli(args) == 0
     for name in ("train.zarr", "val.zarr"):
         store = open_store(out / name)
-        assert store.attrs["computed"] == {"hint_depth": True} and verify(store) == []
+        assert store.attrs["computed"] == {"hint_depth": True, "hint_depth_flipped": True}
+        assert verify(store) == []
         assert "--hints --hint-size 64x320" in store.source["command"]
     reference = tmp_path / "ref.zarr"
     shutil.copytree(stores / "train.zarr", reference)
@@ -175,4 +182,4 @@ def test_dask_distributed_workers_give_the_same_hints(train_store: Path, kitti_w
     np.testing.assert_array_equal(
         open_store(other)["hint_depth"][...], open_store(train_store)["hint_depth"][...]
     )
-    assert open_store(other).attrs["computed"] == {"hint_depth": True}
+    assert open_store(other).attrs["computed"] == {"hint_depth": True, "hint_depth_flipped": True}

@@ -86,7 +86,9 @@ def test_compute_masks_fills_every_pixel_and_resumes(tmp_path: Path, stub_segmen
     assert (report.computed, report.skipped) == (2, 0)
     assert (open_store(path)["seg"][...] == 7).all()
 
-    zarr.open_group(str(path), mode="r+")["seg"][2:4] = SEG_NOT_COMPUTED  # chunk 1 pending
+    group = zarr.open_group(str(path), mode="r+")
+    group["seg"][2:4] = SEG_NOT_COMPUTED  # chunk 1 reset, as if never written
+    group["_written_seg"][1] = 0  # its record: not written
     stub_segmenter(4)
     report = compute_masks(path, weights=None, device="cpu", progress=False)
     assert (report.computed, report.skipped) == (1, 1)

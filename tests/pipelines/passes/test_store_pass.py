@@ -11,6 +11,7 @@ import zarr
 
 from pipelines.passes.store_pass import StorePass
 from pipelines.store import IncompleteStoreError, open_store, pending_frames, verify
+from pipelines.store.passrecord import INVALIDATED, pass_refusal, read_record, tag_id
 from pipelines.store.toystore import ToySpec, write_toy_store
 from tests.helpers import assert_opens_in_xarray, tree_bytes
 
@@ -100,8 +101,99 @@ def test_pending_frames_scans_without_the_record(tmp_path: Path) -> None:
     assert pending_frames(store, "seg") == 10  # absent: nothing computed
     _run(path)
     group = zarr.open_group(str(path), mode="r+")
-    group.attrs["computed"] = {}  # e.g. a store written before the record existed
+    group.attrs["computed"] = {}  # e.g. a store written before the records existed
+    del group["_written_hint_depth"]
     group["hint_depth"][4:8] = np.nan  # chunk 1 reset by hand
     assert pending_frames(open_store(path), "hint_depth") == 4
     with pytest.raises(ValueError, match="not filled by a pass"):
         pending_frames(open_store(path), "image")
+
+
+def test_killed_overwrite_is_seen_refused_and_resumed(tmp_path: Path) -> None:
+    """Issue 23 item 16: a killed --overwrite leaves old and new chunks; nothing may take the mix
+    for finished values, and the next run recomputes exactly the old chunks."""
+    a, b = tmp_path / "a.zarr", tmp_path / "b.zarr"
+    write_toy_store(a, SPEC)
+    _run(a)
+    shutil.copytree(a, b)
+    new_tag = {"method": "test", "hint_size": [320, 1024]}
+
+    def doubled(rows: slice) -> np.ndarray:
+        return hints_of(rows) * 2
+
+    for path, fn in ((a, doubled), (b, Dying(2))):
+        job = StorePass(path, "hint_depth", "hints", new_tag, overwrite=True, label="hints")
+        job.start()
+        if path == a:
+            job.run(fn, workers=1, progress=False)
+            continue
+        # invalidated before anything was written
+        assert (read_record(open_store(b), "hint_depth") == INVALIDATED).all()
+        with pytest.raises(RuntimeError, match="killed"):
+            job.run(lambda rows, fn=fn: fn(rows) * 2, workers=1, progress=False)
+    store = open_store(b)
+    record = read_record(store, "hint_depth")
+    assert sorted(record) == [tag_id(new_tag), INVALIDATED, INVALIDATED]  # one chunk written
+    assert store.attrs["hints"] == new_tag and store.attrs["computed"] == {"hint_depth": False}
+    assert pending_frames(store, "hint_depth") in (6, 8)  # two chunks hold the old values
+    problems = verify(store)
+    assert any("2 of 3 chunks hold values of other settings" in p for p in problems), problems
+    refusal = pass_refusal(store, "hint_depth", "depthhints-s")
+    assert refusal is not None and "the hints pass is rewriting hint_depth" in refusal
+    assert "\n" not in refusal
+    with pytest.raises(ValueError, match="hint_size 320x1024 .this run: hint_size unset."):
+        StorePass(b, "hint_depth", "hints", TAG)  # the old settings: the store is not theirs
+    job = StorePass(b, "hint_depth", "hints", new_tag, label="hints")
+    job.start()
+    report = job.run(doubled, workers=1, progress=False)
+    assert (report.computed, report.skipped) == (2, 1)
+    assert verify(open_store(b)) == [] and pass_refusal(open_store(b), "hint_depth", "x") is None
+    assert tree_bytes(a) == tree_bytes(b)
+
+
+def test_tag_change_refused_in_one_readable_line(tmp_path: Path) -> None:
+    path = tmp_path / "s.zarr"
+    write_toy_store(path, SPEC)
+    job = StorePass(path, "hint_depth", "hints", {"method": "sgm", "hint_size": [128, 384]})
+    job.start()
+    job.run(hints_of, workers=1, progress=False)
+    with pytest.raises(ValueError) as err:
+        StorePass(path, "hint_depth", "hints", {"method": "sgm", "hint_size": [320, 1024]})
+    message = str(err.value)
+    assert message.endswith(
+        "hint_depth was computed with hint_size 128x384 (this run: hint_size 320x1024); pass "
+        "--overwrite to recompute it"
+    )
+    assert "{" not in message and "\n" not in message
+
+
+def test_store_filled_before_chunk_records_is_adopted(tmp_path: Path) -> None:
+    path = tmp_path / "s.zarr"
+    write_toy_store(path, SPEC)
+    _run(path)
+    group = zarr.open_group(str(path), mode="r+")
+    del group["_written_hint_depth"]
+    group["hint_depth"][4:8] = np.nan  # one chunk never written
+    group.attrs["computed"] = {"hint_depth": False}
+    report = _run(path)  # same tag: the chunks holding values are taken as written with it
+    assert (report.computed, report.skipped) == (1, 2)
+    assert list(read_record(open_store(path), "hint_depth")) == [tag_id(TAG)] * 3
+    del zarr.open_group(str(path), mode="r+")["_written_hint_depth"]
+    job = StorePass(path, "hint_depth", "hints", {"method": "other"}, overwrite=True)
+    job.start()
+    assert (read_record(open_store(path), "hint_depth") == INVALIDATED).all()
+
+
+def test_a_pass_filling_two_arrays(tmp_path: Path) -> None:
+    path = tmp_path / "s.zarr"
+    write_toy_store(path, SPEC)
+    names = ("hint_depth", "hint_depth_flipped")
+    job = StorePass(path, names, "hints", TAG, label="hints")
+    job.start()
+    report = job.run(lambda rows: (hints_of(rows), hints_of(rows) + 1), workers=1, progress=False)
+    assert report.computed == 3
+    store = open_store(path)
+    np.testing.assert_array_equal(store["hint_depth_flipped"][...], hints_of(slice(0, 10)) + 1)
+    assert store.attrs["computed"] == {"hint_depth": True, "hint_depth_flipped": True}
+    assert verify(store) == [] and pending_frames(store, "hint_depth_flipped") == 0
+    assert_opens_in_xarray(path)
