@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) cli.py demo
+	$(PY) cli.py demo --overwrite
 
 # The whole suite, then the numerics tests again under every other ATen CPU capability this
 # machine has (default, avx2; tests/cpu_capabilities.py), so that no result depends on the kernels.
