@@ -1,34 +1,30 @@
 """Lite-Mono's reference vectors (``../shared/testvectors/litemono``, spec modern_methods.md 3.2).
 
-``shared_vectors`` is a stand-in for the shared ``tests/conftest.py`` fixture of the same name
-(being added elsewhere; remove this one when it lands): the path of ``../shared/testvectors``,
-skipping the test when the folder is absent, failing instead when ``DEPTHKIT_REQUIRE_SHARED=1``
-(CI). The loaders return float32 tensors of the float16-valued weights (spec 3.1).
+The folder (14 MB) stays in ``../shared/testvectors``: the repository's own vectors
+(``tests/data/vectors``) would pass the 25 MB budget with it. ``vectors_root`` skips without it
+and fails under ``DEPTHKIT_REQUIRE_SHARED=1`` (CI). The loaders return float32 tensors of the
+float16-valued weights (spec 3.1).
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED_VECTORS = ROOT.parent / "shared" / "testvectors"
+from tests.vectors import shared_folder
+
 VARIANTS_WITH_VECTORS = ("lite-mono", "lite-mono-tiny")
 
 
 @pytest.fixture(scope="session")
-def shared_vectors() -> Path:
-    """``../shared/testvectors``: skip when absent, fail with ``DEPTHKIT_REQUIRE_SHARED=1``."""
-    if not SHARED_VECTORS.is_dir():
-        message = f"reference test vectors not found at {SHARED_VECTORS}"
-        if os.environ.get("DEPTHKIT_REQUIRE_SHARED") == "1":
-            pytest.fail(message + " (DEPTHKIT_REQUIRE_SHARED=1)")
-        pytest.skip(message)
-    return SHARED_VECTORS
+def vectors_root() -> Path:
+    """``../shared/testvectors``, holding ``litemono/`` (kept there: too large for the
+    repository); skips without it, fails with ``DEPTHKIT_REQUIRE_SHARED=1``
+    (:func:`tests.vectors.shared_folder`)."""
+    return shared_folder("litemono").parent
 
 
 def state_dict(path: Path) -> dict[str, torch.Tensor]:

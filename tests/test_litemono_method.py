@@ -15,7 +15,7 @@ from torch import Tensor, nn
 import train.losses.monodepth2 as monodepth2_losses
 from pipelines.loader import Augment, AugmentConfig, Augmented, Batch
 from tests.helpers import method_parts
-from tests.litemono_vectors import shared_vectors
+from tests.litemono_vectors import vectors_root
 from train.engine.config import apply_overrides
 from train.engine.header import deviations, parameter_line
 from train.geometry import warp
@@ -24,7 +24,7 @@ from train.methods.litemono import LiteMono, LiteMonoParams
 from train.methods.schedules import CosineRestartLR, cosine_restart_lr
 from train.models import DepthOutput, PoseOutput
 
-__all__ = ["shared_vectors"]  # the fixture, imported for pytest
+__all__ = ["vectors_root"]  # the fixture, imported for pytest
 
 TINY = {"pretrained": False, "height": 64, "width": 96, "batch_size": 2, "device": "cpu"}
 
@@ -118,8 +118,8 @@ def _loss_step(folder: Path, monkeypatch: pytest.MonkeyPatch, noise: bool = True
     return out, selections, pose
 
 
-def test_loss_step_matches_the_reference(shared_vectors: Path, monkeypatch) -> None:
-    folder = shared_vectors / "litemono"
+def test_loss_step_matches_the_reference(vectors_root: Path, monkeypatch) -> None:
+    folder = vectors_root / "litemono"
     expected = _tensors(folder / "loss_expected.npz")
     out, selections, pose = _loss_step(folder, monkeypatch)
     assert pose.calls == [0, 1]  # -1 then +1, pairs in temporal order
@@ -131,15 +131,15 @@ def test_loss_step_matches_the_reference(shared_vectors: Path, monkeypatch) -> N
         assert torch.equal(selected, expected[f"identity_selection_{s}"]), s
 
 
-def test_loss_step_without_noise(shared_vectors: Path, monkeypatch) -> None:
-    folder = shared_vectors / "litemono"
+def test_loss_step_without_noise(vectors_root: Path, monkeypatch) -> None:
+    folder = vectors_root / "litemono"
     expected = _tensors(folder / "loss_expected.npz")
     out, _, _ = _loss_step(folder, monkeypatch, noise=False)
     torch.testing.assert_close(out.total.double(), expected["loss_nonoise"], rtol=2e-5, atol=0)
 
 
-def test_poses_and_warp_match_the_reference(shared_vectors: Path) -> None:
-    folder = shared_vectors / "litemono"
+def test_poses_and_warp_match_the_reference(vectors_root: Path) -> None:
+    folder = vectors_root / "litemono"
     i, expected = _tensors(folder / "loss_inputs.npz"), _tensors(folder / "loss_expected.npz")
     matrices = {}
     for index, frame in enumerate((-1, 1)):
@@ -155,8 +155,8 @@ def test_poses_and_warp_match_the_reference(shared_vectors: Path) -> None:
     torch.testing.assert_close(warped, expected["warped_-1_0"], rtol=0, atol=1e-5)
 
 
-def test_learning_rates_match_the_recipe(shared_vectors: Path) -> None:
-    recipe = np.load(shared_vectors / "litemono" / "recipe.npz")
+def test_learning_rates_match_the_recipe(vectors_root: Path) -> None:
+    recipe = np.load(vectors_root / "litemono" / "recipe.npz")
     a, b, c, d, e, f = recipe["default_lr"]
     params = LiteMonoParams()
     assert params.lr_depth == (a, b, int(c)) and params.lr_pose == (d, e, int(f))
@@ -195,8 +195,8 @@ def test_learning_rates_match_the_recipe(shared_vectors: Path) -> None:
     np.testing.assert_allclose(lrs_array[:, 1], recipe["lr_pose_epoch"], rtol=1e-12)
 
 
-def test_preset_is_the_readme_recipe(shared_vectors: Path) -> None:
-    recipe = np.load(shared_vectors / "litemono" / "recipe.npz")
+def test_preset_is_the_readme_recipe(vectors_root: Path) -> None:
+    recipe = np.load(vectors_root / "litemono" / "recipe.npz")
     config = preset("litemono-m")
     p = config.params
     # the README's command, not the option defaults (50 epochs, batch 16)

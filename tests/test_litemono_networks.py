@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from tests.litemono_vectors import VARIANTS_WITH_VECTORS, litemono_net, shared_vectors
+from tests.litemono_vectors import VARIANTS_WITH_VECTORS, litemono_net, vectors_root
 from train.models import build_network
 from train.models.litemono_blocks import DropPath
 from train.models.litemono_encoder import VARIANTS, dilations, drop_path_rates, reference_size
 from train.models.litemono_weights import infer_variant
 
-__all__ = ["shared_vectors"]  # the fixture, imported for pytest
+__all__ = ["vectors_root"]  # the fixture, imported for pytest
 
 # Spec 1.1: (encoder, decoder) parameters as constructed by the reference.
 PARAMS = {
@@ -41,8 +41,8 @@ def test_parameter_counts_equal_the_spec(variant: str) -> None:
 
 
 @pytest.mark.parametrize("variant", sorted(PARAMS))
-def test_key_layout_is_the_references(variant: str, shared_vectors: Path) -> None:
-    keys = json.loads((shared_vectors / "litemono" / "keys.json").read_text())[variant]
+def test_key_layout_is_the_references(variant: str, vectors_root: Path) -> None:
+    keys = json.loads((vectors_root / "litemono" / "keys.json").read_text())[variant]
     net = build_network("litemono_depth", variant=variant)
     for part, module in (("encoder", net.encoder), ("depth", net.decoder)):
         ours = [(k, list(v.shape)) for k, v in module.state_dict().items()]
@@ -86,11 +86,11 @@ def _features_within(got: torch.Tensor, ref: np.ndarray) -> None:
 
 
 @pytest.mark.parametrize("variant", VARIANTS_WITH_VECTORS)
-def test_forward_matches_the_reference(variant: str, shared_vectors: Path) -> None:
-    folder = shared_vectors / "litemono"
+def test_forward_matches_the_reference(variant: str, vectors_root: Path) -> None:
+    folder = vectors_root / "litemono"
     image = torch.from_numpy(np.load(folder / "forward_inputs.npz")["image"])
     expected = np.load(folder / f"forward_expected_{variant}.npz")
-    net = litemono_net(shared_vectors, variant).eval()
+    net = litemono_net(vectors_root, variant).eval()
     with torch.no_grad():
         features = net.encoder(image)
         disps = net.decoder(features).disps
@@ -100,11 +100,11 @@ def test_forward_matches_the_reference(variant: str, shared_vectors: Path) -> No
 
 
 @pytest.mark.parametrize("variant", VARIANTS_WITH_VECTORS)
-def test_train_mode_drop_path_matches_the_reference(variant: str, shared_vectors: Path) -> None:
-    folder = shared_vectors / "litemono"
+def test_train_mode_drop_path_matches_the_reference(variant: str, vectors_root: Path) -> None:
+    folder = vectors_root / "litemono"
     image = torch.from_numpy(np.load(folder / "forward_inputs.npz")["image"])
     expected = np.load(folder / f"forward_expected_{variant}.npz")
-    net = litemono_net(shared_vectors, variant).train()
+    net = litemono_net(vectors_root, variant).train()
     spec = VARIANTS[variant]
     rates = drop_path_rates(spec.depths, 0.2)
     np.testing.assert_array_equal(np.array(rates), expected["train_droppath_rate"])
@@ -121,8 +121,8 @@ def test_train_mode_drop_path_matches_the_reference(variant: str, shared_vectors
     np.testing.assert_allclose(disp.numpy(), expected["train_disp_0"], rtol=0, atol=5e-5)
 
 
-def test_num_ch_enc_depths_and_fp16_sizes_are_the_references(shared_vectors: Path) -> None:
-    keys = json.loads((shared_vectors / "litemono" / "keys.json").read_text())
+def test_num_ch_enc_depths_and_fp16_sizes_are_the_references(vectors_root: Path) -> None:
+    keys = json.loads((vectors_root / "litemono" / "keys.json").read_text())
     for variant, spec in VARIANTS.items():
         entry = keys[variant]
         assert tuple(entry["num_ch_enc"]) == spec.channels
@@ -131,13 +131,13 @@ def test_num_ch_enc_depths_and_fp16_sizes_are_the_references(shared_vectors: Pat
         assert 2 * _count(net) == entry["fp16_bytes_encoder_plus_depth"]
 
 
-def test_pose_keys_load_into_monodepth2s_pose_network(shared_vectors: Path) -> None:
+def test_pose_keys_load_into_monodepth2s_pose_network(vectors_root: Path) -> None:
     from train.models.monodepth2_weights import (
         encoder_state_from_monodepth2,
         pose_decoder_state_from_monodepth2,
     )
 
-    keys = json.loads((shared_vectors / "litemono" / "keys.json").read_text())
+    keys = json.loads((vectors_root / "litemono" / "keys.json").read_text())
     net = build_network("monodepth2_pose", num_layers=18)
     for part, module, convert in (
         ("pose_encoder", net.encoder, encoder_state_from_monodepth2),
@@ -153,7 +153,7 @@ def test_pose_keys_load_into_monodepth2s_pose_network(shared_vectors: Path) -> N
     assert _count(net.decoder) == keys["pose"]["params"]
 
 
-def test_every_vector_key_is_covered(shared_vectors: Path) -> None:
+def test_every_vector_key_is_covered(vectors_root: Path) -> None:
     """The keys of every litemono/ file, against the tests that compare them (this module and
     tests/test_litemono_method.py): a new key in the folder must get a test."""
     covered = {
@@ -181,7 +181,7 @@ def test_every_vector_key_is_covered(shared_vectors: Path) -> None:
         },
     }  # fmt: skip
     covered["forward_expected_lite-mono-tiny.npz"] = covered["forward_expected_lite-mono.npz"]
-    folder = shared_vectors / "litemono"
+    folder = vectors_root / "litemono"
     for variant in VARIANTS_WITH_VECTORS:  # state dicts: loaded strictly by litemono_net
         for part in ("encoder", "depth"):
             covered[f"{variant}_{part}.npz"] = set(np.load(folder / f"{variant}_{part}.npz").files)

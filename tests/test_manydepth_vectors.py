@@ -9,7 +9,6 @@ the cost volume (abs 2e-5 instead of 1e-5) and the teacher's scale-0 loss (rel 2
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -21,6 +20,7 @@ from torch import nn
 
 import train.methods.manydepth as manydepth_module
 from tests.helpers import method_parts
+from tests.vectors import shared_folder
 from train.engine.config import apply_overrides
 from train.geometry import transformation_from_parameters
 from train.losses.manydepth import (
@@ -37,21 +37,16 @@ from train.models.manydepth import ManyDepthOutput
 from train.models.manydepth_encoder import ResnetEncoderMatching
 from train.models.manydepth_weights import load_matching_encoder, matching_layers
 
-ROOT = Path(__file__).resolve().parents[1]
 CASES = "ABCDEFGH"
 LOSS_RTOL = 2e-5
 
 
 @pytest.fixture(scope="session")
-def shared_vectors() -> Path:
-    """``../shared/testvectors``: skips when absent, fails with ``DEPTHKIT_REQUIRE_SHARED=1``
-    (CI). Temporary copy until tests/conftest.py has it."""
-    path = ROOT.parent / "shared" / "testvectors"
-    if not path.is_dir():
-        if os.environ.get("DEPTHKIT_REQUIRE_SHARED") == "1":
-            pytest.fail(f"DEPTHKIT_REQUIRE_SHARED=1 but the test vectors are missing: {path}")
-        pytest.skip(f"reference test vectors not found at {path}")
-    return path
+def vectors_root() -> Path:
+    """``../shared/testvectors``, holding ``manydepth/`` (25 MB: kept there, too large for the
+    repository); skips without it, fails with ``DEPTHKIT_REQUIRE_SHARED=1``
+    (:func:`tests.vectors.shared_folder`)."""
+    return shared_folder("manydepth").parent
 
 
 def _npz(folder: Path, name: str) -> dict[str, np.ndarray]:
@@ -64,17 +59,17 @@ def _t(array: np.ndarray) -> torch.Tensor:
 
 
 @pytest.fixture(scope="module")
-def encoder(shared_vectors: Path) -> ResnetEncoderMatching:
+def encoder(vectors_root: Path) -> ResnetEncoderMatching:
     state = {k: _t(v).float() if v.dtype == np.float16 else _t(v) for k, v in _npz(
-        shared_vectors, "encoder_state").items()}  # fmt: skip
+        vectors_root, "encoder_state").items()}  # fmt: skip
     assert matching_layers(state) == 18
     model = ResnetEncoderMatching(18).eval()
     load_matching_encoder(model, state)
     return model
 
 
-def test_encoder_keys_match_the_reference_layout(shared_vectors: Path) -> None:
-    keys = json.loads((shared_vectors / "manydepth" / "keys.json").read_text())
+def test_encoder_keys_match_the_reference_layout(vectors_root: Path) -> None:
+    keys = json.loads((vectors_root / "manydepth" / "keys.json").read_text())
     reference = {name: shape for name, shape, _ in keys["encoder"]}
     ours = {k: list(v.shape) for k, v in ResnetEncoderMatching(18).state_dict().items()}
     dropped = {k for k in reference if k.startswith(("prematching_conv.", "backprojector."))}
@@ -87,9 +82,9 @@ def test_encoder_keys_match_the_reference_layout(shared_vectors: Path) -> None:
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_matching_encoder_case(case: str, encoder, shared_vectors: Path) -> None:
-    inputs, expected = _npz(shared_vectors, "matching_inputs"), _npz(
-        shared_vectors, "matching_expected")  # fmt: skip
+def test_matching_encoder_case(case: str, encoder, vectors_root: Path) -> None:
+    inputs, expected = _npz(vectors_root, "matching_inputs"), _npz(
+        vectors_root, "matching_expected")  # fmt: skip
     images = {name: inputs[f"lookup_{name}"] for name in ("m1", "m2", "p1", "side")}
     images["current"] = inputs["current_image"][0]
     lookups = _t(np.stack([images[i] for i in inputs[f"{case}_lookup_ids"]]))[None]
@@ -121,8 +116,8 @@ def test_matching_encoder_case(case: str, encoder, shared_vectors: Path) -> None
         torch.testing.assert_close(volume.cost, _t(expected["A_cost_volume"]), rtol=0, atol=2e-5)
 
 
-def test_matching_mask_and_depth_range(shared_vectors: Path) -> None:
-    data = _npz(shared_vectors, "mask_bins")
+def test_matching_mask_and_depth_range(vectors_root: Path) -> None:
+    data = _npz(vectors_root, "mask_bins")
     mask = matching_mask(_t(data["mono_depth"]), _t(data["lowest_cost"]))
     assert torch.equal(mask.to(torch.uint8), _t(data["matching_mask"]))
     lo, hi = (torch.tensor(v, dtype=torch.float64) for v in data["bins_tracker_initial"])
@@ -149,8 +144,8 @@ def _loss_views(inputs: dict[str, np.ndarray]) -> tuple[Views, list[torch.Tensor
     return views, poses
 
 
-def test_loss_terms_per_scale(shared_vectors: Path) -> None:
-    inputs, expected = _npz(shared_vectors, "loss_inputs"), _npz(shared_vectors, "loss_expected")
+def test_loss_terms_per_scale(vectors_root: Path) -> None:
+    inputs, expected = _npz(vectors_root, "loss_inputs"), _npz(vectors_root, "loss_expected")
     views, poses = _loss_views(inputs)
     for name, pose in zip(("cam_T_cam_-1", "cam_T_cam_1"), poses, strict=True):
         torch.testing.assert_close(pose, _t(expected[name]), rtol=0, atol=1e-7)
@@ -191,10 +186,10 @@ class _Stand(nn.Module):
         return self.fn(*args)
 
 
-def test_training_step_through_the_method(shared_vectors: Path, monkeypatch) -> None:
+def test_training_step_through_the_method(vectors_root: Path, monkeypatch) -> None:
     """:meth:`ManyDepth.loss` on the stored network outputs: what the matching encoder receives,
     the augmentation, the masks, the total and the depth range after the step."""
-    inputs, expected = _npz(shared_vectors, "loss_inputs"), _npz(shared_vectors, "loss_expected")
+    inputs, expected = _npz(vectors_root, "loss_inputs"), _npz(vectors_root, "loss_expected")
     t = {k: _t(v) for k, v in inputs.items()}
     prev, nxt = t["color_aug_-1_0"], t["color_aug_1_0"]
 
@@ -260,10 +255,10 @@ def test_training_step_through_the_method(shared_vectors: Path, monkeypatch) -> 
 
 
 @pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before")
-def test_recipe_learning_rate_and_freeze(shared_vectors: Path) -> None:
+def test_recipe_learning_rate_and_freeze(vectors_root: Path) -> None:
     """Learning rate per epoch (1e-4 throughout) and which networks train, as the reference's
     ``optimised_tensors_epoch`` (its six modules = our three networks, two after the freeze)."""
-    recipe = _npz(shared_vectors, "recipe")
+    recipe = _npz(vectors_root, "recipe")
     config = apply_overrides(
         preset("manydepth-m"), {"pretrained": False, "height": 64, "width": 64}
     )
