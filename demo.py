@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # the libraries are imported when the demo runs, not when the
     from train.eval.evaluate import EvalReport
 
 
-MIN_FRAMES = 8  # per synthetic drive: a train, a val and a test frame with their neighbours
+MIN_FRAMES = 4  # per synthetic drive: enough training samples for one batch of 4
 DEMO_OUTPUTS = ("kitti_world", "kitti_stores", "nyu_world", "nyu_stores", "before", "after",
                 "side_by_side", "run", "after.json", "demo.json")  # fmt: skip
 
@@ -59,9 +59,8 @@ class DemoOptions:
     threads: int | None = 1
 
     def __post_init__(self) -> None:
-        for option, value in (("--steps", self.steps), ("--frames", self.frames)):
-            if value < 1:
-                raise ValueError(f"{option} must be at least 1 (got {value})")
+        if self.steps < 1:
+            raise ValueError(f"--steps must be at least 1 (got {self.steps})")
         if self.frames < MIN_FRAMES:
             raise ValueError(
                 f"--frames {self.frames}: the demo's splits need at least {MIN_FRAMES} frames "

@@ -86,7 +86,7 @@ def test_side_by_side_uses_the_truth_colour_range() -> None:
     [
         (["--steps", "-1"], "--steps must be at least 1 (got -1)"),
         (["--steps", "0"], "--steps must be at least 1 (got 0)"),
-        (["--frames", "3"], "at least 8 frames"),
+        (["--frames", "3"], "at least 4 frames"),
         (["--height", "50"], "--height 50: must be a multiple of 32"),
     ],
 )

@@ -95,7 +95,7 @@ def test_launch_needs_preset_and_store_or_resume(tmp_path: Path) -> None:
         launch(TrainRequest(tmp_path, train_store="x.zarr"))
     with pytest.raises(ValueError, match="--train is required"):
         launch(TrainRequest(tmp_path, preset="monodepth2-m"))
-    with pytest.raises(ValueError, match="no checkpoint to resume"):
+    with pytest.raises(ValueError, match="holds no run to resume"):
         launch(TrainRequest(tmp_path, resume=True))
     with pytest.raises(ValueError, match="unknown preset"):
         launch(TrainRequest(tmp_path, preset="monodepth3", train_store="x.zarr"))

@@ -2,7 +2,8 @@
 
 :class:`TrainConfig` holds what every method shares (input size, batch, optimiser schedule,
 loader, runtime, logging) and ``params``, the method's own frozen dataclass
-(:attr:`train.methods.Method.Params`). Presets live in :mod:`train.engine.presets`.
+(:attr:`train.methods.Method.Params`). Presets live in their method's file
+(:mod:`train.methods.registry`).
 
 Overrides are ``key=value`` text (:func:`apply_overrides`), parsed by the field's type:
 ``epochs=3``, ``amp=false``, ``max_steps=none``, ``frame_ids=0,-1,1,s``. A key that is not a
