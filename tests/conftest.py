@@ -2,23 +2,35 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
-
-import os
 
 import pytest
 
 from tests.vectors import VECTORS, shared_folder
 
+# Fixtures that synthesise a whole world: a test using one is end-to-end, so ``slow``.
+WORLD_FIXTURES = ("kitti_world", "nyu_world")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``slow`` every test built on a synthetic world (:data:`WORLD_FIXTURES`), so the
+    quick loop (``make quick``: ``-m "not slow"``) never waits for one to be written."""
+    for item in items:
+        if any(name in getattr(item, "fixturenames", ()) for name in WORLD_FIXTURES):
+            item.add_marker(pytest.mark.slow)
+
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Under pytest-xdist (``make test`` runs one worker per core) each worker computes on one
-    thread: two workers with a thread per core each would oversubscribe the CPU."""
+    """Under pytest-xdist (``make test`` runs one worker per core) each worker, and each process
+    it starts, computes on one thread: workers with a thread per core each would oversubscribe
+    the CPU."""
     if os.environ.get("PYTEST_XDIST_WORKER"):
         import torch
 
         torch.set_num_threads(1)
+        os.environ["OMP_NUM_THREADS"] = "1"  # and so do the commands the tests start
 
 
 @pytest.fixture(scope="session")

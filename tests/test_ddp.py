@@ -51,9 +51,8 @@ def test_resume_gives_every_rank_its_own_random_state(store: str, tmp_path: Path
     """An interrupted and resumed 2-rank run ends with the weights of an uninterrupted one (with
     rank 0's augmentation state restored on both ranks it would not); every rank's global
     random state is saved."""
-    torchrun("train", store, str(tmp_path / "full"), "2")
-    torchrun("train", store, str(tmp_path / "split"), "1")
-    torchrun("train", store, str(tmp_path / "split"), "2", "resume")
+    torchrun("train", store, f"{tmp_path / 'full'}:2", f"{tmp_path / 'split'}:1")
+    torchrun("train", store, f"{tmp_path / 'split'}:2:resume")  # fresh processes
     full, split = _weights(tmp_path / "full"), _weights(tmp_path / "split")
     assert all(torch.equal(full[k], split[k]) for k in full)
     ranks = read_checkpoint(tmp_path / "split" / "checkpoints" / "last.pt")["rng"]["ranks"]

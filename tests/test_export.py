@@ -19,6 +19,8 @@ from train.eval.evaluate import load_checkpoint_method
 from train.eval.export import export_checkpoint, relative_error
 from train.methods import depth_presets, methods
 
+pytestmark = pytest.mark.slow  # every test exports (ONNX through the dynamo exporter)
+
 HAS_CUDA = torch.cuda.is_available()
 HAS_TRT = importlib.util.find_spec("torch_tensorrt") is not None
 

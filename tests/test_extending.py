@@ -73,7 +73,7 @@ def test_the_tutorial_runs_as_written(tmp_path: Path) -> None:
     assert len(refused) == 1, done.stderr[-2000:]
     assert "'monodepth2_tv', which is not registered" in refused[0]
     assert f"DEPTHKIT_PLUGINS={tmp_path / 'my_method.py'}" in refused[0]
-    for made in ("runs/tv/checkpoints/last.pt", "runs/tv/eval.json", "tv.onnx", "logl1.onnx"):
+    for made in ("runs/tv/checkpoints/last.pt", "runs/tv/eval.json", "tv.onnx", "logl1.pt"):
         assert (tmp_path / made).is_file(), made
     assert list((tmp_path / "predictions").rglob("*_depth.npy"))
     assert "tv" in (tmp_path / "runs" / "tv" / "log.jsonl").read_text()  # its own scalar
@@ -91,6 +91,7 @@ def test_the_tutorial_method_is_one_file_with_its_preset(tmp_path: Path) -> None
     assert config.params.tv_weight == 1e-3 and type(build_method(config)) is module.TVMonodepth2
 
 
+@pytest.mark.slow
 def test_an_installed_distribution_is_loaded_through_its_entry_point(tmp_path: Path) -> None:
     site = tmp_path / "site"
     (site / "depthkit_ep_demo-0.1.dist-info").mkdir(parents=True)
@@ -124,6 +125,7 @@ def test_an_installed_distribution_is_loaded_through_its_entry_point(tmp_path: P
     assert "ep-demo-m" in done.stdout and "Plug-ins: depthkit_ep_demo" in done.stdout
 
 
+@pytest.mark.slow
 def test_a_failing_plug_in_is_one_error_line(tmp_path: Path) -> None:
     bad = tmp_path / "broken.py"
     bad.write_text("import no_such_module_here\n")

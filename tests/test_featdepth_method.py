@@ -253,6 +253,7 @@ def test_feature_metric_of_unmoved_identical_features_is_its_floor() -> None:
 
 
 # ------------------------------------------------------------------ --stages and refusals
+@pytest.mark.slow
 def test_stages_all_trains_both_into_their_folders(store: str, tmp_path: Path, capsys) -> None:
     out = tmp_path / "both"
     sets = [f"--set={k}={v}" for k, v in (DEPTH | {"warmup_iters": 0}).items() if k != "max_steps"]

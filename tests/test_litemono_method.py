@@ -333,6 +333,7 @@ def test_jitter_follows_exact_and_the_header_names_it() -> None:
     )
 
 
+@pytest.mark.slow
 def test_training_resumes_exactly_with_two_schedules(tmp_path: Path) -> None:
     """An uninterrupted run and one resumed at an epoch boundary and inside an epoch give the
     same loss at every step and the same weights (CPU): both AdamW, both cosine schedules,

@@ -150,6 +150,7 @@ def test_predict_equals_test_simple(imported, tmp_path: Path) -> None:
     np.testing.assert_allclose(1.0 / depth, small, rtol=1e-6, atol=0)
 
 
+@pytest.mark.slow
 def test_eval_export_and_init_read_the_import(imported, tmp_path: Path, capsys) -> None:
     root, out, net = imported
     store = root / "test.zarr"

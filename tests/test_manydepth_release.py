@@ -83,6 +83,7 @@ def test_import_loads_every_network(release, tmp_path: Path) -> None:
     assert depth.shape == (2, 1, *SIZE) and bool((depth > 0).all())
 
 
+@pytest.mark.slow
 def test_import_evaluates_teacher_and_exports(release, tmp_path: Path, capsys) -> None:
     folder, _ = release
     out = tmp_path / "md.pt"

@@ -117,6 +117,7 @@ def test_backward_reaches_every_parameter(case: tuple[str, nn.Module, int]) -> N
     assert all(torch.isfinite(p.grad).all() for p in net.parameters())
 
 
+@pytest.mark.slow
 def test_export_matches_eager(case: tuple[str, nn.Module, int]) -> None:
     _, net, channels = case
     flat = _Flat(net).eval()

@@ -90,6 +90,7 @@ class TestRegisteredNetwork:
         missing = [n for n, p in net.named_parameters() if p.requires_grad and p.grad is None]
         assert not missing, f"no gradient reaches {missing[:5]}"
 
+    @pytest.mark.slow
     def test_export_matches_eager(self, name: str) -> None:
         torch.manual_seed(0)
         net = Flat(build_network(name)).eval()

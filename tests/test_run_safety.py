@@ -92,6 +92,7 @@ class TestExistingRuns:
         assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.slow
 class TestStopping:
     def test_sigint_finishes_the_step_saves_and_says_how_to_resume(
         self, store: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
@@ -136,6 +137,7 @@ class TestStopping:
         assert saved[:-1] == list(range(1, len(saved)))  # every step, then the epoch end
 
 
+@pytest.mark.slow
 class TestResume:
     def test_resume_takes_stores_preset_and_settings_from_the_folder(
         self, store: str, tmp_path: Path, capsys

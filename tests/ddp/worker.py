@@ -1,7 +1,9 @@
 """Run under ``torchrun --nproc-per-node 2``: a tiny DDP training run or a validation pass.
 
-``worker.py train STORE RUN EPOCHS [resume]`` trains ``monodepth2-m`` (64x64, batch 2, CPU,
-gloo); ``worker.py validate STORE OUT`` writes rank 0's validation of a fresh model to OUT.
+``worker.py train STORE RUN:EPOCHS[:resume] ...`` trains ``monodepth2-m`` (64x64, batch 2, CPU,
+gloo) into each RUN in turn, in one process group that the worker holds (a launch costs three
+interpreter start-ups); ``worker.py validate STORE OUT`` writes rank 0's validation of a fresh
+model to OUT.
 """
 
 from __future__ import annotations
@@ -23,8 +25,12 @@ def main(argv: list[str]) -> None:
     torch.set_num_threads(1)
     mode, store, out = argv[:3]
     if mode == "train":
-        config = apply_overrides(preset("monodepth2-m"), TINY | {"epochs": int(argv[3])})
-        train(config, store, out, resume=len(argv) > 4, progress=False, echo=lambda _: None)
+        torch.distributed.init_process_group("gloo")  # held across the runs: no re-init
+        for job in argv[2:]:
+            run, epochs, *resume = job.split(":")
+            config = apply_overrides(preset("monodepth2-m"), TINY | {"epochs": int(epochs)})
+            train(config, store, run, resume=bool(resume), progress=False, echo=lambda _: None)
+        torch.distributed.destroy_process_group()
     else:
         from tests.helpers import validation_of_fresh_model
 

@@ -83,6 +83,7 @@ def reference_gt(model: torch.nn.Module, png: Path) -> tuple[np.ndarray, np.ndar
     return (out.argmax(0) > 0).numpy().astype(np.uint8), margin
 
 
+@pytest.mark.slow
 def test_segdepth_recipe_equals_the_reference(
     made: dict[str, Path], kitti_world: Path, tmp_path: Path
 ) -> None:
