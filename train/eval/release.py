@@ -15,6 +15,7 @@ its usual initialisation).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,6 +57,35 @@ class ImportReport:
         return "\n".join(lines + [f"note: {n}" for n in self.notes])
 
 
+def release_folder(weights_dir: str | Path, files: Sequence[str], who: str) -> Path:
+    """``weights_dir`` when it is a folder holding every one of ``files``: a release of ``who``
+    (e.g. ``"monodepth2"``, ``"Lite-Mono"``).
+
+    Raises:
+        ValueError: not a folder, or the files it lacks.
+    """
+    folder = Path(weights_dir)
+    if not folder.is_dir():
+        raise ValueError(f"{folder}: not a folder (give {who}'s release folder)")
+    missing = [name for name in files if not (folder / name).is_file()]
+    if missing:
+        raise ValueError(f"{folder}: not a {who} release folder (no {', '.join(missing)})")
+    return folder
+
+
+def encoder_size(encoder: dict[str, object], path: Path, who: str) -> tuple[int, int]:
+    """``(height, width)``: the training size a release's ``encoder.pth`` (read from ``path``)
+    records, as monodepth2 and its descendants save it.
+
+    Raises:
+        ValueError: no integer ``height`` / ``width`` entries.
+    """
+    height, width = encoder.get("height"), encoder.get("width")
+    if not isinstance(height, int) or not isinstance(width, int):
+        raise ValueError(f"{path}: no height/width entries (not {who}'s encoder.pth)")
+    return height, width
+
+
 def import_monodepth2(
     weights_dir: str | Path, out: str | Path, preset_name: str = "monodepth2-m"
 ) -> ImportReport:
@@ -65,17 +95,10 @@ def import_monodepth2(
         ValueError: not a folder, a file missing or of the wrong kind, a preset of another method,
             or a preset whose stereo setting contradicts ``encoder.pth``'s ``use_stereo``.
     """
-    folder = Path(weights_dir)
-    if not folder.is_dir():
-        raise ValueError(f"{folder}: not a folder (give monodepth2's release folder)")
-    missing = [name for name in MONODEPTH2_FILES if not (folder / name).is_file()]
-    if missing:
-        raise ValueError(f"{folder}: not a monodepth2 release folder (no {', '.join(missing)})")
+    folder = release_folder(weights_dir, MONODEPTH2_FILES, "monodepth2")
     encoder_file = folder / "encoder.pth"
     encoder = read_monodepth2_file(encoder_file)
-    height, width = encoder.get("height"), encoder.get("width")
-    if not isinstance(height, int) or not isinstance(width, int):
-        raise ValueError(f"{encoder_file}: no height/width entries (not monodepth2's encoder.pth)")
+    height, width = encoder_size(encoder, encoder_file, "monodepth2")
     try:
         layers = resnet_depth(encoder)
     except ValueError as e:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from train.engine.checkpoint import TrainState, save_weights
 from train.engine.config import apply_overrides
+from train.eval.release import MONODEPTH2_POSE_FILES, encoder_size, release_folder
 from train.methods import Networks, build_method, preset
 from train.models.litemono_encoder import VARIANTS
 from train.models.litemono_weights import (
@@ -32,7 +33,6 @@ from train.models.litemono_weights import (
 from train.models.monodepth2_weights import load_monodepth2_pose, read_monodepth2_file, resnet_depth
 
 LITEMONO_FILES = ("encoder.pth", "depth.pth")
-POSE_FILES = ("pose_encoder.pth", "pose.pth")
 
 
 @dataclass
@@ -76,17 +76,10 @@ def import_litemono(
             weights of no known variant or that do not fit ``variant``, a preset of another
             method.
     """
-    folder = Path(weights_dir)
-    if not folder.is_dir():
-        raise ValueError(f"{folder}: not a folder (give Lite-Mono's release folder)")
-    missing = [name for name in LITEMONO_FILES if not (folder / name).is_file()]
-    if missing:
-        raise ValueError(f"{folder}: not a Lite-Mono release folder (no {', '.join(missing)})")
+    folder = release_folder(weights_dir, LITEMONO_FILES, "Lite-Mono")
     encoder_file = folder / "encoder.pth"
     encoder = read_litemono_file(encoder_file)
-    height, width = encoder.get("height"), encoder.get("width")
-    if not isinstance(height, int) or not isinstance(width, int):
-        raise ValueError(f"{encoder_file}: no height/width entries (not Lite-Mono's encoder.pth)")
+    height, width = encoder_size(encoder, encoder_file, "Lite-Mono")
     try:
         found = infer_variant(tensors_only(encoder))
     except ValueError as e:
@@ -107,7 +100,7 @@ def import_litemono(
         notes.append("use_stereo=True in encoder.pth: evaluated with median scaling (mono) anyway")
     changes: dict[str, object] = {"height": height, "width": width, "pretrained": False}
     changes["variant"] = chosen
-    pose_files = [folder / name for name in POSE_FILES]
+    pose_files = [folder / name for name in MONODEPTH2_POSE_FILES]
     has_pose = all(p.is_file() for p in pose_files)
     if has_pose:
         try:

@@ -20,6 +20,7 @@ from torch import nn
 
 from train.engine.checkpoint import TrainState, save_weights
 from train.engine.config import apply_overrides
+from train.eval.release import encoder_size, release_folder
 from train.methods import Networks, method_class, preset
 from train.models.manydepth_weights import load_manydepth_depth, matching_layers
 from train.models.monodepth2_weights import (
@@ -65,20 +66,13 @@ def import_manydepth(
         ValueError: not a folder, a file missing or of the wrong kind, or a preset of another
             method.
     """
-    folder = Path(weights_dir)
-    if not folder.is_dir():
-        raise ValueError(f"{folder}: not a folder (give ManyDepth's release folder)")
-    missing = [name for name in REQUIRED if not (folder / name).is_file()]
-    if missing:
-        raise ValueError(f"{folder}: not a ManyDepth release folder (no {', '.join(missing)})")
+    folder = release_folder(weights_dir, REQUIRED, "ManyDepth")
     base = preset(preset_name)
     if base.method != "manydepth":
         raise ValueError(f"preset {preset_name!r} is for method {base.method}, not manydepth")
     encoder_file = folder / "encoder.pth"
     encoder = read_monodepth2_file(encoder_file)
-    height, width = encoder.get("height"), encoder.get("width")
-    if not isinstance(height, int) or not isinstance(width, int):
-        raise ValueError(f"{encoder_file}: no height/width entries (not ManyDepth's encoder.pth)")
+    height, width = encoder_size(encoder, encoder_file, "ManyDepth")
     try:
         layers = matching_layers(encoder)
     except ValueError as e:
