@@ -25,7 +25,7 @@ Lite-Mono's ``test_simple.py`` does.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,6 @@ from torch import nn
 from pipelines.loader import AugmentConfig, Augmented
 from pipelines.store import Store
 from train.engine.config import TrainConfig
-from train.geometry import KITTI_NORMALISED_INTRINSICS
 from train.losses.monodepth2 import Monodepth2LossConfig
 from train.methods.base import (
     Forward,
@@ -178,17 +177,8 @@ class LiteMono(Monodepth2):
         return jitter
 
     def augment_config(self) -> AugmentConfig:
-        c, p = self.config, self.params
-        normalised = KITTI_NORMALISED_INTRINSICS if p.intrinsics == "monodepth2" else None
-        return AugmentConfig(
-            height=c.height,
-            width=c.width,
-            scales=p.scales,
-            jitter_prob=c.jitter_prob,
-            flip_prob=c.flip_prob,
-            normalised_K=normalised,
-            jitter_draws=self.jitter_draws,
-        )
+        """Monodepth2's, with the colour jitter drawn as :attr:`jitter_draws` says."""
+        return replace(super().augment_config(), jitter_draws=self.jitter_draws)
 
     def optimisers(self, nets: Networks) -> list[OptimiserSpec]:
         """AdamW per network (depth, pose), each with its cosine schedule (module docstring)."""
