@@ -39,11 +39,9 @@ from pathlib import Path
 import torch
 
 from benchmarks.bench_densedepth import prepared_stores, time_interleaved
-from benchmarks.bench_train import fake_batch, true_depth_abs_rel
+from benchmarks.bench_train import fake_batch, step_call, true_depth_abs_rel
 from train.engine.config import TrainConfig, apply_overrides
-from train.engine.runtime import build_runtime
-from train.engine.step import train_step
-from train.methods import method_class, preset
+from train.methods import Networks, preset
 
 WORLDS = {
     # world: (auto-encoder preset, photometric preset, + feature-metric preset)
@@ -69,17 +67,24 @@ def nyu_stores(root: Path, texture: float, size: tuple[int, int]) -> tuple[Path,
     return stores / "raw_train.zarr", stores / "labeled_test.zarr"
 
 
-def kitti_stores(root: Path, size: tuple[int, int]) -> tuple[Path, Path, Path]:
-    """(world, eigen_zhou train store, eigen test store), cached."""
+def kitti_stores(
+    root: Path, size: tuple[int, int], *, frames: int | None = None, prev_frames: bool = False
+) -> tuple[Path, Path, Path]:
+    """(world, eigen_zhou train store, eigen test store), cached; ``frames`` per drive (default
+    ``BENCH_FM_KITTI_FRAMES``, 12); ``prev_frames``: the test store holds each test frame's
+    previous frame (``prepare-kitti --prev-frames``)."""
     from pipelines.prepare.kitti.prepare import KittiPrepareOptions, prepare_kitti
     from pipelines.synth import write_kitti
 
-    world, out = root / "kitti_world", root / f"kitti_stores_{size[0]}x{size[1]}"
+    suffix = "_prev" if prev_frames else ""
+    world, out = root / "kitti_world", root / f"kitti_stores_{size[0]}x{size[1]}{suffix}"
     if not (world / "truth.npz").is_file():
         t = time.perf_counter()
-        write_kitti(world, frames=int(os.environ.get("BENCH_FM_KITTI_FRAMES", "12")), seed=0)
+        if frames is None:
+            frames = int(os.environ.get("BENCH_FM_KITTI_FRAMES", "12"))
+        write_kitti(world, frames=frames, seed=0)
         print(f"kitti world: {time.perf_counter() - t:.0f} s", flush=True)
-    options = KittiPrepareOptions(size=size, gt="velodyne", progress=False)
+    options = KittiPrepareOptions(size=size, gt="velodyne", progress=False, prev_frames=prev_frames)
     for split in ("eigen_zhou", "eigen"):
         prepare_kitti(world, world / "splits" / split, out, options)
     return world, out / "train.zarr", out / "test.zarr"
@@ -144,10 +149,15 @@ def bench_world(world: str, root: Path, ae_steps: int, steps: int) -> None:
 # ------------------------------------------------------------------ (b) step time
 
 
+def _whole_extractor(nets: Networks) -> None:
+    """Run the extractor's whole encoder, as FeatDepth does (depthkit stops at its stem)."""
+    encoder = nets["extractor"].encoder
+    nets["extractor"].forward = lambda image: _whole(encoder, image)
+
+
 def bench_step_time(reps: int) -> None:
     height, width = _size("BENCH_FM_STEP_SIZE", "192x640")
     batch = fake_batch(2, height, width)
-    cpu = torch.device("cpu")
     steps = {}
     for name in (*STEP_PRESETS, WHOLE):
         config = apply_overrides(
@@ -155,17 +165,7 @@ def bench_step_time(reps: int) -> None:
             {"pretrained": False, "batch_size": 2, "device": "cpu", "height": height,
              "width": width},
         )  # fmt: skip
-        method = method_class(config.method)(config)
-        nets = method.build_networks(cpu)
-        if name == WHOLE:
-            encoder = nets["extractor"].encoder
-            nets["extractor"].forward = lambda image, e=encoder: _whole(e, image)
-        runtime = build_runtime(config, method, nets, cpu)
-        optimisers = method.optimisers(nets)
-        generator = torch.Generator().manual_seed(0)
-        steps[name] = lambda r=runtime, m=method, o=optimisers, g=generator: train_step(
-            r, m, o, batch, g
-        )
+        steps[name] = step_call(config, batch, _whole_extractor if name == WHOLE else None)
     median = time_interleaved(steps, reps)
     base = median["monodepth2-m"]
     print(

@@ -29,7 +29,7 @@ import torch
 
 from benchmarks.bench_densedepth import time_interleaved
 from benchmarks.bench_featdepth import kitti_stores
-from benchmarks.bench_train import fake_batch, true_depth_abs_rel
+from benchmarks.bench_train import fake_batch, step_call, true_depth_abs_rel
 from train.engine.config import TrainConfig, apply_overrides
 from train.engine.distributed import seed_step
 from train.engine.runtime import build_runtime
@@ -116,19 +116,11 @@ def bench_learning() -> None:
 def bench_step_time(reps: int) -> None:
     height, width = _size("BENCH_LM_STEP_SIZE", "192x640")
     batch = fake_batch(2, height, width)
-    cpu = torch.device("cpu")
     steps = {}
     for name in STEP_PRESETS:
         changes = {"pretrained": False, "batch_size": 2, "device": "cpu", "amp": False}
         config = apply_overrides(preset(name), changes | {"height": height, "width": width})
-        method = build_method(config)
-        nets = method.build_networks(cpu)
-        runtime = build_runtime(config, method, nets, cpu)
-        optimisers = method.optimisers(nets)
-        generator = torch.Generator().manual_seed(0)
-        steps[name] = lambda r=runtime, m=method, o=optimisers, g=generator: train_step(
-            r, m, o, batch, g
-        )
+        steps[name] = step_call(config, batch)
     median = time_interleaved(steps, reps)
     base = median[BASELINE]
     print(

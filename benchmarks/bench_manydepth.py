@@ -22,18 +22,15 @@ training samples/s of ``manydepth-m`` is a row of ``benchmarks/gpu.sh``.
 from __future__ import annotations
 
 import os
-import shutil
-import time
 from pathlib import Path
 
 import torch
 
 from benchmarks.bench_densedepth import time_interleaved
-from benchmarks.bench_train import fake_batch, true_depth_abs_rel
-from train.engine.config import TrainConfig, apply_overrides
-from train.engine.runtime import build_runtime
-from train.engine.step import train_step
-from train.methods import method_class, preset
+from benchmarks.bench_featdepth import kitti_stores, run
+from benchmarks.bench_train import fake_batch, step_call, true_depth_abs_rel
+from train.engine.config import apply_overrides
+from train.methods import preset
 
 PRESETS = ("monodepth2-m", "manydepth-m")
 
@@ -43,37 +40,13 @@ def _size(name: str, default: str) -> tuple[int, int]:
     return height, width
 
 
-def stores(root: Path, size: tuple[int, int]) -> tuple[Path, Path, Path]:
-    """(world, eigen_zhou train store, eigen test store with previous frames), cached."""
-    from pipelines.prepare.kitti.prepare import KittiPrepareOptions, prepare_kitti
-    from pipelines.synth import write_kitti
-
-    world, out = root / "kitti_world", root / f"stores_{size[0]}x{size[1]}"
-    if not (world / "truth.npz").is_file():
-        t = time.perf_counter()
-        write_kitti(world, frames=int(os.environ.get("BENCH_MD_FRAMES", "12")), seed=0)
-        print(f"kitti world: {time.perf_counter() - t:.0f} s", flush=True)
-    options = KittiPrepareOptions(size=size, gt="velodyne", progress=False, prev_frames=True)
-    for split in ("eigen_zhou", "eigen"):
-        prepare_kitti(world, world / "splits" / split, out, options)
-    return world, out / "train.zarr", out / "test.zarr"
-
-
-def run(config: TrainConfig, train_store: Path, out: Path) -> tuple[Path, float]:
-    """Train ``config`` into ``out`` (afresh); (its last checkpoint, seconds)."""
-    from train.engine.trainer import train
-
-    shutil.rmtree(out, ignore_errors=True)
-    t = time.perf_counter()
-    train(config, train_store, out, progress=False, echo=lambda _: None)
-    return out / "checkpoints" / "last.pt", time.perf_counter() - t
-
-
 def bench_learning(root: Path, steps: int) -> None:
     from pipelines import open_store
     from train.eval.evaluate import load_checkpoint_method
 
-    world, train_store, test = stores(root, _size("BENCH_MD_SIZE", "96x320"))
+    frames = int(os.environ.get("BENCH_MD_FRAMES", "12"))
+    size = _size("BENCH_MD_SIZE", "96x320")
+    world, train_store, test = kitti_stores(root, size, frames=frames, prev_frames=True)
     size = _size("BENCH_MD_NET", "64x224")
     batch = 4
     per_epoch = max(1, open_store(train_store).n_samples // batch)
@@ -110,7 +83,6 @@ def bench_learning(root: Path, steps: int) -> None:
 def bench_step_time(reps: int) -> None:
     height, width = _size("BENCH_MD_STEP_SIZE", "192x640")
     batch = fake_batch(2, height, width)
-    cpu = torch.device("cpu")
     steps = {}
     for name in PRESETS:
         config = apply_overrides(
@@ -118,14 +90,7 @@ def bench_step_time(reps: int) -> None:
             {"pretrained": False, "batch_size": 2, "device": "cpu", "height": height,
              "width": width},
         )  # fmt: skip
-        method = method_class(config.method)(config)
-        nets = method.build_networks(cpu)
-        runtime = build_runtime(config, method, nets, cpu)
-        optimisers = method.optimisers(nets)
-        generator = torch.Generator().manual_seed(0)
-        steps[name] = lambda r=runtime, m=method, o=optimisers, g=generator: train_step(
-            r, m, o, batch, g
-        )
+        steps[name] = step_call(config, batch)
     median = time_interleaved(steps, reps)
     print(
         f"step time CPU, batch 2, {height}x{width} ({torch.get_num_threads()} threads, median of "

@@ -21,18 +21,20 @@ from __future__ import annotations
 import copy
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from pipelines.loader import Batch
 from train.engine.config import TrainConfig, apply_overrides
 from train.engine.runtime import build_runtime
 from train.engine.step import train_step
 from train.geometry import backproject, disp_to_depth, project
 from train.losses import photometric_error, smoothness_loss
-from train.methods import method_class, preset
+from train.methods import Networks, method_class, preset
 
 # ------------------------------------------------------------------ (b) step time
 
@@ -144,6 +146,23 @@ def time_calls(fn, reps: int) -> float:
         fn()
         times.append(time.perf_counter() - t)
     return float(np.median(times))
+
+
+def step_call(
+    config: TrainConfig, batch: Batch, patch: Callable[[Networks], None] | None = None
+) -> Callable[[], object]:
+    """One CPU training step of ``config`` on ``batch``, as a call for the interleaved timers:
+    networks, runtime, optimisers and a fixed generator built once; ``patch(nets)`` may change
+    the networks first."""
+    cpu = torch.device("cpu")
+    method = method_class(config.method)(config)
+    nets = method.build_networks(cpu)
+    if patch is not None:
+        patch(nets)
+    runtime = build_runtime(config, method, nets, cpu)
+    optimisers = method.optimisers(nets)
+    generator = torch.Generator().manual_seed(0)
+    return lambda: train_step(runtime, method, optimisers, batch, generator)
 
 
 def bench_step_time(reps: int = 3) -> None:
