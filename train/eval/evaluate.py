@@ -42,13 +42,12 @@ from pipelines.store import Store, open_store, require_complete
 from train.engine.checkpoint import checkpoint_config, load_networks, read_checkpoint
 from train.engine.config import TrainConfig, apply_overrides
 from train.eval.files import check_output_path
-from train.eval.inputs import (  # noqa: F401 - network_input re-exported
+from train.eval.inputs import (
     batch_arguments,
     check_previous_frames,
     flip_arguments,
     loader_frames,
     missing_previous,
-    network_input,
 )
 from train.eval.metrics import post_process_disparity
 from train.eval.protocols import (  # noqa: F401 - re-exported: the evaluation API

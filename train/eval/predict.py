@@ -59,9 +59,7 @@ from train.eval.depth_model import DepthModel, PairDepthModel, depth_model
 from train.eval.files import check_output_path
 from train.eval.inputs import flip_arguments
 from train.eval.intrinsics import Camera, parse_intrinsics
-from train.eval.media import (  # noqa: F401 - re-exported
-    IMAGE_SUFFIXES,
-    VIDEO_SUFFIXES,
+from train.eval.media import (
     Item,
     UnreadableInput,
     collect_inputs,
