@@ -251,7 +251,10 @@ def check_out(out: Path, overwrite: bool) -> None:
         )
     for name in found:
         path = out / name
-        shutil.rmtree(path) if path.is_dir() else path.unlink()
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
 
 
 def demo(

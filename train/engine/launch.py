@@ -69,14 +69,15 @@ def launch(
         return [train(config, stores[0], stores[1], stores[2], **options)]
     if request.resume:
         return list(train_stages(config, request.stages, *stores, **options))
+    created = not request.out.exists()
     record = _record_stages(request)
     try:
         return list(train_stages(config, request.stages, *stores, **options))
     except BaseException:
         if not any(RunFolder(p).holds_run() for p in request.out.iterdir() if p.is_dir()):
             record.unlink(missing_ok=True)  # refused before any stage started
-            if not any(request.out.iterdir()):
-                request.out.rmdir()  # the folder this refusal made
+            if created and not any(request.out.iterdir()):
+                request.out.rmdir()  # the folder this refusal made, as RunLock does
         raise
 
 
